@@ -1,0 +1,17 @@
+import { Context, type Duration, type Effect } from "effect"
+import type { RateLimited } from "../Errors.js"
+
+export interface RateLimit {
+  /** Groups keys so that one limit never spends another's budget, e.g. "login:ip". */
+  readonly bucket: string
+  readonly max: number
+  readonly window: Duration.Duration
+}
+
+/**
+ * Fixed-window counters: the `max + 1`-th hit of `key` inside one window fails
+ * with the seconds left until the window ends.
+ */
+export class RateLimiter extends Context.Tag("Ports/RateLimiter")<RateLimiter, {
+  readonly hit: (limit: RateLimit, key: string) => Effect.Effect<void, RateLimited>
+}>() {}

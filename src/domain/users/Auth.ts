@@ -1,0 +1,122 @@
+import { Config, Duration, Effect, Option, Redacted } from "effect"
+import { Unauthorized } from "../Errors.js"
+import { PasswordHasher } from "../ports/PasswordHasher.js"
+import { RateLimiter } from "../ports/RateLimiter.js"
+import { TokenIssuer } from "../ports/TokenIssuer.js"
+import { UsersRepo } from "../ports/UsersRepo.js"
+import { AccountInactive, InvalidCredentials } from "./Errors.js"
+import type { Email, User } from "./Model.js"
+
+export interface Registration {
+  readonly email: Email
+  readonly password: Redacted.Redacted<string>
+  readonly firstName: string
+  readonly lastName: string
+}
+
+export interface Credentials {
+  readonly email: Email
+  readonly password: Redacted.Redacted<string>
+}
+
+/** Where an attempt comes from; rate limits count per address as well as per email. */
+export interface Origin {
+  readonly ip: Option.Option<string>
+}
+
+export interface Session {
+  readonly accessToken: string
+  readonly tokenType: "Bearer"
+  readonly expiresIn: number
+  readonly user: User
+}
+
+export const AuthLimitsConfig = Config.all({
+  perIp: Config.integer("AUTH_RATE_LIMIT_PER_IP").pipe(Config.withDefault(30)),
+  perEmail: Config.integer("AUTH_RATE_LIMIT_PER_EMAIL").pipe(Config.withDefault(10)),
+  window: Config.duration("AUTH_RATE_LIMIT_WINDOW").pipe(Config.withDefault(Duration.minutes(15)))
+})
+
+export class Auth extends Effect.Service<Auth>()("Users/Auth", {
+  effect: Effect.gen(function*() {
+    const repo = yield* UsersRepo
+    const hasher = yield* PasswordHasher
+    const tokens = yield* TokenIssuer
+    const limiter = yield* RateLimiter
+    const limits = yield* AuthLimitsConfig
+
+    // Unknown emails are checked against this hash, so that they cost the same time as a wrong password.
+    const decoyHash = yield* hasher.hash(Redacted.make("decoy-password-never-matches"))
+
+    const limit = (action: "login" | "register", origin: Origin, email: Email) =>
+      Effect.zipRight(
+        Option.match(origin.ip, {
+          onNone: () => Effect.void,
+          onSome: (ip) => limiter.hit({ bucket: `${action}:ip`, max: limits.perIp, window: limits.window }, ip)
+        }),
+        limiter.hit({ bucket: `${action}:email`, max: limits.perEmail, window: limits.window }, email)
+      )
+
+    const sessionFor = (user: User) =>
+      Effect.map(tokens.issue({ sub: user.id, role: user.role }), ({ expiresIn, token }): Session => ({
+        accessToken: token,
+        tokenType: "Bearer",
+        expiresIn,
+        user
+      }))
+
+    const register = Effect.fn("Auth.register")(function*(input: Registration, origin: Origin) {
+      yield* limit("register", origin, input.email)
+      const passwordHash = yield* hasher.hash(input.password)
+      const user = yield* repo.insert({
+        email: input.email,
+        passwordHash,
+        firstName: input.firstName,
+        lastName: input.lastName,
+        role: "user",
+        avatar: null
+      })
+      return yield* sessionFor(user)
+    })
+
+    const login = Effect.fn("Auth.login")(function*(input: Credentials, origin: Origin) {
+      yield* limit("login", origin, input.email)
+      const found = yield* repo.findByEmail(input.email)
+      const matches = yield* hasher.verify(Option.match(found, {
+        onNone: () => decoyHash,
+        onSome: (user) => user.passwordHash
+      }), input.password)
+      if (Option.isNone(found) || !matches) return yield* new InvalidCredentials()
+      const user = found.value
+      if (!user.isActive) return yield* new AccountInactive()
+      return yield* sessionFor(user)
+    })
+
+    /** The user behind a bearer token, as the database knows them now: deleted or deactivated users are out. */
+    const authenticate = Effect.fn("Auth.authenticate")(function*(token: string) {
+      const claims = yield* tokens.verify(token)
+      const user = yield* repo.findById(claims.sub)
+      if (Option.isNone(user) || !user.value.isActive) return yield* new Unauthorized()
+      return user.value
+    })
+
+    /** Creates the first admin from configuration when no admin exists yet. */
+    const ensureAdmin = Effect.fn("Auth.ensureAdmin")(
+      function*(email: Email, password: Redacted.Redacted<string>) {
+        if (yield* repo.adminExists) return Option.none<User>()
+        const passwordHash = yield* hasher.hash(password)
+        const admin = yield* repo.insert({
+          email,
+          passwordHash,
+          firstName: "Admin",
+          lastName: "User",
+          role: "admin",
+          avatar: null
+        })
+        return Option.some(admin)
+      }
+    )
+
+    return { register, login, authenticate, ensureAdmin } as const
+  })
+}) {}

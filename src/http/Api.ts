@@ -1,0 +1,14 @@
+import { HttpApi, OpenApi } from "@effect/platform"
+import { AuthApi } from "./auth/Api.js"
+import { SystemApi } from "./system/Api.js"
+import { UsersApi } from "./users/Api.js"
+
+/** The whole REST contract: handlers, the OpenAPI document and typed clients all derive from it. */
+export class Api extends HttpApi.make("trainer-chat")
+  .add(SystemApi)
+  .add(AuthApi)
+  .add(UsersApi)
+  .annotate(OpenApi.Title, "Trainer Chat")
+  .annotate(OpenApi.Version, "0.1.0")
+  .annotate(OpenApi.Description, "Real-time chat between users and their trainers, with admin moderation.")
+{}

@@ -1,0 +1,63 @@
+import {
+  HttpApp,
+  HttpIncomingMessage,
+  HttpMiddleware,
+  HttpServerError,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
+import { Cause, Effect, Option } from "effect"
+
+const problem = (status: number, tag: string, message: string) =>
+  HttpServerResponse.unsafeJson({ _tag: tag, message }, { status })
+
+const tooLarge = (max: number) => problem(413, "PayloadTooLarge", `The request body exceeds ${max} bytes`)
+
+const pathOf = (request: HttpServerRequest.HttpServerRequest) => request.url.split("?", 1)[0] ?? "/"
+
+/**
+ * Around every route (docs included): a body size limit (413), readable
+ * answers for bodies that are not JSON (400) and unknown routes (404), and a
+ * generic 500 that never carries a stack. Typed API errors pass through: the
+ * API encodes them itself.
+ */
+export const problems = (options: { readonly maxBodyBytes: number }) => (app: HttpApp.Default) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    if (Number(request.headers["content-length"] ?? 0) > options.maxBodyBytes) return tooLarge(options.maxBodyBytes)
+    return yield* app.pipe(
+      HttpIncomingMessage.withMaxBodySize(Option.some(options.maxBodyBytes)),
+      Effect.catchSome((error: unknown) =>
+        HttpServerError.isServerError(error) && error._tag === "RouteNotFound"
+          ? Option.some(Effect.succeed(problem(404, "RouteNotFound", `No route for ${request.method} ${pathOf(request)}`)))
+          : Option.none()
+      ),
+      Effect.catchAllDefect((defect) => fromDefect(defect, options.maxBodyBytes))
+    )
+  })
+
+const fromDefect = (defect: unknown, maxBodyBytes: number): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+  // Platform code answers early by dying with a response: let it through.
+  if (HttpServerResponse.isServerResponse(defect)) return Effect.succeed(defect)
+  if (HttpServerError.isServerError(defect) && defect._tag === "RequestError" && defect.reason === "Decode") {
+    const exceeded = defect.cause instanceof Error && defect.cause.message.includes("maxBytes exceeded")
+    return Effect.succeed(exceeded ? tooLarge(maxBodyBytes) : problem(400, "MalformedBody", "The request body is not valid JSON"))
+  }
+  return Effect.as(
+    Effect.logError("Unhandled error", Cause.die(defect)),
+    problem(500, "InternalServerError", "Something went wrong on our side")
+  )
+}
+
+/** One log line per request, naming its path but never its query string or headers, where tokens travel. */
+export const requestLog = HttpMiddleware.make((app) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const start = Date.now()
+    const response = yield* app
+    yield* Effect.logInfo("http").pipe(
+      Effect.annotateLogs({ method: request.method, path: pathOf(request), status: response.status, ms: Date.now() - start })
+    )
+    return response
+  })
+)

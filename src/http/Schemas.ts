@@ -1,0 +1,18 @@
+import { Schema } from "effect"
+
+/** Request bodies reject unknown fields and report every problem at once, each naming its field. */
+export const strict = { parseOptions: { onExcessProperty: "error", errors: "all" } } as const
+
+/** A request body's fields; wrap in `Schema.Class` for a named schema (the options must sit on the struct). */
+export const StrictStruct = <Fields extends Schema.Struct.Fields>(fields: Fields) =>
+  Schema.Struct(fields).annotations(strict)
+
+export const optional = <S extends Schema.Schema.All>(schema: S) => Schema.optionalWith(schema, { exact: true })
+
+/** An integer query parameter within bounds. */
+export const IntFromString = (min: number, max: number) =>
+  Schema.NumberFromString.pipe(
+    Schema.int(),
+    Schema.between(min, max),
+    Schema.annotations({ message: () => `must be an integer from ${min} to ${max}` })
+  )

@@ -1,0 +1,52 @@
+import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Config, Effect, Layer } from "effect"
+import { createServer } from "node:http"
+import { Api } from "./Api.js"
+import { AuthLive } from "./auth/Http.js"
+import { problems, requestLog } from "./Middleware.js"
+import { AuthenticationLive } from "./Security.js"
+import { SystemLive } from "./system/Http.js"
+import { UsersLive } from "./users/Http.js"
+
+export const HttpConfig = Config.all({
+  port: Config.port("PORT").pipe(Config.withDefault(3000)),
+  host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0")),
+  /** CORS origins, comma separated; `*` allows any. */
+  frontendUrl: Config.string("FRONTEND_URL").pipe(Config.withDefault("*")),
+  maxBodyBytes: Config.integer("HTTP_MAX_BODY_BYTES").pipe(Config.withDefault(1024 * 1024))
+})
+
+/** The REST API: contract plus handlers, independent of the server that carries it. */
+export const ApiLive = HttpApiBuilder.api(Api).pipe(
+  Layer.provide([SystemLive, AuthLive, UsersLive]),
+  Layer.provide(AuthenticationLive)
+)
+
+/** Swagger UI (bundled, works offline) at /api and the OpenAPI document at /api/openapi.json. */
+export const DocsLive = Layer.mergeAll(
+  HttpApiSwagger.layer({ path: "/api" }),
+  HttpApiBuilder.middlewareOpenApi({ path: "/api/openapi.json" })
+)
+
+const corsFor = (frontendUrl: string) => {
+  const origins = frontendUrl.split(",").map((origin) => origin.trim()).filter((origin) => origin !== "")
+  return HttpApiBuilder.middlewareCors({
+    allowedOrigins: origins.length === 0 || origins.includes("*") ? ["*"] : origins,
+    allowedHeaders: ["authorization", "content-type"],
+    maxAge: 600
+  })
+}
+
+/** The HTTP server on `PORT`, serving the API, its docs and CORS. */
+export const layer = Layer.unwrapEffect(
+  Effect.map(HttpConfig, (config) =>
+    HttpApiBuilder.serve(requestLog).pipe(
+      Layer.provide(DocsLive),
+      Layer.provide(HttpApiBuilder.middleware(problems(config))),
+      Layer.provide(corsFor(config.frontendUrl)),
+      Layer.provide(ApiLive),
+      HttpServer.withLogAddress,
+      Layer.provideMerge(NodeHttpServer.layer(createServer, { port: config.port, host: config.host }))
+    ))
+)

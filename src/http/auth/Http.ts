@@ -1,0 +1,18 @@
+import { HttpApiBuilder } from "@effect/platform"
+import { Effect } from "effect"
+import { Auth } from "../../domain/users/Auth.js"
+import { Api } from "../Api.js"
+import { clientIp, TrustProxy } from "../ClientIp.js"
+import { withRetryAfter } from "../RetryAfter.js"
+
+export const AuthLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
+  Effect.gen(function*() {
+    const auth = yield* Auth
+    const trustProxy = yield* TrustProxy
+
+    return handlers
+      .handle("register", ({ payload, request }) =>
+        auth.register(payload, { ip: clientIp(request, trustProxy) }).pipe(withRetryAfter))
+      .handle("login", ({ payload, request }) =>
+        auth.login(payload, { ip: clientIp(request, trustProxy) }).pipe(withRetryAfter))
+  }))

@@ -1,0 +1,51 @@
+import { Config, Duration, Effect, Layer, Redacted, Schema } from "effect"
+import { errors, jwtVerify, SignJWT } from "jose"
+import { Unauthorized } from "../../domain/Errors.js"
+import { TokenIssuer } from "../../domain/ports/TokenIssuer.js"
+import { Role, UserId } from "../../domain/users/Model.js"
+import * as JwtSecret from "./JwtSecret.js"
+
+export const issuer = "trainer-chat"
+export const audience = "trainer-chat-api"
+
+const Claims = Schema.Struct({ sub: UserId, role: Role })
+const decodeClaims = Schema.decodeUnknown(Claims)
+
+/** HS256 tokens from `JWT_SECRET`, living `JWT_TTL` (default one day). */
+export const layer = Layer.effect(
+  TokenIssuer,
+  Effect.gen(function*() {
+    const secret = new TextEncoder().encode(Redacted.value(yield* JwtSecret.load))
+    const ttl = yield* Config.duration("JWT_TTL").pipe(Config.withDefault(Duration.days(1)))
+    const ttlSeconds = Math.max(1, Math.floor(Duration.toSeconds(ttl)))
+
+    return TokenIssuer.of({
+      issue: (claims) =>
+        Effect.promise(() =>
+          new SignJWT({ role: claims.role })
+            .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+            .setSubject(claims.sub)
+            .setIssuer(issuer)
+            .setAudience(audience)
+            .setIssuedAt()
+            .setExpirationTime(`${ttlSeconds}s`)
+            .sign(secret)
+        ).pipe(
+          Effect.map((token) => ({ token, expiresIn: ttlSeconds })),
+          Effect.withSpan("TokenIssuer.issue")
+        ),
+      verify: (token) =>
+        Effect.tryPromise({
+          try: () => jwtVerify(token, secret, { algorithms: ["HS256"], issuer, audience }),
+          catch: (cause) =>
+            new Unauthorized({
+              message: cause instanceof errors.JWTExpired ? "Token expired" : "Invalid token"
+            })
+        }).pipe(
+          Effect.flatMap(({ payload }) => decodeClaims(payload)),
+          Effect.catchTag("ParseError", () => Effect.fail(new Unauthorized({ message: "Invalid token" }))),
+          Effect.withSpan("TokenIssuer.verify")
+        )
+    })
+  })
+)

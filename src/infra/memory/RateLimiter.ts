@@ -1,0 +1,38 @@
+import { Clock, Duration, Effect, Layer, Schedule } from "effect"
+import { RateLimited } from "../../domain/Errors.js"
+import { RateLimiter } from "../../domain/ports/RateLimiter.js"
+
+interface Window {
+  readonly endsAt: number
+  count: number
+}
+
+/** Fixed windows in this process's memory: right for one instance; many instances share the Redis twin. */
+export const layer = Layer.scoped(
+  RateLimiter,
+  Effect.gen(function*() {
+    const windows = new Map<string, Window>()
+
+    // Forget ended windows now and then, so that a flood of distinct keys cannot grow the map forever.
+    yield* Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      for (const [key, window] of windows) if (window.endsAt <= now) windows.delete(key)
+    }).pipe(Effect.repeat(Schedule.spaced(Duration.minutes(1))), Effect.delay(Duration.minutes(1)), Effect.forkScoped)
+
+    return RateLimiter.of({
+      hit: (limit, key) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const id = `${limit.bucket}\u0000${key}`
+          let window = windows.get(id)
+          if (window === undefined || window.endsAt <= now) {
+            window = { endsAt: now + Duration.toMillis(limit.window), count: 0 }
+            windows.set(id, window)
+          }
+          window.count += 1
+          return window.count <= limit.max
+            ? Effect.void
+            : Effect.fail(new RateLimited({ retryAfterSeconds: Math.max(1, Math.ceil((window.endsAt - now) / 1000)) }))
+        })
+    })
+  })
+)

@@ -1,0 +1,41 @@
+import { Migrator, SqlClient } from "@effect/sql"
+import { Effect, Layer } from "effect"
+import Init from "./migrations/0001_create_users_conversations_messages.js"
+
+const table = "effect_sql_migrations"
+
+// Never renumber: an id names a migration that may already have run somewhere.
+const loader = Migrator.fromRecord({
+  "0001_create_users_conversations_messages": Init
+})
+
+/** Readiness flag: set once this process has seen the schema up to date. */
+export class MigrationsDone extends Effect.Service<MigrationsDone>()("Infra/MigrationsDone", {
+  succeed: { done: true as const }
+}) {}
+
+/**
+ * Runs pending migrations in one transaction under an advisory lock, so that
+ * instances starting together run them once: the others wait, then find
+ * nothing left to do.
+ */
+export const run = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const migrate = Migrator.make({})
+  const completed = yield* sql.withTransaction(
+    Effect.gen(function*() {
+      yield* sql`SELECT pg_advisory_xact_lock(hashtext(${table}))`
+      yield* sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
+        migration_id integer PRIMARY KEY,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        name text NOT NULL
+      )`
+      return yield* migrate({ loader, table })
+    })
+  )
+  yield* Effect.logInfo(
+    completed.length === 0 ? "Migrations: up to date" : `Migrations: ran ${completed.map(([id, name]) => `${id}_${name}`).join(", ")}`
+  )
+}).pipe(Effect.withSpan("Migrations.run"))
+
+export const layer = Layer.effect(MigrationsDone, Effect.as(run, new MigrationsDone({ done: true })))

@@ -1,0 +1,100 @@
+import * as Reactivity from "@effect/experimental/Reactivity"
+import { SqlClient, SqlError, Statement } from "@effect/sql"
+import type { Connection } from "@effect/sql/SqlConnection"
+import { PgClient } from "@effect/sql-pg"
+import { PGlite, type Results } from "@electric-sql/pglite"
+import { Context, Effect, Layer, Stream } from "effect"
+import { mkdir } from "node:fs/promises"
+
+export interface PgliteConfig {
+  /** A directory for a persistent database, or `memory://` for a throwaway one. */
+  readonly dataDir: string
+  readonly transformQueryNames?: (name: string) => string
+  readonly transformResultNames?: (name: string) => string
+}
+
+/** The embedded PGlite instance behind the SqlClient, for callers that need it raw. */
+export class Pglite extends Context.Tag("Infra/Pglite")<Pglite, PGlite>() {}
+
+type TransformRows = (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
+
+const rowsOf = (results: ReadonlyArray<Results<unknown>>) =>
+  results.length === 1 ? results[0]!.rows : results.map((r) => r.rows)
+
+/**
+ * An `@effect/sql` client over PGlite, compiled as Postgres so every query is
+ * written once. PGlite is one session: a semaphore lets one statement (or one
+ * whole transaction) run at a time.
+ */
+export const make = (config: PgliteConfig) =>
+  Effect.gen(function*() {
+    const db = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          if (!config.dataDir.includes("://")) await mkdir(config.dataDir, { recursive: true })
+          const db = new PGlite(config.dataDir)
+          await db.waitReady
+          return db
+        },
+        catch: (cause) => new SqlError.SqlError({ cause, message: `Failed to open PGlite at ${config.dataDir}` })
+      }),
+      (db) => Effect.promise(() => db.close())
+    )
+    const lock = yield* Effect.makeSemaphore(1)
+    const fail = (cause: unknown) => new SqlError.SqlError({ cause, message: "Failed to execute statement" })
+
+    const run = (sql: string, params: ReadonlyArray<unknown>, rowMode: "object" | "array" = "object") =>
+      Effect.tryPromise({
+        // Statements without parameters go through the simple protocol, which runs several at once (migrations).
+        try: () =>
+          params.length === 0
+            ? db.exec(sql, { rowMode }).then(rowsOf)
+            : db.query(sql, [...params], { rowMode }).then((r) => r.rows),
+        catch: fail
+      })
+
+    const connection = (serialize: <A, E>(effect: Effect.Effect<A, E>) => Effect.Effect<A, E>): Connection => {
+      const execute = (sql: string, params: ReadonlyArray<unknown>, transformRows: TransformRows) =>
+        serialize(run(sql, params)).pipe(
+          Effect.map((rows) => transformRows ? transformRows(rows as ReadonlyArray<object>) : rows)
+        ) as Effect.Effect<ReadonlyArray<any>, SqlError.SqlError>
+      return {
+        execute,
+        executeUnprepared: execute,
+        executeRaw: (sql, params) =>
+          serialize(Effect.tryPromise({ try: () => db.query(sql, [...params]), catch: fail })),
+        executeValues: (sql, params) =>
+          serialize(run(sql, params, "array")) as Effect.Effect<
+            ReadonlyArray<ReadonlyArray<unknown>>,
+            SqlError.SqlError
+          >,
+        executeStream: (sql, params, transformRows) =>
+          Stream.fromIterableEffect(execute(sql, params, transformRows))
+      }
+    }
+
+    const standalone = connection(lock.withPermits(1))
+    // A transaction holds the lock from BEGIN to COMMIT; its statements must not take it again.
+    const inTransaction = connection((effect) => effect)
+    const reserve = Effect.as(
+      Effect.acquireRelease(lock.take(1), () => lock.release(1)),
+      inTransaction
+    )
+
+    const compiler = PgClient.makeCompiler(config.transformQueryNames)
+    const client = yield* SqlClient.make({
+      acquirer: Effect.succeed(standalone),
+      transactionAcquirer: reserve,
+      compiler,
+      spanAttributes: [["db.system.name", "postgresql"], ["db.namespace", "pglite"]],
+      transformRows: config.transformResultNames
+        ? Statement.defaultTransforms(config.transformResultNames).array
+        : undefined
+    })
+    return { client, db } as const
+  })
+
+export const layer = (config: PgliteConfig): Layer.Layer<SqlClient.SqlClient | Pglite, SqlError.SqlError> =>
+  Layer.scopedContext(
+    Effect.map(make(config), ({ client, db }) => Context.make(SqlClient.SqlClient, client).pipe(Context.add(Pglite, db)))
+  ).pipe(Layer.provide(Reactivity.layer))

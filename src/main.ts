@@ -1,0 +1,40 @@
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { Layer } from "effect"
+import { pathToFileURL } from "node:url"
+import { Auth } from "./domain/users/Auth.js"
+import { FirstAdminLive } from "./domain/users/Bootstrap.js"
+import { Users } from "./domain/users/Users.js"
+import * as Argon2Hasher from "./infra/crypto/Argon2Hasher.js"
+import * as JoseTokens from "./infra/crypto/JoseTokens.js"
+import * as MemoryRateLimiter from "./infra/memory/RateLimiter.js"
+import * as SqlClientLive from "./infra/sql/Client.js"
+import * as Migrations from "./infra/sql/Migrations.js"
+import * as SqlUsersRepo from "./infra/sql/UsersRepo.js"
+import * as HttpServerLive from "./http/Server.js"
+
+/** Database chosen by config (Postgres or embedded PGlite), migrated before anything reads it. */
+export const DatabaseLive = Migrations.layer.pipe(Layer.provideMerge(SqlClientLive.layer))
+
+/** Every port, implemented. */
+export const InfraLive = Layer.mergeAll(
+  SqlUsersRepo.layer,
+  Argon2Hasher.layer,
+  JoseTokens.layer,
+  MemoryRateLimiter.layer
+).pipe(
+  Layer.provideMerge(DatabaseLive),
+  Layer.provideMerge(NodeContext.layer)
+)
+
+/** The domain services over the ports, with the first admin in place. */
+export const DomainLive = FirstAdminLive.pipe(
+  Layer.provideMerge(Layer.mergeAll(Auth.Default, Users.Default)),
+  Layer.provideMerge(InfraLive)
+)
+
+/** The whole product. */
+export const AppLive = HttpServerLive.layer.pipe(Layer.provideMerge(DomainLive))
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  Layer.launch(AppLive).pipe(NodeRuntime.runMain({ disableErrorReporting: false }))
+}
