@@ -10,7 +10,10 @@ import { SystemLive } from "./system/Http.js"
 import { UsersLive } from "./users/Http.js"
 
 export const HttpConfig = Config.all({
-  port: Config.port("PORT").pipe(Config.withDefault(3000)),
+  port: Config.integer("PORT").pipe(
+    Config.validate({ message: "PORT must be from 0 to 65535", validation: (p) => p >= 0 && p <= 65535 }),
+    Config.withDefault(3000)
+  ),
   host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0")),
   /** CORS origins, comma separated; `*` allows any. */
   frontendUrl: Config.string("FRONTEND_URL").pipe(Config.withDefault("*")),

@@ -1,0 +1,45 @@
+import * as Reactivity from "@effect/experimental/Reactivity"
+import type { SqlClient } from "@effect/sql"
+import type { SqlError } from "@effect/sql/SqlError"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Option, Redacted, type Scope } from "effect"
+import * as Crypto from "node:crypto"
+import * as Fs from "node:fs/promises"
+import * as Os from "node:os"
+import * as Path from "node:path"
+
+/**
+ * Where a test suite keeps its data, chosen from the environment: with
+ * `DATABASE_URL`, a fresh database on that server, dropped at the end;
+ * without, a fresh PGlite directory, removed at the end. Returns the
+ * configuration entries that point the app at it.
+ */
+export const freshDatabase: Effect.Effect<Record<string, string>, SqlError, Scope.Scope> = Effect.gen(
+  function*() {
+    const url = Option.fromNullable(process.env.DATABASE_URL).pipe(Option.filter((u) => u !== ""))
+    if (Option.isNone(url)) {
+      const dir = yield* Effect.acquireRelease(
+        Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "chat-test-"))),
+        (dir) => Effect.promise(() => Fs.rm(dir, { recursive: true, force: true }))
+      )
+      return { DATA_DIR: dir }
+    }
+    const name = `chat_test_${Crypto.randomBytes(6).toString("hex")}`
+    const admin = new URL(url.value)
+    yield* Effect.acquireRelease(
+      withAdmin(admin, (sql) => sql`CREATE DATABASE ${sql(name)}`),
+      () => withAdmin(admin, (sql) => sql`DROP DATABASE IF EXISTS ${sql(name)} WITH (FORCE)`).pipe(Effect.orDie)
+    )
+    const target = new URL(admin)
+    target.pathname = `/${name}`
+    return { DATABASE_URL: target.toString() }
+  }
+)
+
+const withAdmin = <A, E>(url: URL, f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
+  Effect.scoped(
+    Effect.flatMap(
+      PgClient.make({ url: Redacted.make(url.toString()), maxConnections: 1 }),
+      (sql) => f(sql)
+    )
+  ).pipe(Effect.provide(Reactivity.layer))

@@ -1,0 +1,95 @@
+import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest, HttpServer } from "@effect/platform"
+import { ConfigProvider, Context, Effect, Layer, Logger, LogLevel } from "effect"
+import { Api } from "../../src/http/Api.js"
+import { AppLive } from "../../src/main.js"
+import { freshDatabase } from "./Database.js"
+
+export const admin = { email: "admin@test.local", password: "admin-password-1" } as const
+export const jwtSecret = "test-secret-0123456789abcdef0123456789abcdef"
+
+export interface Reply {
+  readonly status: number
+  readonly headers: Headers
+  readonly body: any
+}
+
+export interface RequestOptions {
+  readonly token?: string
+  readonly body?: unknown
+  /** Sent as is, instead of `body` as JSON. */
+  readonly raw?: string
+  readonly headers?: Record<string, string>
+}
+
+/** The running server, reached over a real socket. */
+export class TestServer extends Context.Tag("Test/TestServer")<TestServer, {
+  readonly url: string
+  readonly request: (method: string, path: string, options?: RequestOptions) => Effect.Effect<Reply>
+  /** A typed client derived from the API contract, signed in when given a token. */
+  readonly client: (token?: string) => Effect.Effect<ApiClient>
+}>() {}
+
+type ApiClient = Effect.Effect.Success<ReturnType<typeof makeClient>>
+const makeClient = (baseUrl: string, token?: string) =>
+  HttpApiClient.make(Api, {
+    baseUrl,
+    transformClient: token === undefined ? undefined : HttpClient.mapRequest(HttpClientRequest.bearerToken(token))
+  }).pipe(Effect.provide(FetchHttpClient.layer))
+
+const TestServerLive = Layer.effect(
+  TestServer,
+  Effect.gen(function*() {
+    const server = yield* HttpServer.HttpServer
+    const address = server.address
+    const url = address._tag === "TcpAddress" ? `http://127.0.0.1:${address.port}` : "http://unix"
+    const request = (method: string, path: string, options: RequestOptions = {}) =>
+      Effect.promise(async (): Promise<Reply> => {
+        const headers: Record<string, string> = { ...options.headers }
+        if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
+        let body: string | undefined = options.raw
+        if (options.body !== undefined) {
+          body = JSON.stringify(options.body)
+          headers["content-type"] ??= "application/json"
+        }
+        const response = await fetch(url + path, { method, headers, ...(body === undefined ? {} : { body }) })
+        const text = await response.text()
+        let parsed: unknown = text
+        try {
+          parsed = text === "" ? null : JSON.parse(text)
+        } catch {
+          // not JSON: keep the text
+        }
+        return { status: response.status, headers: response.headers, body: parsed }
+      })
+    return TestServer.of({ url, request, client: (token) => makeClient(url, token) })
+  })
+)
+
+/**
+ * The whole product as `main.ts` composes it, on a fresh database chosen by
+ * the environment, listening on a free port. `config` overrides settings.
+ */
+export const layer = (config: Record<string, string> = {}) =>
+  Layer.unwrapScoped(
+    Effect.gen(function*() {
+      const database = yield* freshDatabase
+      const provider = ConfigProvider.fromMap(
+        new Map(Object.entries({
+          PORT: "0",
+          HOST: "127.0.0.1",
+          NODE_ENV: "test",
+          JWT_SECRET: jwtSecret,
+          ADMIN_EMAIL: admin.email,
+          ADMIN_PASSWORD: admin.password,
+          AUTH_RATE_LIMIT_PER_IP: "100000",
+          AUTH_RATE_LIMIT_PER_EMAIL: "100000",
+          ...database,
+          ...config
+        }))
+      )
+      return TestServerLive.pipe(
+        Layer.provideMerge(AppLive),
+        Layer.provide(Layer.setConfigProvider(provider))
+      )
+    })
+  ).pipe(Layer.provide(Logger.minimumLogLevel(LogLevel.Warning)))
