@@ -55,8 +55,8 @@ export const requestLog = HttpMiddleware.make((app) =>
     const request = yield* HttpServerRequest.HttpServerRequest
     const start = Date.now()
     const response = yield* app
-    yield* Effect.logInfo("http").pipe(
-      Effect.annotateLogs({ method: request.method, path: pathOf(request), status: response.status, ms: Date.now() - start })
+    yield* Effect.logInfo(`${request.method} ${pathOf(request)} ${response.status}`).pipe(
+      Effect.annotateLogs({ ms: Date.now() - start })
     )
     return response
   })

@@ -69,7 +69,7 @@ const TestServerLive = Layer.effect(
  * The whole product as `main.ts` composes it, on a fresh database chosen by
  * the environment, listening on a free port. `config` overrides settings.
  */
-export const layer = (config: Record<string, string> = {}) =>
+export const layer = (config: Record<string, string> = {}, options: { readonly logs?: Array<string> } = {}) =>
   Layer.unwrapScoped(
     Effect.gen(function*() {
       const database = yield* freshDatabase
@@ -92,4 +92,11 @@ export const layer = (config: Record<string, string> = {}) =>
         Layer.provide(Layer.setConfigProvider(provider))
       )
     })
-  ).pipe(Layer.provide(Logger.minimumLogLevel(LogLevel.Warning)))
+  ).pipe(Layer.provide(options.logs === undefined ? Logger.minimumLogLevel(LogLevel.Warning) : capture(options.logs)))
+
+/** Every log line, as logfmt text, into `lines`, instead of the console. */
+const capture = (lines: Array<string>) =>
+  Layer.merge(
+    Logger.replace(Logger.defaultLogger, Logger.map(Logger.logfmtLogger, (line) => void lines.push(line))),
+    Logger.minimumLogLevel(LogLevel.All)
+  )
