@@ -1,11 +1,12 @@
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { pathToFileURL } from "node:url"
 import { Auth } from "./domain/users/Auth.js"
 import { FirstAdminLive } from "./domain/users/Bootstrap.js"
 import { Users } from "./domain/users/Users.js"
 import * as Argon2Hasher from "./infra/crypto/Argon2Hasher.js"
 import * as JoseTokens from "./infra/crypto/JoseTokens.js"
+import * as Logging from "./infra/Logging.js"
 import * as MemoryRateLimiter from "./infra/memory/RateLimiter.js"
 import * as SqlClientLive from "./infra/sql/Client.js"
 import * as Migrations from "./infra/sql/Migrations.js"
@@ -36,5 +37,8 @@ export const DomainLive = FirstAdminLive.pipe(
 export const AppLive = HttpServerLive.layer.pipe(Layer.provideMerge(DomainLive))
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  Layer.launch(AppLive).pipe(NodeRuntime.runMain({ disableErrorReporting: false }))
+  Layer.launch(AppLive).pipe(
+    Effect.provide(Logging.layer),
+    NodeRuntime.runMain({ disablePrettyLogger: true })
+  )
 }

@@ -1,15 +1,11 @@
 import { FileSystem, Path } from "@effect/platform"
-import { Config, Effect, Option, Redacted } from "effect"
+import { Config, ConfigError, Effect, Option, Redacted } from "effect"
 import * as Crypto from "node:crypto"
 import { DataDir } from "../sql/Client.js"
 
 /** Values shipped in examples: a server started with one of them is not secret at all. */
 const exampleSecrets = new Set(["your-secret-key", "change-me", "changeme", "secret", "replace-with-a-long-random-string"])
 const minLength = 32
-
-export class JwtSecretError extends Error {
-  override readonly name = "JwtSecretError"
-}
 
 /**
  * `JWT_SECRET`, checked. In production a missing, short or example secret stops
@@ -25,8 +21,8 @@ export const load = Effect.gen(function*() {
     const value = Redacted.value(configured.value)
     if (exampleSecrets.has(value) || value.length < minLength) {
       if (production) {
-        return yield* Effect.dieMessage(
-          `JWT_SECRET is ${exampleSecrets.has(value) ? "an example value" : `shorter than ${minLength} characters`}: set a long random secret (e.g. openssl rand -hex 32)`
+        return yield* refuse(
+          `${exampleSecrets.has(value) ? "is an example value" : `is shorter than ${minLength} characters`}: production needs a long random secret (e.g. openssl rand -hex 32)`
         )
       }
       yield* Effect.logWarning("JWT_SECRET is weak; fine for development, refused in production")
@@ -34,7 +30,7 @@ export const load = Effect.gen(function*() {
     return configured.value
   }
   if (production) {
-    return yield* Effect.dieMessage("JWT_SECRET is not set: production needs a long random secret (e.g. openssl rand -hex 32)")
+    return yield* refuse("is not set: production needs a long random secret (e.g. openssl rand -hex 32)")
   }
 
   const fs = yield* FileSystem.FileSystem
@@ -50,4 +46,6 @@ export const load = Effect.gen(function*() {
   yield* fs.writeFileString(file, generated, { mode: 0o600 })
   yield* Effect.logInfo(`JWT_SECRET not set: generated a development secret in ${file}`)
   return Redacted.make(generated)
-}).pipe(Effect.orDie)
+})
+
+const refuse = (reason: string) => Effect.fail(ConfigError.InvalidData(["JWT_SECRET"], reason))
