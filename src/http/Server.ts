@@ -41,14 +41,30 @@ const corsFor = (frontendUrl: string) => {
   })
 }
 
+/** Everything the HTTP app serves: the API, its docs, CORS and the problem answers, whatever server carries it. */
+export const RoutesLive = Layer.unwrapEffect(
+  Effect.map(HttpConfig, (config) =>
+    Layer.mergeAll(
+      DocsLive,
+      corsFor(config.frontendUrl),
+      HttpApiBuilder.middleware(problems(config))
+    ).pipe(Layer.provideMerge(ApiLive)))
+)
+
+/**
+ * The HTTP app as a value, for a listener other than Node's to carry (the
+ * uWebSockets.js gateway): same routes, same middleware.
+ */
+export const makeHttpApp = HttpApiBuilder.httpApp.pipe(
+  Effect.map(requestLog),
+  Effect.provide(RoutesLive.pipe(Layer.provideMerge(Layer.merge(HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer))))
+)
+
 /** The HTTP server on `PORT`, serving the API, its docs and CORS. */
 export const layer = Layer.unwrapEffect(
   Effect.map(HttpConfig, (config) =>
     HttpApiBuilder.serve(requestLog).pipe(
-      Layer.provide(DocsLive),
-      Layer.provide(HttpApiBuilder.middleware(problems(config))),
-      Layer.provide(corsFor(config.frontendUrl)),
-      Layer.provide(ApiLive),
+      Layer.provide(RoutesLive),
       HttpServer.withLogAddress,
       Layer.provideMerge(NodeHttpServer.layer(createServer, { port: config.port, host: config.host }))
     ))
