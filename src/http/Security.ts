@@ -1,4 +1,4 @@
-import { HttpApiMiddleware, HttpApiSecurity, OpenApi } from "@effect/platform"
+import { HttpApiMiddleware, HttpApiSecurity, HttpServerRequest, OpenApi } from "@effect/platform"
 import { Context, Effect, Layer, Redacted } from "effect"
 import { Unauthorized } from "../domain/Errors.js"
 import { Auth } from "../domain/users/Auth.js"
@@ -21,11 +21,13 @@ export const AuthenticationLive = Layer.effect(
   Authentication,
   Effect.map(Auth, (auth) =>
     Authentication.of({
-      bearer: (token) => {
-        const value = Redacted.value(token).trim()
-        return value === ""
-          ? Effect.fail(new Unauthorized({ message: "Missing bearer token" }))
-          : auth.authenticate(value)
-      }
+      // The platform cuts the first 7 characters off the header whatever they say: check the scheme here.
+      bearer: (token) =>
+        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+          const value = Redacted.value(token).trim()
+          return !/^bearer\s/i.test(request.headers.authorization ?? "") || value === ""
+            ? Effect.fail(new Unauthorized({ message: "Missing bearer token" }))
+            : auth.authenticate(value)
+        })
     }))
 )
