@@ -1,6 +1,8 @@
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { pathToFileURL } from "node:url"
+import { Conversations } from "./domain/chat/Conversations.js"
+import { Messages } from "./domain/chat/Messages.js"
 import { Auth } from "./domain/users/Auth.js"
 import { FirstAdminLive } from "./domain/users/Bootstrap.js"
 import { Users } from "./domain/users/Users.js"
@@ -8,7 +10,10 @@ import * as Argon2Hasher from "./infra/crypto/Argon2Hasher.js"
 import * as JoseTokens from "./infra/crypto/JoseTokens.js"
 import * as Logging from "./infra/Logging.js"
 import * as MemoryRateLimiter from "./infra/memory/RateLimiter.js"
+import * as SqlAuditLog from "./infra/sql/AuditLog.js"
 import * as SqlClientLive from "./infra/sql/Client.js"
+import * as SqlConversationsRepo from "./infra/sql/ConversationsRepo.js"
+import * as SqlMessagesRepo from "./infra/sql/MessagesRepo.js"
 import * as Migrations from "./infra/sql/Migrations.js"
 import * as SqlUsersRepo from "./infra/sql/UsersRepo.js"
 import * as HttpServerLive from "./http/Server.js"
@@ -19,6 +24,9 @@ export const DatabaseLive = Migrations.layer.pipe(Layer.provideMerge(SqlClientLi
 /** Every port, implemented. */
 export const InfraLive = Layer.mergeAll(
   SqlUsersRepo.layer,
+  SqlConversationsRepo.layer,
+  SqlMessagesRepo.layer,
+  SqlAuditLog.layer,
   Argon2Hasher.layer,
   JoseTokens.layer,
   MemoryRateLimiter.layer
@@ -29,7 +37,7 @@ export const InfraLive = Layer.mergeAll(
 
 /** The domain services over the ports, with the first admin in place. */
 export const DomainLive = FirstAdminLive.pipe(
-  Layer.provideMerge(Layer.mergeAll(Auth.Default, Users.Default)),
+  Layer.provideMerge(Layer.mergeAll(Auth.Default, Users.Default, Conversations.Default, Messages.Default)),
   Layer.provideMerge(InfraLive)
 )
 

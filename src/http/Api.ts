@@ -1,5 +1,6 @@
 import { HttpApi, OpenApi } from "@effect/platform"
 import { AuthApi } from "./auth/Api.js"
+import { ChatApi, ModerationApi } from "./chat/Api.js"
 import { SystemApi } from "./system/Api.js"
 import { UsersApi } from "./users/Api.js"
 
@@ -8,6 +9,8 @@ export class Api extends HttpApi.make("trainer-chat")
   .add(SystemApi)
   .add(AuthApi)
   .add(UsersApi)
+  .add(ChatApi)
+  .add(ModerationApi)
   .annotate(OpenApi.Title, "Trainer Chat")
   .annotate(OpenApi.Version, "0.1.0")
   .annotate(OpenApi.Description, "Real-time chat between users and their trainers, with admin moderation.")

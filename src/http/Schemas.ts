@@ -1,4 +1,5 @@
-import { Schema } from "effect"
+import { HttpServerResponse } from "@effect/platform"
+import { Effect, Schema } from "effect"
 
 /** Request bodies reject unknown fields and report every problem at once, each naming its field. */
 export const strict = { parseOptions: { onExcessProperty: "error", errors: "all" } } as const
@@ -16,3 +17,13 @@ export const IntFromString = (min: number, max: number) =>
     Schema.between(min, max),
     Schema.annotations({ message: () => `must be an integer from ${min} to ${max}` })
   )
+
+/**
+ * A response with an explicit status, for endpoints whose success status
+ * depends on what happened (201 created / 200 found): encoded by the same
+ * schema the contract declares for it.
+ */
+export const withStatus = <A, I>(schema: Schema.Schema<A, I>, status: number) => {
+  const encode = HttpServerResponse.schemaJson(schema)
+  return (value: A) => Effect.orDie(encode(value, { status }))
+}

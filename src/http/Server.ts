@@ -4,6 +4,7 @@ import { Config, Effect, Layer } from "effect"
 import { createServer } from "node:http"
 import { Api } from "./Api.js"
 import { AuthLive } from "./auth/Http.js"
+import { ChatLive, ModerationLive } from "./chat/Http.js"
 import { problems, requestLog } from "./Middleware.js"
 import { AuthenticationLive } from "./Security.js"
 import { SystemLive } from "./system/Http.js"
@@ -22,7 +23,7 @@ export const HttpConfig = Config.all({
 
 /** The REST API: contract plus handlers, independent of the server that carries it. */
 export const ApiLive = HttpApiBuilder.api(Api).pipe(
-  Layer.provide([SystemLive, AuthLive, UsersLive]),
+  Layer.provide([SystemLive, AuthLive, UsersLive, ChatLive, ModerationLive]),
   Layer.provide(AuthenticationLive)
 )
 

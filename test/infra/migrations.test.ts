@@ -15,7 +15,7 @@ it.live("migrations create the schema once, even when instances start together",
       const sql = yield* SqlClient.SqlClient
       const tables = yield* sql<{ tableName: string }>`
         SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`
-      const migrations = yield* sql<{ migrationId: number }>`SELECT migration_id FROM effect_sql_migrations`
+      const migrations = yield* sql<{ migrationId: number }>`SELECT migration_id FROM effect_sql_migrations ORDER BY migration_id`
       return { tables: tables.map((t) => t.tableName), migrations: migrations.map((m) => m.migrationId) }
     })
 
@@ -30,6 +30,6 @@ it.live("migrations create the schema once, even when instances start together",
       yield* Effect.provide(Effect.zipRight(Migrations.run, Migrations.run), clientOn(database))
     }
     const after = yield* Effect.provide(Effect.zipRight(Migrations.run, schema), clientOn(database))
-    expect(after.tables).toEqual(["conversations", "effect_sql_migrations", "messages", "users"])
-    expect(after.migrations).toEqual([1])
+    expect(after.tables).toEqual(["audit_log", "conversations", "effect_sql_migrations", "messages", "users"])
+    expect(after.migrations).toEqual([1, 2])
   }).pipe(Effect.scoped, Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))))

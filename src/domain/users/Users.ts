@@ -1,4 +1,6 @@
+import { SqlClient } from "@effect/sql"
 import { Effect, Option, type Redacted } from "effect"
+import { ConversationsRepo } from "../ports/ConversationsRepo.js"
 import { Forbidden } from "../Errors.js"
 import { PasswordHasher } from "../ports/PasswordHasher.js"
 import { type Page, type UserPatch, UsersRepo } from "../ports/UsersRepo.js"
@@ -34,6 +36,8 @@ export class Users extends Effect.Service<Users>()("Users/Users", {
   effect: Effect.gen(function*() {
     const repo = yield* UsersRepo
     const hasher = yield* PasswordHasher
+    const sql = yield* SqlClient.SqlClient
+    const conversations = yield* ConversationsRepo
 
     const notFound = (id: UserId) => new UserNotFound({ id })
 
@@ -120,9 +124,14 @@ export class Users extends Effect.Service<Users>()("Users/Users", {
         if (!trainer.isActive) {
           return yield* new InvalidAssignment({ message: "The trainer is deactivated" })
         }
-        return yield* repo.assignTrainer(userId, trainerId).pipe(
-          Effect.flatMap(Option.match({ onNone: () => Effect.fail(notFound(userId)), onSome: Effect.succeed }))
-        )
+        // The old pair's conversation turns read-only; a pair assigned again picks up where it left off.
+        const { archived, assigned } = yield* sql.withTransaction(Effect.all({
+          assigned: repo.assignTrainer(userId, trainerId),
+          archived: conversations.archiveOthers(userId, trainerId),
+          reactivated: conversations.reactivate(userId, trainerId)
+        })).pipe(Effect.orDie)
+        if (Option.isNone(assigned)) return yield* notFound(userId)
+        return { user: assigned.value, archived }
       }
     )
 

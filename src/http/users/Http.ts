@@ -19,5 +19,6 @@ export const UsersLive = HttpApiBuilder.group(Api, "users", (handlers) =>
       .handle("update", ({ path, payload }) =>
         Effect.flatMap(CurrentUser, (actor) => users.update(actor, path.id, payload)))
       .handle("assignTrainer", ({ path }) =>
-        Effect.flatMap(CurrentUser, (actor) => users.assignTrainer(actor, path.id, path.trainerId)))
+        Effect.flatMap(CurrentUser, (actor) =>
+          Effect.map(users.assignTrainer(actor, path.id, path.trainerId), ({ user }) => user)))
   }))

@@ -1,0 +1,34 @@
+import { HttpApiSchema } from "@effect/platform"
+import { Schema } from "effect"
+import { message } from "../Errors.js"
+import { ConversationId, ConversationStatus, MessageId } from "./Model.js"
+
+export class ConversationNotFound extends Schema.TaggedError<ConversationNotFound>()(
+  "ConversationNotFound",
+  { id: ConversationId, message: message("Conversation not found") },
+  HttpApiSchema.annotations({ status: 404 })
+) {}
+
+export class MessageNotFound extends Schema.TaggedError<MessageNotFound>()(
+  "MessageNotFound",
+  { id: MessageId, message: message("Message not found") },
+  HttpApiSchema.annotations({ status: 404 })
+) {}
+
+/** Closed or archived conversations are read-only; `status` says which. */
+export class ConversationNotActive extends Schema.TaggedError<ConversationNotActive>()(
+  "ConversationNotActive",
+  {
+    id: ConversationId,
+    status: ConversationStatus,
+    message: message("The conversation does not accept new messages")
+  },
+  HttpApiSchema.annotations({ status: 409 })
+) {}
+
+/** The two people are not a user and the trainer assigned to them. */
+export class NotAssigned extends Schema.TaggedError<NotAssigned>()(
+  "NotAssigned",
+  { message: message("You can only chat with your assigned trainer, or with users assigned to you") },
+  HttpApiSchema.annotations({ status: 403 })
+) {}

@@ -1,0 +1,130 @@
+import { Cache, Duration, Effect, Exit, Option } from "effect"
+import { Forbidden } from "../Errors.js"
+import { AuditLog } from "../ports/AuditLog.js"
+import { ConversationsRepo } from "../ports/ConversationsRepo.js"
+import { type HistoryQuery, MessagesRepo } from "../ports/MessagesRepo.js"
+import type { User } from "../users/Model.js"
+import { ConversationNotActive, ConversationNotFound, MessageNotFound } from "./Errors.js"
+import { type ConversationId, counterpartOf, type Message, type MessageId, type Participants, type Seq } from "./Model.js"
+import { accessOf } from "./Policy.js"
+
+export interface SendMessage {
+  readonly conversationId: ConversationId
+  readonly content: string
+  readonly type: "text"
+  readonly clientMessageId?: string
+}
+
+export interface Sent {
+  readonly message: Message
+  /** False when this was a retry of a send that already happened. */
+  readonly created: boolean
+}
+
+export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
+  effect: Effect.gen(function*() {
+    const conversations = yield* ConversationsRepo
+    const repo = yield* MessagesRepo
+    const audit = yield* AuditLog
+
+    // Who is in a conversation never changes, so the hot path need not ask the database again.
+    // Only found conversations are remembered: an unknown id is asked again next time.
+    const participants = yield* Cache.makeWith({
+      capacity: 50_000,
+      timeToLive: (exit) => Exit.isSuccess(exit) && Option.isSome(exit.value) ? Duration.hours(1) : Duration.zero,
+      lookup: (id: ConversationId) =>
+        Effect.map(
+          conversations.findById(id),
+          Option.map((c): Participants => ({ userId: c.userId, trainerId: c.trainerId }))
+        )
+    })
+
+    /** The conversation's participants, if the actor may touch it; strangers get not-found. */
+    const access = (actor: User, id: ConversationId) =>
+      Effect.flatMap(participants.get(id), (found) => {
+        const level = Option.isSome(found) ? accessOf(actor, found.value) : "none"
+        return Option.isNone(found) || level === "none"
+          ? Effect.fail(new ConversationNotFound({ id }))
+          : Effect.succeed({ participants: found.value, level })
+      })
+
+    const participantOnly = (actor: User, id: ConversationId) =>
+      Effect.flatMap(access(actor, id), ({ level, participants }) =>
+        level === "participant"
+          ? Effect.succeed(participants)
+          : Effect.fail(new Forbidden({ message: "Only the conversation's participants can do this" })))
+
+    const send = Effect.fn("Messages.send")(function*(actor: User, command: SendMessage) {
+      const members = yield* participantOnly(actor, command.conversationId)
+      const clientMessageId = command.clientMessageId ?? null
+      const appended = yield* repo.append({
+        conversationId: command.conversationId,
+        senderId: actor.id,
+        receiverId: counterpartOf(members, actor.id),
+        content: command.content,
+        type: command.type,
+        clientMessageId,
+        fileUrl: null,
+        fileName: null
+      })
+      switch (appended._tag) {
+        case "Created":
+          return { message: appended.message, created: true } satisfies Sent
+        case "Duplicate":
+          return { message: appended.message, created: false } satisfies Sent
+        case "Rejected": {
+          const conversation = yield* conversations.findById(command.conversationId)
+          if (Option.isNone(conversation)) return yield* new ConversationNotFound({ id: command.conversationId })
+          return yield* new ConversationNotActive({ id: command.conversationId, status: conversation.value.status })
+        }
+      }
+    })
+
+    const history = Effect.fn("Messages.history")(function*(actor: User, id: ConversationId, query: HistoryQuery) {
+      const { level } = yield* access(actor, id)
+      if (level === "admin") {
+        yield* audit.record({
+          actorId: actor.id,
+          action: "conversation.messages.view",
+          targetId: id,
+          details: {
+            limit: query.limit,
+            ...(query.beforeSeq === undefined ? {} : { beforeSeq: query.beforeSeq }),
+            ...(query.afterSeq === undefined ? {} : { afterSeq: query.afterSeq })
+          }
+        })
+      }
+      return yield* repo.history(id, query)
+    })
+
+    /** The receiver marks one message read; marking it again changes nothing. */
+    const markRead = Effect.fn("Messages.markRead")(function*(actor: User, id: MessageId) {
+      const found = yield* repo.findById(id)
+      if (Option.isNone(found)) return yield* new MessageNotFound({ id })
+      const message = found.value
+      const { level } = yield* access(actor, message.conversationId).pipe(
+        Effect.catchTag("ConversationNotFound", () => Effect.fail(new MessageNotFound({ id })))
+      )
+      if (level !== "participant" || message.receiverId !== actor.id) {
+        return yield* new Forbidden({ message: "Only the receiver can mark a message read" })
+      }
+      const changed = yield* repo.markRead(id, actor.id)
+      return Option.getOrElse(changed, () => message)
+    })
+
+    /** Marks what the actor received up to `upToSeq` (default: everything) read. */
+    const markConversationRead = Effect.fn("Messages.markConversationRead")(
+      function*(actor: User, id: ConversationId, upToSeq: Seq | undefined) {
+        yield* participantOnly(actor, id)
+        return yield* conversations.markReadUpTo(id, actor.id, upToSeq)
+      }
+    )
+
+    const unreadCount = Effect.fn("Messages.unreadCount")(function*(actor: User) {
+      const byConversation = yield* conversations.unreadFor(actor.id)
+      return { total: byConversation.reduce((sum, c) => sum + c.count, 0), byConversation }
+    })
+
+    return { send, history, markRead, markConversationRead, unreadCount } as const
+  })
+}) {}

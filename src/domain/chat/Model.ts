@@ -1,0 +1,108 @@
+import { Model } from "@effect/sql"
+import { Schema } from "effect"
+import { NullableDateTime } from "../Fields.js"
+import { UserId } from "../users/Model.js"
+
+export const ConversationId = Schema.UUID.pipe(
+  Schema.brand("ConversationId"),
+  Schema.annotations({ message: () => "must be a UUID" })
+)
+export type ConversationId = typeof ConversationId.Type
+
+export const MessageId = Schema.UUID.pipe(
+  Schema.brand("MessageId"),
+  Schema.annotations({ message: () => "must be a UUID" })
+)
+export type MessageId = typeof MessageId.Type
+
+/** A message's place in its conversation: 1, 2, 3, … with no gap and no duplicate. */
+export const Seq = Schema.Int.pipe(
+  Schema.nonNegative(),
+  Schema.brand("Seq"),
+  Schema.annotations({ message: () => "must be a non-negative integer" })
+)
+export type Seq = typeof Seq.Type
+
+export const ConversationStatus = Schema.Literal("active", "archived", "closed").annotations({
+  identifier: "ConversationStatus",
+  message: () => "must be one of active, archived, closed"
+})
+export type ConversationStatus = typeof ConversationStatus.Type
+
+export const MessageType = Schema.Literal("text", "image", "file", "system").annotations({
+  identifier: "MessageType"
+})
+export type MessageType = typeof MessageType.Type
+
+/** What a client may send: `system` messages are written by the server only. */
+export const SendableType = Schema.Literal("text").annotations({
+  message: () => "must be text (images and files come with attachments)"
+})
+
+/** Trimmed; 1 to 4000 characters. */
+export const Content = Schema.Trim.pipe(
+  Schema.compose(
+    Schema.String.pipe(
+      Schema.filter((s) => s.length >= 1 && s.length <= 4000, {
+        message: () => "must be 1 to 4000 characters after trimming"
+      })
+    )
+  )
+)
+
+/** The client's own id for a send, so that a retry is recognised. */
+export const ClientMessageId = Schema.String.pipe(
+  Schema.filter((s) => s.length >= 1 && s.length <= 64, { message: () => "must be 1 to 64 characters" })
+)
+
+export class Conversation extends Model.Class<Conversation>("Conversation")({
+  id: Model.Generated(ConversationId),
+  userId: UserId,
+  trainerId: UserId,
+  status: ConversationStatus,
+  lastSeq: Seq,
+  lastMessageAt: NullableDateTime,
+  lastMessagePreview: Schema.NullOr(Schema.String),
+  userReadSeq: Model.Sensitive(Seq),
+  trainerReadSeq: Model.Sensitive(Seq),
+  userUnread: Model.Sensitive(Schema.Int),
+  trainerUnread: Model.Sensitive(Schema.Int),
+  closedReason: Schema.NullOr(Schema.String),
+  createdAt: Model.DateTimeInsertFromDate,
+  updatedAt: Model.DateTimeUpdateFromDate
+}) {}
+
+export class Message extends Model.Class<Message>("Message")({
+  id: Model.Generated(MessageId),
+  conversationId: ConversationId,
+  seq: Seq,
+  senderId: Schema.NullOr(UserId),
+  receiverId: Schema.NullOr(UserId),
+  content: Schema.String,
+  type: MessageType,
+  isRead: Schema.Boolean,
+  readAt: NullableDateTime,
+  fileUrl: Schema.NullOr(Schema.String),
+  fileName: Schema.NullOr(Schema.String),
+  clientMessageId: Schema.NullOr(Schema.String),
+  createdAt: Model.DateTimeInsertFromDate,
+  updatedAt: Model.DateTimeUpdateFromDate
+}) {}
+
+export const MessageJson = Message.json
+export type MessageJson = typeof MessageJson.Type
+
+/** Who is who in a conversation: fixed at creation, so safe to cache. */
+export interface Participants {
+  readonly userId: UserId
+  readonly trainerId: UserId
+}
+
+export const counterpartOf = (participants: Participants, actorId: UserId): UserId =>
+  participants.userId === actorId ? participants.trainerId : participants.userId
+
+export const isParticipant = (participants: Participants, actorId: UserId): boolean =>
+  participants.userId === actorId || participants.trainerId === actorId
+
+/** At most this many characters of a message go into its conversation's preview. */
+export const previewOf = (content: string) => content.length <= 120 ? content : `${content.slice(0, 119)}…`

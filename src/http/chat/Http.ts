@@ -1,0 +1,118 @@
+import { HttpApiBuilder } from "@effect/platform"
+import { Effect } from "effect"
+import { Conversations } from "../../domain/chat/Conversations.js"
+import { Messages } from "../../domain/chat/Messages.js"
+import type { Conversation, Seq } from "../../domain/chat/Model.js"
+import type { User } from "../../domain/users/Model.js"
+import { Api } from "../Api.js"
+import { CurrentUser } from "../Security.js"
+import { withStatus } from "../Schemas.js"
+import { ConversationCreated, ConversationView, MessageSent } from "./Api.js"
+import { MessageJson } from "../../domain/chat/Model.js"
+
+const profile = (user: User) => ({
+  id: user.id,
+  firstName: user.firstName,
+  lastName: user.lastName,
+  avatar: user.avatar,
+  role: user.role
+})
+
+/** The conversation as `actor` sees it: their counterpart, their unread count, their read watermark. */
+const present = (
+  actor: User,
+  people: { readonly conversation: Conversation; readonly user: User; readonly trainer: User },
+  View: typeof ConversationView | typeof ConversationCreated = ConversationView
+) => {
+  const { conversation: c, trainer, user } = people
+  const side = actor.id === c.userId ? "user" : actor.id === c.trainerId ? "trainer" : undefined
+  return new View({
+    id: c.id,
+    userId: c.userId,
+    trainerId: c.trainerId,
+    status: c.status,
+    lastSeq: c.lastSeq,
+    lastMessageAt: c.lastMessageAt,
+    lastMessagePreview: c.lastMessagePreview,
+    closedReason: c.closedReason,
+    createdAt: c.createdAt,
+    updatedAt: c.updatedAt,
+    user: profile(user),
+    trainer: profile(trainer),
+    counterpart: side === "user" ? profile(trainer) : side === "trainer" ? profile(user) : null,
+    unreadCount: side === "user" ? c.userUnread : side === "trainer" ? c.trainerUnread : 0,
+    readSeq: side === "user" ? c.userReadSeq : side === "trainer" ? c.trainerReadSeq : 0 as Seq
+  }, true)
+}
+
+// Created answers 201 by the contract's first success schema; found or retried, 200.
+const found = withStatus(ConversationView, 200)
+const resent = withStatus(MessageJson, 200)
+
+export const ChatLive = HttpApiBuilder.group(Api, "chat", (handlers) =>
+  Effect.gen(function*() {
+    const conversations = yield* Conversations
+    const messages = yield* Messages
+
+    return handlers
+      .handle("openConversation", ({ payload }) =>
+        Effect.gen(function*() {
+          const actor = yield* CurrentUser
+          const opened = yield* conversations.open(actor, payload)
+          return opened.created ? present(actor, opened, ConversationCreated) : yield* found(present(actor, opened))
+        }))
+      .handle("listConversations", ({ urlParams }) =>
+        Effect.gen(function*() {
+          const actor = yield* CurrentUser
+          const page = yield* conversations.list(actor, urlParams)
+          return {
+            items: page.items.map(({ conversation, counterpart }) =>
+              present(actor, {
+                conversation,
+                user: conversation.userId === actor.id ? actor : counterpart,
+                trainer: conversation.trainerId === actor.id ? actor : counterpart
+              })
+            ),
+            total: page.total,
+            limit: urlParams.limit,
+            offset: urlParams.offset
+          }
+        }))
+      .handle("getConversation", ({ path }) =>
+        Effect.flatMap(CurrentUser, (actor) => Effect.map(conversations.get(actor, path.id), (c) => present(actor, c))))
+      .handle("history", ({ path, urlParams }) =>
+        Effect.flatMap(CurrentUser, (actor) => messages.history(actor, path.id, urlParams)))
+      .handle("markConversationRead", ({ path, payload }) =>
+        Effect.flatMap(CurrentUser, (actor) => messages.markConversationRead(actor, path.id, payload.upToSeq)))
+      .handle("sendMessage", ({ payload }) =>
+        Effect.gen(function*() {
+          const actor = yield* CurrentUser
+          const { created, message } = yield* messages.send(actor, payload)
+          return created ? new MessageSent(message, true) : yield* resent(message)
+        }))
+      .handle("markMessageRead", ({ path }) => Effect.flatMap(CurrentUser, (actor) => messages.markRead(actor, path.id)))
+      .handle("unreadCount", () => Effect.flatMap(CurrentUser, messages.unreadCount))
+  }))
+
+export const ModerationLive = HttpApiBuilder.group(Api, "moderation", (handlers) =>
+  Effect.gen(function*() {
+    const conversations = yield* Conversations
+
+    return handlers
+      .handle("listConversations", ({ urlParams }) =>
+        Effect.flatMap(CurrentUser, (actor) =>
+          Effect.map(conversations.listAll(actor, urlParams), (page) => ({
+            ...page,
+            limit: urlParams.limit,
+            offset: urlParams.offset
+          }))))
+      .handle("closeConversation", ({ path, payload }) =>
+        Effect.flatMap(CurrentUser, (actor) => conversations.close(actor, path.id, payload.reason ?? null)))
+      .handle("audit", ({ urlParams }) =>
+        Effect.flatMap(CurrentUser, (actor) =>
+          Effect.map(conversations.auditTrail(actor, urlParams), (page) => ({
+            ...page,
+            limit: urlParams.limit,
+            offset: urlParams.offset
+          }))))
+  }))
