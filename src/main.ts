@@ -1,5 +1,6 @@
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
+import { realpathSync } from "node:fs"
 import { pathToFileURL } from "node:url"
 import { Conversations } from "./domain/chat/Conversations.js"
 import { Messages } from "./domain/chat/Messages.js"
@@ -8,6 +9,8 @@ import { FirstAdminLive } from "./domain/users/Bootstrap.js"
 import { Users } from "./domain/users/Users.js"
 import * as Argon2Hasher from "./infra/crypto/Argon2Hasher.js"
 import * as JoseTokens from "./infra/crypto/JoseTokens.js"
+import * as JwtSecret from "./infra/crypto/JwtSecret.js"
+import * as Env from "./infra/Env.js"
 import * as Logging from "./infra/Logging.js"
 import * as MemoryRateLimiter from "./infra/memory/RateLimiter.js"
 import * as SqlAuditLog from "./infra/sql/AuditLog.js"
@@ -44,9 +47,12 @@ export const DomainLive = FirstAdminLive.pipe(
 /** The whole product. */
 export const AppLive = HttpServerLive.layer.pipe(Layer.provideMerge(DomainLive))
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  Layer.launch(AppLive).pipe(
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  // The secret is checked before anything touches the database: a refused start changes nothing.
+  Effect.zipRight(JwtSecret.load, Layer.launch(AppLive)).pipe(
+    Effect.provide(NodeContext.layer),
     Effect.provide(Logging.layer),
+    Effect.provide(Env.layer),
     NodeRuntime.runMain({ disablePrettyLogger: true })
   )
 }

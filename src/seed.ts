@@ -1,11 +1,13 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { realpathSync } from "node:fs"
 import { pathToFileURL } from "node:url"
 import { PasswordHasher } from "./domain/ports/PasswordHasher.js"
 import { UsersRepo } from "./domain/ports/UsersRepo.js"
 import { Email, type Role, type User } from "./domain/users/Model.js"
 import * as Argon2Hasher from "./infra/crypto/Argon2Hasher.js"
 import * as SqlUsersRepo from "./infra/sql/UsersRepo.js"
+import * as Env from "./infra/Env.js"
 import { DatabaseLive } from "./main.js"
 
 interface Seeded {
@@ -58,7 +60,7 @@ export const seed = Effect.gen(function*() {
 
 export const SeedLive = Layer.mergeAll(SqlUsersRepo.layer, Argon2Hasher.layer).pipe(Layer.provideMerge(DatabaseLive))
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   seed.pipe(
     Effect.tap(() =>
       Console.log(
@@ -71,6 +73,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
       )
     ),
     Effect.provide(SeedLive),
+    Effect.provide(Env.layer),
     NodeRuntime.runMain
   )
 }

@@ -105,15 +105,22 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
       function*(email: Email, password: Redacted.Redacted<string>) {
         if (yield* repo.adminExists) return Option.none<User>()
         const passwordHash = yield* hasher.hash(password)
-        const admin = yield* repo.insert({
+        return yield* repo.insert({
           email,
           passwordHash,
           firstName: "Admin",
           lastName: "User",
           role: "admin",
           avatar: null
-        })
-        return Option.some(admin)
+        }).pipe(
+          Effect.map(Option.some),
+          // Two instances starting together: the other one created the same admin first.
+          Effect.catchTag("EmailTaken", (taken) =>
+            Effect.flatMap(repo.findByEmail(email), (existing) =>
+              Option.isSome(existing) && existing.value.role === "admin"
+                ? Effect.succeed(Option.none<User>())
+                : Effect.fail(taken)))
+        )
       }
     )
 

@@ -1,10 +1,11 @@
 import { Config, Effect, Layer, Option, Schema } from "effect"
 import { Auth } from "./Auth.js"
-import { Email } from "./Model.js"
+import { Email, Password } from "./Model.js"
 
 const AdminConfig = Config.all({
   email: Config.option(Schema.Config("ADMIN_EMAIL", Email)),
-  password: Config.option(Config.redacted("ADMIN_PASSWORD"))
+  // The same rules as any password, so that the admin can actually log in.
+  password: Config.option(Schema.Config("ADMIN_PASSWORD", Password))
 })
 
 /** At start-up, `ADMIN_EMAIL`/`ADMIN_PASSWORD` become the first admin when there is none yet. */
