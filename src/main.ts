@@ -12,6 +12,7 @@ import * as JoseTokens from "./infra/crypto/JoseTokens.js"
 import * as JwtSecret from "./infra/crypto/JwtSecret.js"
 import * as Env from "./infra/Env.js"
 import * as Logging from "./infra/Logging.js"
+import * as MemoryBus from "./infra/memory/Bus.js"
 import * as MemoryRateLimiter from "./infra/memory/RateLimiter.js"
 import * as SqlAuditLog from "./infra/sql/AuditLog.js"
 import * as SqlClientLive from "./infra/sql/Client.js"
@@ -32,7 +33,8 @@ export const InfraLive = Layer.mergeAll(
   SqlAuditLog.layer,
   Argon2Hasher.layer,
   JoseTokens.layer,
-  MemoryRateLimiter.layer
+  MemoryRateLimiter.layer,
+  MemoryBus.layer
 ).pipe(
   Layer.provideMerge(DatabaseLive),
   Layer.provideMerge(NodeContext.layer)

@@ -2,6 +2,7 @@ import { SqlClient } from "@effect/sql"
 import { Effect, Option } from "effect"
 import { Forbidden } from "../Errors.js"
 import { AuditLog } from "../ports/AuditLog.js"
+import { Bus } from "../ports/Bus.js"
 import { type ConversationFilter, ConversationsRepo } from "../ports/ConversationsRepo.js"
 import { MessagesRepo } from "../ports/MessagesRepo.js"
 import { UsersRepo } from "../ports/UsersRepo.js"
@@ -21,6 +22,7 @@ export class Conversations extends Effect.Service<Conversations>()("Chat/Convers
     const messages = yield* MessagesRepo
     const users = yield* UsersRepo
     const audit = yield* AuditLog
+    const bus = yield* Bus
 
     const findUser = (id: UserId) => Effect.map(users.findById(id), Option.getOrUndefined)
 
@@ -99,12 +101,11 @@ export class Conversations extends Effect.Service<Conversations>()("Chat/Convers
     /** Closes the conversation for good, leaving a system message saying so. Closing twice changes nothing. */
     const close = Effect.fn("Conversations.close")(function*(actor: User, id: ConversationId, reason: string | null) {
       yield* requireAdmin(actor)
-      return yield* sql.withTransaction(Effect.gen(function*() {
+      const outcome = yield* sql.withTransaction(Effect.gen(function*() {
         const found = yield* repo.findById(id)
         if (Option.isNone(found)) return yield* new ConversationNotFound({ id })
         const alreadyClosed = found.value.status === "closed"
-        if (!alreadyClosed) {
-          yield* messages.append({
+        const appended = alreadyClosed ? undefined : yield* messages.append({
             conversationId: id,
             senderId: actor.id,
             receiverId: null,
@@ -114,7 +115,6 @@ export class Conversations extends Effect.Service<Conversations>()("Chat/Convers
             fileUrl: null,
             fileName: null
           })
-        }
         const closed = alreadyClosed ? Option.none() : yield* repo.setStatus(id, "closed", reason)
         yield* audit.record({
           actorId: actor.id,
@@ -122,8 +122,23 @@ export class Conversations extends Effect.Service<Conversations>()("Chat/Convers
           targetId: id,
           details: { ...(reason ? { reason } : {}), ...(alreadyClosed ? { alreadyClosed } : {}) }
         })
-        return Option.getOrElse(closed, () => found.value)
+        return {
+          conversation: Option.getOrElse(closed, () => found.value),
+          notice: appended?._tag === "Created" ? appended.message : undefined
+        }
       })).pipe(Effect.catchTag("SqlError", Effect.die))
+      const { conversation, notice } = outcome
+      if (notice !== undefined) {
+        yield* bus.publish({ _tag: "MessageCreated", message: notice })
+        yield* bus.publish({
+          _tag: "ConversationClosed",
+          conversationId: conversation.id,
+          userId: conversation.userId,
+          trainerId: conversation.trainerId,
+          reason
+        })
+      }
+      return conversation
     })
 
     const auditTrail = Effect.fn("Conversations.auditTrail")(function*(

@@ -1,4 +1,5 @@
-import { Cache, Duration, Effect, Exit, Option } from "effect"
+import { Cache, DateTime, Duration, Effect, Exit, Option } from "effect"
+import { Bus } from "../ports/Bus.js"
 import { Forbidden } from "../Errors.js"
 import { AuditLog } from "../ports/AuditLog.js"
 import { ConversationsRepo } from "../ports/ConversationsRepo.js"
@@ -26,6 +27,7 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
     const conversations = yield* ConversationsRepo
     const repo = yield* MessagesRepo
     const audit = yield* AuditLog
+    const bus = yield* Bus
 
     // Who is in a conversation never changes, so the hot path need not ask the database again.
     // Only found conversations are remembered: an unknown id is asked again next time.
@@ -69,6 +71,8 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
       })
       switch (appended._tag) {
         case "Created":
+          // Committed: now (and only now) the world may hear of it. A retry publishes nothing.
+          yield* bus.publish({ _tag: "MessageCreated", message: appended.message })
           return { message: appended.message, created: true } satisfies Sent
         case "Duplicate":
           return { message: appended.message, created: false } satisfies Sent
@@ -109,14 +113,37 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
         return yield* new Forbidden({ message: "Only the receiver can mark a message read" })
       }
       const changed = yield* repo.markRead(id, actor.id)
+      if (Option.isSome(changed) && message.senderId !== null) {
+        yield* bus.publish({
+          _tag: "MessagesRead",
+          conversationId: message.conversationId,
+          readerId: actor.id,
+          senderId: message.senderId,
+          messageId: id,
+          upToSeq: null,
+          readAt: changed.value.readAt ?? (yield* DateTime.now)
+        })
+      }
       return Option.getOrElse(changed, () => message)
     })
 
     /** Marks what the actor received up to `upToSeq` (default: everything) read. */
     const markConversationRead = Effect.fn("Messages.markConversationRead")(
       function*(actor: User, id: ConversationId, upToSeq: Seq | undefined) {
-        yield* participantOnly(actor, id)
-        return yield* conversations.markReadUpTo(id, actor.id, upToSeq)
+        const members = yield* participantOnly(actor, id)
+        const result = yield* conversations.markReadUpTo(id, actor.id, upToSeq)
+        if (result.changed > 0) {
+          yield* bus.publish({
+            _tag: "MessagesRead",
+            conversationId: id,
+            readerId: actor.id,
+            senderId: counterpartOf(members, actor.id),
+            messageId: null,
+            upToSeq: result.readSeq,
+            readAt: yield* DateTime.now
+          })
+        }
+        return result
       }
     )
 

@@ -1,5 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { Effect, Option, type Redacted } from "effect"
+import { Bus } from "../ports/Bus.js"
 import { ConversationsRepo } from "../ports/ConversationsRepo.js"
 import { Forbidden } from "../Errors.js"
 import { PasswordHasher } from "../ports/PasswordHasher.js"
@@ -38,6 +39,7 @@ export class Users extends Effect.Service<Users>()("Users/Users", {
     const hasher = yield* PasswordHasher
     const sql = yield* SqlClient.SqlClient
     const conversations = yield* ConversationsRepo
+    const bus = yield* Bus
 
     const notFound = (id: UserId) => new UserNotFound({ id })
 
@@ -105,9 +107,11 @@ export class Users extends Effect.Service<Users>()("Users/Users", {
         }
         patch.passwordHash = yield* hasher.hash(input.password)
       }
-      return yield* repo.update(id, patch).pipe(
+      const updated = yield* repo.update(id, patch).pipe(
         Effect.flatMap(Option.match({ onNone: () => Effect.fail(notFound(id)), onSome: Effect.succeed }))
       )
+      if (input.isActive === false) yield* bus.publish({ _tag: "UserRevoked", userId: id })
+      return updated
     })
 
     const assignTrainer = Effect.fn("Users.assignTrainer")(
@@ -131,6 +135,8 @@ export class Users extends Effect.Service<Users>()("Users/Users", {
           reactivated: conversations.reactivate(userId, trainerId)
         })).pipe(Effect.orDie)
         if (Option.isNone(assigned)) return yield* notFound(userId)
+        yield* Effect.forEach(archived, (c) =>
+          bus.publish({ _tag: "ConversationArchived", conversationId: c.id, userId: c.userId, trainerId: c.trainerId }))
         return { user: assigned.value, archived }
       }
     )

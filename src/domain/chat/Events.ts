@@ -1,0 +1,58 @@
+import { Schema } from "effect"
+import { UserId } from "../users/Model.js"
+import { ConversationId, MessageId, MessageJson, Seq } from "./Model.js"
+
+/**
+ * What goes on the bus: facts that were committed (messages, receipts,
+ * status changes) and ephemeral signals (typing, joins). Every instance
+ * turns them into frames for its own sockets.
+ */
+export const MessageCreated = Schema.TaggedStruct("MessageCreated", { message: MessageJson })
+
+export const MessagesRead = Schema.TaggedStruct("MessagesRead", {
+  conversationId: ConversationId,
+  readerId: UserId,
+  /** Whose messages were read: the reader's counterpart. */
+  senderId: UserId,
+  /** One message marked read, or everything up to `upToSeq`. */
+  messageId: Schema.NullOr(MessageId),
+  upToSeq: Schema.NullOr(Seq),
+  readAt: Schema.DateTimeUtc
+})
+
+export const ConversationClosed = Schema.TaggedStruct("ConversationClosed", {
+  conversationId: ConversationId,
+  userId: UserId,
+  trainerId: UserId,
+  reason: Schema.NullOr(Schema.String)
+})
+
+export const ConversationArchived = Schema.TaggedStruct("ConversationArchived", {
+  conversationId: ConversationId,
+  userId: UserId,
+  trainerId: UserId
+})
+
+export const UserTyping = Schema.TaggedStruct("UserTyping", {
+  conversationId: ConversationId,
+  userId: UserId,
+  isTyping: Schema.Boolean
+})
+
+export const UserJoined = Schema.TaggedStruct("UserJoined", { conversationId: ConversationId, userId: UserId })
+export const UserLeft = Schema.TaggedStruct("UserLeft", { conversationId: ConversationId, userId: UserId })
+
+/** The user can no longer be signed in (deactivated): their sockets close. */
+export const UserRevoked = Schema.TaggedStruct("UserRevoked", { userId: UserId })
+
+export const ChatEvent = Schema.Union(
+  MessageCreated,
+  MessagesRead,
+  ConversationClosed,
+  ConversationArchived,
+  UserTyping,
+  UserJoined,
+  UserLeft,
+  UserRevoked
+)
+export type ChatEvent = typeof ChatEvent.Type
