@@ -20,7 +20,7 @@ import * as SqlConversationsRepo from "./infra/sql/ConversationsRepo.js"
 import * as SqlMessagesRepo from "./infra/sql/MessagesRepo.js"
 import * as Migrations from "./infra/sql/Migrations.js"
 import * as SqlUsersRepo from "./infra/sql/UsersRepo.js"
-import * as HttpServerLive from "./http/Server.js"
+import * as Gateway from "./ws/Gateway.js"
 
 /** Database chosen by config (Postgres or embedded PGlite), migrated before anything reads it. */
 export const DatabaseLive = Migrations.layer.pipe(Layer.provideMerge(SqlClientLive.layer))
@@ -46,8 +46,8 @@ export const DomainLive = FirstAdminLive.pipe(
   Layer.provideMerge(InfraLive)
 )
 
-/** The whole product. */
-export const AppLive = HttpServerLive.layer.pipe(Layer.provideMerge(DomainLive))
+/** The whole product: one uWebSockets.js listener on PORT for REST, docs and WebSocket. */
+export const AppLive = Gateway.layer.pipe(Layer.provideMerge(DomainLive))
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   // The secret is checked before anything touches the database: a refused start changes nothing.

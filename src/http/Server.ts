@@ -1,7 +1,5 @@
-import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+import { HttpApiBuilder, HttpApiSwagger } from "@effect/platform"
 import { Config, Effect, Layer } from "effect"
-import { createServer } from "node:http"
 import { Api } from "./Api.js"
 import { AuthLive } from "./auth/Http.js"
 import { ChatLive, ModerationLive } from "./chat/Http.js"
@@ -59,14 +57,4 @@ export const RoutesLive = Layer.unwrapEffect(
 export const makeHttpApp = HttpApiBuilder.httpApp.pipe(
   Effect.map(requestLog),
   Effect.provide(RoutesLive.pipe(Layer.provideMerge(Layer.merge(HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer))))
-)
-
-/** The HTTP server on `PORT`, serving the API, its docs and CORS. */
-export const layer = Layer.unwrapEffect(
-  Effect.map(HttpConfig, (config) =>
-    HttpApiBuilder.serve(requestLog).pipe(
-      Layer.provide(RoutesLive),
-      HttpServer.withLogAddress,
-      Layer.provideMerge(NodeHttpServer.layer(createServer, { port: config.port, host: config.host }))
-    ))
 )

@@ -1,7 +1,8 @@
-import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest, HttpServer } from "@effect/platform"
+import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { ConfigProvider, Context, Effect, Layer, Logger, LogLevel } from "effect"
 import { Api } from "../../src/http/Api.js"
 import { AppLive } from "../../src/main.js"
+import { Gateway } from "../../src/ws/Gateway.js"
 import { freshDatabase } from "./Database.js"
 
 export const admin = { email: "admin@test.local", password: "admin-password-1" } as const
@@ -39,9 +40,8 @@ const makeClient = (baseUrl: string, token?: string) =>
 const TestServerLive = Layer.effect(
   TestServer,
   Effect.gen(function*() {
-    const server = yield* HttpServer.HttpServer
-    const address = server.address
-    const url = address._tag === "TcpAddress" ? `http://127.0.0.1:${address.port}` : "http://unix"
+    const gateway = yield* Gateway
+    const url = `http://127.0.0.1:${gateway.port}`
     const request = (method: string, path: string, options: RequestOptions = {}) =>
       Effect.promise(async (): Promise<Reply> => {
         const headers: Record<string, string> = { ...options.headers }

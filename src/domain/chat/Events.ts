@@ -33,14 +33,24 @@ export const ConversationArchived = Schema.TaggedStruct("ConversationArchived", 
   trainerId: UserId
 })
 
+/** Signals from one participant to the other (`recipientId`), never stored. */
 export const UserTyping = Schema.TaggedStruct("UserTyping", {
   conversationId: ConversationId,
   userId: UserId,
+  recipientId: UserId,
   isTyping: Schema.Boolean
 })
 
-export const UserJoined = Schema.TaggedStruct("UserJoined", { conversationId: ConversationId, userId: UserId })
-export const UserLeft = Schema.TaggedStruct("UserLeft", { conversationId: ConversationId, userId: UserId })
+export const UserJoined = Schema.TaggedStruct("UserJoined", {
+  conversationId: ConversationId,
+  userId: UserId,
+  recipientId: UserId
+})
+export const UserLeft = Schema.TaggedStruct("UserLeft", {
+  conversationId: ConversationId,
+  userId: UserId,
+  recipientId: UserId
+})
 
 /** The user can no longer be signed in (deactivated): their sockets close. */
 export const UserRevoked = Schema.TaggedStruct("UserRevoked", { userId: UserId })

@@ -152,6 +152,6 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
       return { total: byConversation.reduce((sum, c) => sum + c.count, 0), byConversation }
     })
 
-    return { send, history, markRead, markConversationRead, unreadCount } as const
+    return { access, send, history, markRead, markConversationRead, unreadCount } as const
   })
 }) {}

@@ -7,6 +7,11 @@ export interface Claims {
   readonly role: Role
 }
 
+export interface VerifiedClaims extends Claims {
+  /** When the token expires, in seconds since the epoch. */
+  readonly exp: number
+}
+
 export interface IssuedToken {
   readonly token: string
   /** Seconds until the token expires. */
@@ -15,5 +20,5 @@ export interface IssuedToken {
 
 export class TokenIssuer extends Context.Tag("Ports/TokenIssuer")<TokenIssuer, {
   readonly issue: (claims: Claims) => Effect.Effect<IssuedToken>
-  readonly verify: (token: string) => Effect.Effect<Claims, Unauthorized>
+  readonly verify: (token: string) => Effect.Effect<VerifiedClaims, Unauthorized>
 }>() {}

@@ -93,12 +93,15 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
     })
 
     /** The user behind a bearer token, as the database knows them now: deleted or deactivated users are out. */
-    const authenticate = Effect.fn("Auth.authenticate")(function*(token: string) {
+    /** The signed-in user and when their token expires (seconds since the epoch). */
+    const session = Effect.fn("Auth.session")(function*(token: string) {
       const claims = yield* tokens.verify(token)
       const user = yield* repo.findById(claims.sub)
       if (Option.isNone(user) || !user.value.isActive) return yield* new Unauthorized()
-      return user.value
+      return { user: user.value, expiresAt: claims.exp }
     })
+
+    const authenticate = (token: string) => Effect.map(session(token), ({ user }) => user)
 
     /** Creates the first admin from configuration when no admin exists yet. */
     const ensureAdmin = Effect.fn("Auth.ensureAdmin")(
@@ -124,6 +127,6 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
       }
     )
 
-    return { register, login, authenticate, ensureAdmin } as const
+    return { register, login, authenticate, session, ensureAdmin } as const
   })
 }) {}

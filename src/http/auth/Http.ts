@@ -1,8 +1,8 @@
-import { HttpApiBuilder } from "@effect/platform"
+import { HttpApiBuilder, type HttpServerRequest } from "@effect/platform"
 import { Effect } from "effect"
 import { Auth } from "../../domain/users/Auth.js"
 import { Api } from "../Api.js"
-import { clientIp, TrustProxy } from "../ClientIp.js"
+import { clientIp, PeerAddress, TrustProxy } from "../ClientIp.js"
 import { withRetryAfter } from "../RetryAfter.js"
 
 export const AuthLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
@@ -10,9 +10,12 @@ export const AuthLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
     const auth = yield* Auth
     const trustProxy = yield* TrustProxy
 
+    const ipOf = (request: HttpServerRequest.HttpServerRequest) =>
+      Effect.map(Effect.serviceOption(PeerAddress), (peer) => clientIp(request, trustProxy, peer))
+
     return handlers
       .handle("register", ({ payload, request }) =>
-        auth.register(payload, { ip: clientIp(request, trustProxy) }).pipe(withRetryAfter))
+        Effect.flatMap(ipOf(request), (ip) => auth.register(payload, { ip })).pipe(withRetryAfter))
       .handle("login", ({ payload, request }) =>
-        auth.login(payload, { ip: clientIp(request, trustProxy) }).pipe(withRetryAfter))
+        Effect.flatMap(ipOf(request), (ip) => auth.login(payload, { ip })).pipe(withRetryAfter))
   }))

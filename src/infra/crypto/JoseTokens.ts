@@ -8,7 +8,7 @@ import * as JwtSecret from "./JwtSecret.js"
 export const issuer = "trainer-chat"
 export const audience = "trainer-chat-api"
 
-const Claims = Schema.Struct({ sub: UserId, role: Role })
+const Claims = Schema.Struct({ sub: UserId, role: Role, exp: Schema.Number })
 const decodeClaims = Schema.decodeUnknown(Claims)
 
 /** HS256 tokens from `JWT_SECRET`, living `JWT_TTL` (default one day). */
@@ -36,7 +36,7 @@ export const layer = Layer.effect(
         ),
       verify: (token) =>
         Effect.tryPromise({
-          try: () => jwtVerify(token, secret, { algorithms: ["HS256"], issuer, audience }),
+          try: () => jwtVerify(token, secret, { algorithms: ["HS256"], issuer, audience, requiredClaims: ["exp"] }),
           catch: (cause) =>
             new Unauthorized({
               message: cause instanceof errors.JWTExpired ? "Token expired" : "Invalid token"

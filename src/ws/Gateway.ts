@@ -1,0 +1,570 @@
+import { HttpApp } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Cause, Config, Context, Effect, Exit, FiberSet, Layer, Option, ParseResult, Queue, Schema } from "effect"
+import type { ChatEvent } from "../domain/chat/Events.js"
+import { Messages } from "../domain/chat/Messages.js"
+import { counterpartOf, type ConversationId, type Message, MessageJson } from "../domain/chat/Model.js"
+import { Bus } from "../domain/ports/Bus.js"
+import { Auth } from "../domain/users/Auth.js"
+import type { User, UserId } from "../domain/users/Model.js"
+import { PeerAddress } from "../http/ClientIp.js"
+import { HttpConfig, makeHttpApp } from "../http/Server.js"
+import { serveHttp } from "./HttpBridge.js"
+import {
+  ClientEnvelope,
+  type ClientEventName,
+  ClientEvents,
+  CloseCodes,
+  encodeServerEvent,
+  type ErrorCode,
+  type ErrorData
+} from "./Protocol.js"
+import { TokenBucket } from "./TokenBucket.js"
+import * as Uws from "./Uws.js"
+
+export const GatewayConfig = Config.all({
+  /** Frames above this are cut off by uWS (the connection closes): abuse, not a mistake. */
+  maxPayloadBytes: Config.integer("WS_MAX_PAYLOAD_BYTES").pipe(Config.withDefault(64 * 1024)),
+  /** Frames above this get a FrameTooLarge error and are ignored. */
+  maxFrameBytes: Config.integer("WS_MAX_FRAME_BYTES").pipe(Config.withDefault(16 * 1024)),
+  idleTimeoutSeconds: Config.integer("WS_IDLE_TIMEOUT_SECONDS").pipe(Config.withDefault(60)),
+  /** A socket that falls this far behind is closed rather than buffered without bound. */
+  maxBackpressureBytes: Config.integer("WS_MAX_BACKPRESSURE_BYTES").pipe(Config.withDefault(1024 * 1024)),
+  sendPerSecond: Config.number("WS_SEND_PER_SECOND").pipe(Config.withDefault(20)),
+  sendBurst: Config.number("WS_SEND_BURST").pipe(Config.withDefault(40)),
+  typingPerSecond: Config.number("WS_TYPING_PER_SECOND").pipe(Config.withDefault(5)),
+  /** A typing state not refreshed within this time ends by itself. */
+  typingExpiryMs: Config.integer("WS_TYPING_EXPIRY_MS").pipe(Config.withDefault(5000)),
+  shutdownGraceMs: Config.integer("SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000))
+})
+
+interface SocketData {
+  readonly user: User
+  readonly expiresAt: number
+  /** Conversations whose live messages this socket receives (uWS topic subscribed). */
+  readonly joined: Set<ConversationId>
+  /** Joins in flight: live messages are held here until the history is sent. */
+  readonly pending: Map<ConversationId, Array<Message>>
+  /** Conversations this socket is typing in, with the timer that ends it. */
+  readonly typing: Map<ConversationId, { readonly timer: NodeJS.Timeout; readonly relayedAt: number }>
+  readonly sends: TokenBucket
+  readonly typings: TokenBucket
+  badFrames: number
+  closed: boolean
+  expiry: NodeJS.Timeout | undefined
+}
+
+type Socket = Uws.WebSocket<SocketData>
+
+const topicOf = (conversationId: string) => `conv:${conversationId}`
+
+const encodeMessage = Schema.encodeSync(MessageJson)
+
+/** The one listener on `PORT`: REST and docs through the HTTP app, and the WebSocket endpoint `/ws`. */
+export class Gateway extends Context.Tag("Ws/Gateway")<Gateway, {
+  readonly port: number
+  readonly connections: () => number
+}>() {}
+
+const errorFrame = (data: ErrorData, id: string | undefined) => encodeServerEvent("error", data, id)
+
+const issuesOf = (error: ParseResult.ParseError) =>
+  ParseResult.ArrayFormatter.formatErrorSync(error)
+    .map((issue) => issue.path.length === 0 ? issue.message : `${issue.path.join(".")}: ${issue.message}`)
+    .join("; ")
+
+/** Domain failures as the protocol names them. */
+const domainError = (error: { readonly _tag: string; readonly message?: string }): ErrorData => {
+  switch (error._tag) {
+    case "ConversationNotActive": {
+      const status = "status" in error ? error.status : "closed"
+      return {
+        code: status === "archived" ? "ConversationArchived" : "ConversationClosed",
+        message: `The conversation is ${status}: no new messages`
+      }
+    }
+    case "ConversationNotFound":
+    case "MessageNotFound":
+    case "Forbidden":
+      return { code: error._tag, message: error.message ?? error._tag }
+    default:
+      return { code: "Internal", message: "Something went wrong on our side" }
+  }
+}
+
+export const layer = Layer.scoped(
+  Gateway,
+  Effect.gen(function*() {
+    const uws = yield* Uws.load
+    const http = yield* HttpConfig
+    const config = yield* GatewayConfig
+    const auth = yield* Auth
+    const messages = yield* Messages
+    const bus = yield* Bus
+
+    // REST and docs: the same HTTP app, carried by uWS.
+    const httpApp = yield* makeHttpApp
+    const httpRuntime = yield* Effect.runtime<Layer.Layer.Success<typeof NodeHttpServer.layerContext>>().pipe(
+      Effect.provide(NodeHttpServer.layerContext)
+    )
+    const webHandler = HttpApp.toWebHandlerRuntime(httpRuntime)(httpApp)
+
+    // Work started by sockets: tracked so that shutdown can wait for sends in flight.
+    const fibers = yield* FiberSet.make<unknown, unknown>()
+    const run = yield* FiberSet.runtime(fibers)<never>()
+
+    const sockets = new Set<Socket>()
+    const byUser = new Map<UserId, Set<Socket>>()
+    const pendingByConversation = new Map<ConversationId, Set<Socket>>()
+    let shuttingDown = false
+
+    const app = uws.App()
+
+    const send = (ws: Socket, frame: string) => {
+      if (ws.getUserData().closed) return
+      ws.send(frame)
+    }
+    const sendError = (ws: Socket, id: string | undefined, code: ErrorCode, message: string, retryAfterMs?: number) =>
+      send(ws, errorFrame({ code, message, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }, id))
+    const ack = (ws: Socket, id: string | undefined, data: unknown) => {
+      if (id !== undefined) send(ws, encodeServerEvent("ack", data, id))
+    }
+    const socketsOf = (userId: UserId) => byUser.get(userId) ?? new Set<Socket>()
+
+    /** Runs a handler's effect for a socket; a domain failure becomes its `error` frame, a defect `Internal`. */
+    const handle = <A, E extends { readonly _tag: string; readonly message?: string }>(
+      ws: Socket,
+      id: string | undefined,
+      effect: Effect.Effect<A, E>,
+      onSuccess: (value: A) => void
+    ) =>
+      run(Effect.flatMap(Effect.exit(effect), (exit) => {
+        if (Exit.isSuccess(exit)) return Effect.sync(() => onSuccess(exit.value))
+        const failure = Cause.failureOption(exit.cause)
+        if (Option.isSome(failure)) return Effect.sync(() => send(ws, errorFrame(domainError(failure.value), id)))
+        const internal = Effect.sync(() =>
+          send(ws, errorFrame({ code: "Internal", message: "Something went wrong on our side" }, id))
+        )
+        return Cause.isInterruptedOnly(exit.cause)
+          ? internal
+          : Effect.zipRight(Effect.logError("WebSocket handler failed", exit.cause), internal)
+      }))
+
+    // ---- typing -------------------------------------------------------------------------------
+
+    const stopTyping = (ws: Socket, conversationId: ConversationId, recipientId: UserId | undefined) => {
+      const data = ws.getUserData()
+      const state = data.typing.get(conversationId)
+      if (state === undefined) return
+      clearTimeout(state.timer)
+      data.typing.delete(conversationId)
+      if (recipientId !== undefined) {
+        run(bus.publish({ _tag: "UserTyping", conversationId, userId: data.user.id, recipientId, isTyping: false }))
+      }
+    }
+
+    // ---- client events ------------------------------------------------------------------------
+
+    const join = (ws: Socket, id: string | undefined, input: typeof ClientEvents.joinConversation.Type) => {
+      const data = ws.getUserData()
+      const { conversationId } = input
+      if (data.joined.delete(conversationId)) ws.unsubscribe(topicOf(conversationId))
+      data.pending.set(conversationId, [])
+      const waiting = pendingByConversation.get(conversationId) ?? new Set()
+      waiting.add(ws)
+      pendingByConversation.set(conversationId, waiting)
+      const settle = () => {
+        waiting.delete(ws)
+        if (waiting.size === 0) pendingByConversation.delete(conversationId)
+        const held = data.pending.get(conversationId) ?? []
+        data.pending.delete(conversationId)
+        return held
+      }
+      handle(
+        ws,
+        id,
+        Effect.gen(function*() {
+          const { level, participants } = yield* messages.access(data.user, conversationId)
+          const page = yield* messages.history(data.user, conversationId, {
+            ...(input.sinceSeq === undefined ? {} : { afterSeq: input.sinceSeq }),
+            limit: input.sinceSeq === undefined ? 50 : 100
+          })
+          return { page, recipientId: level === "participant" ? counterpartOf(participants, data.user.id) : undefined }
+        }).pipe(Effect.onExit((exit) => Exit.isFailure(exit) ? Effect.sync(settle) : Effect.void)),
+        ({ page, recipientId }) => {
+          const held = settle()
+          if (data.closed) return
+          const last = page.messages.at(-1)
+          const toSeq = last?.seq ?? null
+          send(ws, encodeServerEvent("conversationHistory", {
+            conversationId,
+            messages: page.messages,
+            fromSeq: page.messages[0]?.seq ?? null,
+            toSeq,
+            hasMore: page.hasMore
+          }))
+          // With more to fetch the client pages on (joining again from toSeq) before it goes live.
+          if (!page.hasMore) {
+            const after = toSeq ?? input.sinceSeq ?? 0
+            for (const message of held) if (message.seq > after) send(ws, encodeServerEvent("newMessage", message))
+            ws.subscribe(topicOf(conversationId))
+            data.joined.add(conversationId)
+            if (recipientId !== undefined) {
+              run(bus.publish({ _tag: "UserJoined", conversationId, userId: data.user.id, recipientId }))
+            }
+          }
+          ack(ws, id, { conversationId, joined: !page.hasMore, toSeq })
+        }
+      )
+    }
+
+    const leave = (ws: Socket, id: string | undefined, input: typeof ClientEvents.leaveConversation.Type) => {
+      const data = ws.getUserData()
+      const { conversationId } = input
+      handle(ws, id, messages.access(data.user, conversationId), ({ level, participants }) => {
+        const recipientId = level === "participant" ? counterpartOf(participants, data.user.id) : undefined
+        stopTyping(ws, conversationId, recipientId)
+        const wasJoined = data.joined.delete(conversationId)
+        if (wasJoined) ws.unsubscribe(topicOf(conversationId))
+        if (wasJoined && recipientId !== undefined) {
+          run(bus.publish({ _tag: "UserLeft", conversationId, userId: data.user.id, recipientId }))
+        }
+        ack(ws, id, { conversationId, left: wasJoined })
+      })
+    }
+
+    const sendMessage = (ws: Socket, id: string | undefined, input: typeof ClientEvents.sendMessage.Type) => {
+      const data = ws.getUserData()
+      const wait = data.sends.take()
+      if (wait > 0) return sendError(ws, id, "RateLimited", "Too many messages: slow down", wait)
+      handle(
+        ws,
+        id,
+        messages.send(data.user, {
+          conversationId: input.conversationId,
+          content: input.content,
+          type: "text",
+          clientMessageId: input.clientMessageId
+        }),
+        ({ message }) => {
+          // Acked only now: the message is committed. A retry gets the same ack and broadcasts nothing.
+          ack(ws, id, { message: encodeMessage(message) })
+          if (message.receiverId !== null) stopTyping(ws, input.conversationId, message.receiverId)
+        }
+      )
+    }
+
+    const typing = (ws: Socket, id: string | undefined, input: typeof ClientEvents.typing.Type) => {
+      const data = ws.getUserData()
+      const wait = data.typings.take()
+      if (wait > 0) return sendError(ws, id, "RateLimited", "Too many typing events", wait)
+      const { conversationId } = input
+      handle(ws, id, messages.access(data.user, conversationId), ({ level, participants }) => {
+        if (level !== "participant") return sendError(ws, id, "Forbidden", "Only participants can type here")
+        const recipientId = counterpartOf(participants, data.user.id)
+        if (!input.isTyping) {
+          stopTyping(ws, conversationId, recipientId)
+          return ack(ws, id, { conversationId, isTyping: false })
+        }
+        const now = Date.now()
+        const previous = data.typing.get(conversationId)
+        if (previous !== undefined) clearTimeout(previous.timer)
+        // Relayed when it starts and then at most every half expiry: keystrokes never flood the counterpart.
+        const relay = previous === undefined || now - previous.relayedAt >= config.typingExpiryMs / 2
+        const timer = setTimeout(() => stopTyping(ws, conversationId, recipientId), config.typingExpiryMs)
+        data.typing.set(conversationId, { timer, relayedAt: relay ? now : previous.relayedAt })
+        if (relay) run(bus.publish({ _tag: "UserTyping", conversationId, userId: data.user.id, recipientId, isTyping: true }))
+        ack(ws, id, { conversationId, isTyping: true })
+      })
+    }
+
+    const markAsRead = (ws: Socket, id: string | undefined, input: typeof ClientEvents.markAsRead.Type) => {
+      const user = ws.getUserData().user
+      if ("messageId" in input) {
+        return handle(ws, id, messages.markRead(user, input.messageId), (message) =>
+          ack(ws, id, { messageId: message.id, isRead: message.isRead }))
+      }
+      handle(
+        ws,
+        id,
+        messages.markConversationRead(user, input.conversationId, input.upToSeq),
+        (result) => ack(ws, id, { conversationId: input.conversationId, ...result })
+      )
+    }
+
+    const dispatch = (ws: Socket, event: ClientEventName, data: unknown, id: string | undefined) => {
+      const decoded = Schema.decodeUnknownEither(ClientEvents[event] as Schema.Schema<unknown>)(data ?? {})
+      if (decoded._tag === "Left") return sendError(ws, id, "InvalidData", `${event}: ${issuesOf(decoded.left)}`)
+      ws.getUserData().badFrames = 0
+      switch (event) {
+        case "joinConversation":
+          return join(ws, id, decoded.right as typeof ClientEvents.joinConversation.Type)
+        case "leaveConversation":
+          return leave(ws, id, decoded.right as typeof ClientEvents.leaveConversation.Type)
+        case "sendMessage":
+          return sendMessage(ws, id, decoded.right as typeof ClientEvents.sendMessage.Type)
+        case "typing":
+          return typing(ws, id, decoded.right as typeof ClientEvents.typing.Type)
+        case "markAsRead":
+          return markAsRead(ws, id, decoded.right as typeof ClientEvents.markAsRead.Type)
+      }
+    }
+
+    const badFrame = (ws: Socket, id: string | undefined, code: ErrorCode, message: string) => {
+      const data = ws.getUserData()
+      sendError(ws, id, code, message)
+      if (++data.badFrames >= 20) ws.end(CloseCodes.abuse, "too many bad frames")
+    }
+
+    const decodeEnvelope = Schema.decodeUnknownEither(ClientEnvelope)
+
+    const onMessage = (ws: Socket, buffer: ArrayBuffer, isBinary: boolean) => {
+      if (isBinary) return badFrame(ws, undefined, "BadFrame", "Frames are JSON text")
+      if (buffer.byteLength > config.maxFrameBytes) {
+        return badFrame(ws, undefined, "FrameTooLarge", `Frames are at most ${config.maxFrameBytes} bytes`)
+      }
+      // The buffer is neutered when this callback returns: decode it now.
+      let json: unknown
+      try {
+        json = JSON.parse(Buffer.from(buffer).toString("utf8"))
+      } catch {
+        return badFrame(ws, undefined, "BadJson", "The frame is not valid JSON")
+      }
+      const envelope = decodeEnvelope(json)
+      if (envelope._tag === "Left") {
+        const id = typeof json === "object" && json !== null && "id" in json && typeof json.id === "string" &&
+            json.id.length <= 64
+          ? json.id
+          : undefined
+        return badFrame(ws, id, "BadFrame", `Expected { event, data, id? }: ${issuesOf(envelope.left)}`)
+      }
+      const { data, event, id } = envelope.right
+      if (!Object.hasOwn(ClientEvents, event)) {
+        return badFrame(ws, id, "UnknownEvent", `Unknown event ${JSON.stringify(event.slice(0, 64))}`)
+      }
+      dispatch(ws, event as ClientEventName, data, id)
+    }
+
+    // ---- bus → sockets ------------------------------------------------------------------------
+
+    const deliver = (event: ChatEvent) => {
+      switch (event._tag) {
+        case "MessageCreated": {
+          const message = event.message
+          const frame = encodeServerEvent("newMessage", message)
+          app.publish(topicOf(message.conversationId), frame)
+          for (const ws of pendingByConversation.get(message.conversationId) ?? []) {
+            ws.getUserData().pending.get(message.conversationId)?.push(message as Message)
+          }
+          if (message.receiverId !== null) {
+            let notification: string | undefined
+            for (const ws of socketsOf(message.receiverId)) {
+              const data = ws.getUserData()
+              if (data.joined.has(message.conversationId) || data.pending.has(message.conversationId)) continue
+              notification ??= encodeServerEvent("newMessageNotification", {
+                conversationId: message.conversationId,
+                message
+              })
+              send(ws, notification)
+            }
+          }
+          return
+        }
+        case "MessagesRead": {
+          const frame = encodeServerEvent("messageRead", {
+            conversationId: event.conversationId,
+            readerId: event.readerId,
+            messageId: event.messageId,
+            upToSeq: event.upToSeq,
+            readAt: event.readAt
+          })
+          for (const ws of socketsOf(event.senderId)) send(ws, frame)
+          for (const ws of socketsOf(event.readerId)) send(ws, frame)
+          return
+        }
+        case "ConversationClosed":
+        case "ConversationArchived": {
+          const frame = event._tag === "ConversationClosed"
+            ? encodeServerEvent("conversationClosed", {
+              conversationId: event.conversationId,
+              status: "closed",
+              reason: event.reason
+            })
+            : encodeServerEvent("conversationArchived", { conversationId: event.conversationId, status: "archived" })
+          for (const userId of [event.userId, event.trainerId]) {
+            for (const ws of socketsOf(userId)) {
+              stopTyping(ws, event.conversationId, undefined)
+              send(ws, frame)
+            }
+          }
+          return
+        }
+        case "UserTyping":
+        case "UserJoined":
+        case "UserLeft": {
+          const frame = event._tag === "UserTyping"
+            ? encodeServerEvent("userTyping", {
+              conversationId: event.conversationId,
+              userId: event.userId,
+              isTyping: event.isTyping
+            })
+            : encodeServerEvent(event._tag === "UserJoined" ? "userJoined" : "userLeft", {
+              conversationId: event.conversationId,
+              userId: event.userId
+            })
+          for (const ws of socketsOf(event.recipientId)) {
+            if (ws.getUserData().joined.has(event.conversationId)) send(ws, frame)
+          }
+          return
+        }
+        case "UserRevoked": {
+          for (const ws of [...socketsOf(event.userId)]) ws.end(CloseCodes.revoked, "user deactivated")
+          return
+        }
+      }
+    }
+
+    const events = yield* bus.subscribe
+    yield* Queue.take(events).pipe(
+      Effect.flatMap((event) => Effect.sync(() => deliver(event))),
+      Effect.catchAllDefect((defect) => Effect.logError("Delivering an event failed", Cause.die(defect))),
+      Effect.forever,
+      Effect.forkScoped
+    )
+
+    // ---- sockets ------------------------------------------------------------------------------
+
+    const tokenOf = (authorization: string, query: string) => {
+      const bearer = /^bearer\s+(.+)$/i.exec(authorization.trim())
+      if (bearer?.[1] !== undefined) return bearer[1].trim()
+      return new URLSearchParams(query).get("token")?.trim() ?? ""
+    }
+
+    const refuse = (res: Uws.HttpResponse, status: string, body: ErrorData): void => {
+      res.cork(() => {
+        res.writeStatus(status).writeHeader("content-type", "application/json").end(JSON.stringify(body))
+      })
+    }
+
+    app.ws<SocketData>("/ws", {
+      maxPayloadLength: config.maxPayloadBytes,
+      idleTimeout: config.idleTimeoutSeconds,
+      sendPingsAutomatically: true,
+      maxBackpressure: config.maxBackpressureBytes,
+      closeOnBackpressureLimit: 1,
+      upgrade: (res, req, context) => {
+        // Everything from `req` is read now: it is gone once this callback returns.
+        const key = req.getHeader("sec-websocket-key")
+        const protocol = req.getHeader("sec-websocket-protocol")
+        const extensions = req.getHeader("sec-websocket-extensions")
+        const token = tokenOf(req.getHeader("authorization"), req.getQuery())
+        let aborted = false
+        res.onAborted(() => {
+          aborted = true
+        })
+        if (shuttingDown) {
+          return refuse(res, "503 Service Unavailable", { code: "ShuttingDown", message: "The server is shutting down" })
+        }
+        if (token === "") {
+          return refuse(res, "401 Unauthorized", { code: "Forbidden", message: "Missing token" })
+        }
+        run(auth.session(token).pipe(
+          Effect.exit,
+          Effect.flatMap((exit) =>
+            Effect.sync(() => {
+              if (aborted) return
+              if (Exit.isFailure(exit)) {
+                const failure = Cause.failureOption(exit.cause)
+                return refuse(res, "401 Unauthorized", {
+                  code: "Forbidden",
+                  message: failure._tag === "Some" ? failure.value.message : "Invalid token"
+                })
+              }
+              const { expiresAt, user } = exit.value
+              const data: SocketData = {
+                user,
+                expiresAt,
+                joined: new Set(),
+                pending: new Map(),
+                typing: new Map(),
+                sends: new TokenBucket(config.sendPerSecond, config.sendBurst),
+                typings: new TokenBucket(config.typingPerSecond, config.typingPerSecond * 2),
+                badFrames: 0,
+                closed: false,
+                expiry: undefined
+              }
+              res.cork(() => res.upgrade(data, key, protocol, extensions, context))
+            })
+          )
+        ))
+      },
+      open: (ws) => {
+        const data = ws.getUserData()
+        sockets.add(ws)
+        const mine = byUser.get(data.user.id) ?? new Set()
+        mine.add(ws)
+        byUser.set(data.user.id, mine)
+        const left = data.expiresAt * 1000 - Date.now()
+        data.expiry = setTimeout(() => {
+          if (!data.closed) ws.end(CloseCodes.tokenExpired, "token expired")
+        }, Math.min(Math.max(left, 0), 2 ** 31 - 1))
+      },
+      message: onMessage,
+      close: (ws) => {
+        const data = ws.getUserData()
+        data.closed = true
+        clearTimeout(data.expiry)
+        sockets.delete(ws)
+        const mine = byUser.get(data.user.id)
+        mine?.delete(ws)
+        if (mine?.size === 0) byUser.delete(data.user.id)
+        for (const conversationId of data.pending.keys()) pendingByConversation.get(conversationId)?.delete(ws)
+        for (const conversationId of new Set([...data.typing.keys(), ...data.joined])) {
+          const timer = data.typing.get(conversationId)?.timer
+          if (timer !== undefined) clearTimeout(timer)
+          // Tell the counterpart this device is gone from the conversation.
+          run(Effect.flatMap(messages.access(data.user, conversationId), ({ level, participants }) => {
+            if (level !== "participant") return Effect.void
+            const recipientId = counterpartOf(participants, data.user.id)
+            const userId = data.user.id
+            return Effect.all([
+              data.typing.has(conversationId)
+                ? bus.publish({ _tag: "UserTyping", conversationId, userId, recipientId, isTyping: false })
+                : Effect.void,
+              data.joined.has(conversationId)
+                ? bus.publish({ _tag: "UserLeft", conversationId, userId, recipientId })
+                : Effect.void
+            ])
+          }).pipe(Effect.ignore))
+        }
+      }
+    })
+
+    serveHttp(app, (request, peer) => webHandler(request, Context.make(PeerAddress, peer)), {
+      maxBodyBytes: http.maxBodyBytes
+    })
+
+    const listenSocket = yield* Effect.async<Uws.us_listen_socket, Error>((resume) => {
+      app.listen(http.host, http.port, (socket) => {
+        resume(socket ? Effect.succeed(socket) : Effect.fail(new Error(`Cannot listen on ${http.host}:${http.port}`)))
+      })
+    })
+    const port = uws.us_socket_local_port(listenSocket)
+    yield* Effect.logInfo(`Listening on http://${http.host}:${port} (REST, docs at /api, WebSocket at /ws)`)
+
+    // Shutdown: stop accepting, close sockets with 1001, let sends in flight finish (what was acked is
+    // committed), then the layers below close (the database last).
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        shuttingDown = true
+        uws.us_listen_socket_close(listenSocket)
+        for (const ws of [...sockets]) ws.end(1001, "server shutting down")
+        yield* FiberSet.awaitEmpty(fibers).pipe(Effect.timeoutOption(config.shutdownGraceMs))
+        yield* Effect.logInfo("Gateway closed")
+      })
+    )
+
+    return Gateway.of({ port, connections: () => sockets.size })
+  })
+)
+

@@ -1,0 +1,138 @@
+/**
+ * The WebSocket wire protocol: JSON text frames `{ event, data, id? }`.
+ * These schemas are the contract for TypeScript clients too.
+ *
+ * Every client frame with an `id` gets exactly one reply: `ack` or `error`
+ * with the same `id`. Errors without an `id` come as `{ event: "error", data }`.
+ */
+import { Schema } from "effect"
+import {
+  ClientMessageId,
+  Content,
+  ConversationId,
+  ConversationStatus,
+  MessageId,
+  MessageJson,
+  SendableType,
+  Seq
+} from "../domain/chat/Model.js"
+import { UserId } from "../domain/users/Model.js"
+
+const strict = { parseOptions: { onExcessProperty: "error", errors: "all" } } as const
+const Struct = <Fields extends Schema.Struct.Fields>(fields: Fields) => Schema.Struct(fields).annotations(strict)
+const optional = <S extends Schema.Schema.All>(schema: S) => Schema.optionalWith(schema, { exact: true })
+
+/** A client's correlation id for a frame. */
+export const FrameId = Schema.String.pipe(
+  Schema.filter((s) => s.length >= 1 && s.length <= 64, { message: () => "id must be 1 to 64 characters" })
+)
+
+/** The envelope every client frame must have; `data` is checked per event. */
+export const ClientEnvelope = Schema.Struct({
+  event: Schema.String,
+  data: optional(Schema.Unknown),
+  id: optional(FrameId)
+}).annotations(strict)
+
+// Client → server
+
+export const JoinConversation = Struct({ conversationId: ConversationId, sinceSeq: optional(Seq) })
+export const LeaveConversation = Struct({ conversationId: ConversationId })
+export const SendMessage = Struct({
+  conversationId: ConversationId,
+  content: Content,
+  type: optional(SendableType),
+  clientMessageId: ClientMessageId
+})
+export const Typing = Struct({ conversationId: ConversationId, isTyping: Schema.Boolean })
+export const MarkAsRead = Schema.Union(
+  Struct({ messageId: MessageId }),
+  Struct({ conversationId: ConversationId, upToSeq: optional(Seq) })
+)
+
+export const ClientEvents = {
+  joinConversation: JoinConversation,
+  leaveConversation: LeaveConversation,
+  sendMessage: SendMessage,
+  typing: Typing,
+  markAsRead: MarkAsRead
+} as const
+export type ClientEventName = keyof typeof ClientEvents
+
+// Server → client
+
+export const ErrorCode = Schema.Literal(
+  "BadJson",
+  "BadFrame",
+  "UnknownEvent",
+  "InvalidData",
+  "FrameTooLarge",
+  "RateLimited",
+  "ConversationNotFound",
+  "ConversationClosed",
+  "ConversationArchived",
+  "MessageNotFound",
+  "Forbidden",
+  "NotJoined",
+  "ShuttingDown",
+  "Internal"
+)
+export type ErrorCode = typeof ErrorCode.Type
+
+export const ErrorData = Schema.Struct({
+  code: ErrorCode,
+  message: Schema.String,
+  retryAfterMs: optional(Schema.Int)
+})
+export type ErrorData = typeof ErrorData.Type
+
+export const ServerEvents = {
+  ack: Schema.Unknown,
+  error: ErrorData,
+  /** The latest page, or exactly what came after `sinceSeq` (ascending); page on while `hasMore`. */
+  conversationHistory: Schema.Struct({
+    conversationId: ConversationId,
+    messages: Schema.Array(MessageJson),
+    fromSeq: Schema.NullOr(Seq),
+    toSeq: Schema.NullOr(Seq),
+    hasMore: Schema.Boolean
+  }),
+  newMessage: MessageJson,
+  newMessageNotification: Schema.Struct({ conversationId: ConversationId, message: MessageJson }),
+  userJoined: Schema.Struct({ conversationId: ConversationId, userId: UserId }),
+  userLeft: Schema.Struct({ conversationId: ConversationId, userId: UserId }),
+  userTyping: Schema.Struct({ conversationId: ConversationId, userId: UserId, isTyping: Schema.Boolean }),
+  messageRead: Schema.Struct({
+    conversationId: ConversationId,
+    readerId: UserId,
+    messageId: Schema.NullOr(MessageId),
+    upToSeq: Schema.NullOr(Seq),
+    readAt: Schema.DateTimeUtc
+  }),
+  conversationClosed: Schema.Struct({
+    conversationId: ConversationId,
+    status: ConversationStatus,
+    reason: Schema.NullOr(Schema.String)
+  }),
+  conversationArchived: Schema.Struct({ conversationId: ConversationId, status: ConversationStatus })
+} as const
+export type ServerEventName = keyof typeof ServerEvents
+
+/** Close codes the server uses besides the standard ones (1001 on shutdown). */
+export const CloseCodes = {
+  /** The token expired while the socket was open: reconnect with a fresh one. */
+  tokenExpired: 4001,
+  /** The user was deactivated. */
+  revoked: 4003,
+  /** Too many bad frames in a row. */
+  abuse: 4008
+} as const
+
+export const encodeServerEvent = <E extends ServerEventName>(
+  event: E,
+  data: Schema.Schema.Type<(typeof ServerEvents)[E]>,
+  id?: string
+): string => {
+  const encoded = Schema.encodeSync(ServerEvents[event] as Schema.Schema<unknown, unknown>)(data)
+  return JSON.stringify(id === undefined ? { event, data: encoded } : { event, id, data: encoded })
+}
