@@ -37,32 +37,33 @@ const makeClient = (baseUrl: string, token?: string) =>
     transformClient: token === undefined ? undefined : HttpClient.mapRequest(HttpClientRequest.bearerToken(token))
   }).pipe(Effect.provide(FetchHttpClient.layer))
 
+/** A TestServer for a server already listening at `url` (another process, say). */
+export const serverAt = (url: string) => {
+  const request = (method: string, path: string, options: RequestOptions = {}) =>
+    Effect.promise(async (): Promise<Reply> => {
+      const headers: Record<string, string> = { ...options.headers }
+      if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
+      let body: string | undefined = options.raw
+      if (options.body !== undefined) {
+        body = JSON.stringify(options.body)
+        headers["content-type"] ??= "application/json"
+      }
+      const response = await fetch(url + path, { method, headers, ...(body === undefined ? {} : { body }) })
+      const text = await response.text()
+      let parsed: unknown = text
+      try {
+        parsed = text === "" ? null : JSON.parse(text)
+      } catch {
+        // not JSON: keep the text
+      }
+      return { status: response.status, headers: response.headers, body: parsed }
+    })
+  return TestServer.of({ url, request, client: (token) => makeClient(url, token) })
+}
+
 const TestServerLive = Layer.effect(
   TestServer,
-  Effect.gen(function*() {
-    const gateway = yield* Gateway
-    const url = `http://127.0.0.1:${gateway.port}`
-    const request = (method: string, path: string, options: RequestOptions = {}) =>
-      Effect.promise(async (): Promise<Reply> => {
-        const headers: Record<string, string> = { ...options.headers }
-        if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
-        let body: string | undefined = options.raw
-        if (options.body !== undefined) {
-          body = JSON.stringify(options.body)
-          headers["content-type"] ??= "application/json"
-        }
-        const response = await fetch(url + path, { method, headers, ...(body === undefined ? {} : { body }) })
-        const text = await response.text()
-        let parsed: unknown = text
-        try {
-          parsed = text === "" ? null : JSON.parse(text)
-        } catch {
-          // not JSON: keep the text
-        }
-        return { status: response.status, headers: response.headers, body: parsed }
-      })
-    return TestServer.of({ url, request, client: (token) => makeClient(url, token) })
-  })
+  Effect.map(Gateway, (gateway) => serverAt(`http://127.0.0.1:${gateway.port}`))
 )
 
 /**
