@@ -3,7 +3,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Cause, Config, Context, Effect, Exit, FiberSet, Layer, Option, ParseResult, Queue, Schema } from "effect"
 import type { ChatEvent } from "../domain/chat/Events.js"
 import { Messages } from "../domain/chat/Messages.js"
-import { counterpartOf, type ConversationId, type Message, MessageJson } from "../domain/chat/Model.js"
+import { counterpartOf, type ConversationId, MessageJson } from "../domain/chat/Model.js"
 import { Bus } from "../domain/ports/Bus.js"
 import { Auth } from "../domain/users/Auth.js"
 import type { User, UserId } from "../domain/users/Model.js"
@@ -44,7 +44,7 @@ interface SocketData {
   /** Conversations whose live messages this socket receives (uWS topic subscribed). */
   readonly joined: Set<ConversationId>
   /** Joins in flight: live messages are held here until the history is sent. */
-  readonly pending: Map<ConversationId, Array<Message>>
+  readonly pending: Map<ConversationId, Array<MessageJson>>
   /** Conversations this socket is typing in, with the timer that ends it. */
   readonly typing: Map<ConversationId, { readonly timer: NodeJS.Timeout; readonly relayedAt: number }>
   readonly sends: TokenBucket
@@ -57,6 +57,9 @@ interface SocketData {
 type Socket = Uws.WebSocket<SocketData>
 
 const topicOf = (conversationId: string) => `conv:${conversationId}`
+
+type ClientData<K extends ClientEventName> = Schema.Schema.Type<(typeof ClientEvents)[K]>
+const isClientEvent = (event: string): event is ClientEventName => Object.hasOwn(ClientEvents, event)
 
 const encodeMessage = Schema.encodeSync(MessageJson)
 
@@ -165,7 +168,7 @@ export const layer = Layer.scoped(
 
     // ---- client events ------------------------------------------------------------------------
 
-    const join = (ws: Socket, id: string | undefined, input: typeof ClientEvents.joinConversation.Type) => {
+    const join = (ws: Socket, id: string | undefined, input: ClientData<"joinConversation">) => {
       const data = ws.getUserData()
       const { conversationId } = input
       if (data.joined.delete(conversationId)) ws.unsubscribe(topicOf(conversationId))
@@ -218,7 +221,7 @@ export const layer = Layer.scoped(
       )
     }
 
-    const leave = (ws: Socket, id: string | undefined, input: typeof ClientEvents.leaveConversation.Type) => {
+    const leave = (ws: Socket, id: string | undefined, input: ClientData<"leaveConversation">) => {
       const data = ws.getUserData()
       const { conversationId } = input
       handle(ws, id, messages.access(data.user, conversationId), ({ level, participants }) => {
@@ -233,7 +236,7 @@ export const layer = Layer.scoped(
       })
     }
 
-    const sendMessage = (ws: Socket, id: string | undefined, input: typeof ClientEvents.sendMessage.Type) => {
+    const sendMessage = (ws: Socket, id: string | undefined, input: ClientData<"sendMessage">) => {
       const data = ws.getUserData()
       const wait = data.sends.take()
       if (wait > 0) return sendError(ws, id, "RateLimited", "Too many messages: slow down", wait)
@@ -254,7 +257,7 @@ export const layer = Layer.scoped(
       )
     }
 
-    const typing = (ws: Socket, id: string | undefined, input: typeof ClientEvents.typing.Type) => {
+    const typing = (ws: Socket, id: string | undefined, input: ClientData<"typing">) => {
       const data = ws.getUserData()
       const wait = data.typings.take()
       if (wait > 0) return sendError(ws, id, "RateLimited", "Too many typing events", wait)
@@ -278,7 +281,7 @@ export const layer = Layer.scoped(
       })
     }
 
-    const markAsRead = (ws: Socket, id: string | undefined, input: typeof ClientEvents.markAsRead.Type) => {
+    const markAsRead = (ws: Socket, id: string | undefined, input: ClientData<"markAsRead">) => {
       const user = ws.getUserData().user
       if ("messageId" in input) {
         return handle(ws, id, messages.markRead(user, input.messageId), (message) =>
@@ -292,22 +295,23 @@ export const layer = Layer.scoped(
       )
     }
 
-    const dispatch = (ws: Socket, event: ClientEventName, data: unknown, id: string | undefined) => {
-      const decoded = Schema.decodeUnknownEither(ClientEvents[event] as Schema.Schema<unknown>)(data ?? {})
-      if (decoded._tag === "Left") return sendError(ws, id, "InvalidData", `${event}: ${issuesOf(decoded.left)}`)
-      ws.getUserData().badFrames = 0
-      switch (event) {
-        case "joinConversation":
-          return join(ws, id, decoded.right as typeof ClientEvents.joinConversation.Type)
-        case "leaveConversation":
-          return leave(ws, id, decoded.right as typeof ClientEvents.leaveConversation.Type)
-        case "sendMessage":
-          return sendMessage(ws, id, decoded.right as typeof ClientEvents.sendMessage.Type)
-        case "typing":
-          return typing(ws, id, decoded.right as typeof ClientEvents.typing.Type)
-        case "markAsRead":
-          return markAsRead(ws, id, decoded.right as typeof ClientEvents.markAsRead.Type)
+    /** Decodes an event's data with its schema, then hands it to its handler. */
+    const on = <A, I>(schema: Schema.Schema<A, I>, handler: (ws: Socket, id: string | undefined, data: A) => void) => {
+      const decode = Schema.decodeUnknownEither(schema)
+      return (ws: Socket, id: string | undefined, event: string, data: unknown) => {
+        const decoded = decode(data ?? {})
+        if (decoded._tag === "Left") return sendError(ws, id, "InvalidData", `${event}: ${issuesOf(decoded.left)}`)
+        ws.getUserData().badFrames = 0
+        handler(ws, id, decoded.right)
       }
+    }
+
+    const routes: Record<ClientEventName, ReturnType<typeof on>> = {
+      joinConversation: on(ClientEvents.joinConversation, join),
+      leaveConversation: on(ClientEvents.leaveConversation, leave),
+      sendMessage: on(ClientEvents.sendMessage, sendMessage),
+      typing: on(ClientEvents.typing, typing),
+      markAsRead: on(ClientEvents.markAsRead, markAsRead)
     }
 
     const badFrame = (ws: Socket, id: string | undefined, code: ErrorCode, message: string) => {
@@ -339,10 +343,10 @@ export const layer = Layer.scoped(
         return badFrame(ws, id, "BadFrame", `Expected { event, data, id? }: ${issuesOf(envelope.left)}`)
       }
       const { data, event, id } = envelope.right
-      if (!Object.hasOwn(ClientEvents, event)) {
+      if (!isClientEvent(event)) {
         return badFrame(ws, id, "UnknownEvent", `Unknown event ${JSON.stringify(event.slice(0, 64))}`)
       }
-      dispatch(ws, event as ClientEventName, data, id)
+      routes[event](ws, id, event, data)
     }
 
     // ---- bus → sockets ------------------------------------------------------------------------
@@ -354,7 +358,7 @@ export const layer = Layer.scoped(
           const frame = encodeServerEvent("newMessage", message)
           app.publish(topicOf(message.conversationId), frame)
           for (const ws of pendingByConversation.get(message.conversationId) ?? []) {
-            ws.getUserData().pending.get(message.conversationId)?.push(message as Message)
+            ws.getUserData().pending.get(message.conversationId)?.push(message)
           }
           if (message.receiverId !== null) {
             let notification: string | undefined
