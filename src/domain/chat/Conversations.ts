@@ -105,7 +105,7 @@ export class Conversations extends Effect.Service<Conversations>()("Chat/Convers
         const found = yield* repo.findById(id)
         if (Option.isNone(found)) return yield* new ConversationNotFound({ id })
         const alreadyClosed = found.value.status === "closed"
-        const appended = alreadyClosed ? undefined : yield* messages.append({
+        const appended = alreadyClosed ? undefined : yield* messages.appendInTransaction({
             conversationId: id,
             senderId: actor.id,
             receiverId: null,

@@ -36,8 +36,12 @@ export class MessagesRepo extends Context.Tag("Ports/MessagesRepo")<MessagesRepo
   /**
    * Appends in one atomic step: the next seq of an active conversation, the
    * row, the conversation's preview and the receiver's unread count.
+   * Concurrent appends may share one statement (group commit); it runs on its
+   * own connection, never inside the caller's transaction.
    */
   readonly append: (message: NewMessage) => Effect.Effect<Appended>
+  /** The same, alone, on the current connection: for use inside a transaction. */
+  readonly appendInTransaction: (message: NewMessage) => Effect.Effect<Appended>
   readonly findById: (id: MessageId) => Effect.Effect<Option.Option<Message>>
   readonly history: (conversationId: ConversationId, query: HistoryQuery) => Effect.Effect<History>
   /** Marks one message read by its receiver; None when it was already read (or is not theirs). */

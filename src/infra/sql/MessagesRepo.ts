@@ -1,11 +1,11 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
-import { Effect, Layer, Option, Schema } from "effect"
+import { Chunk, Config, Deferred, Effect, Layer, Option, Queue, Schema } from "effect"
 import { ConversationId, Message, MessageId, previewOf } from "../../domain/chat/Model.js"
 import { type Appended, type HistoryQuery, MessagesRepo, type NewMessage } from "../../domain/ports/MessagesRepo.js"
 import { UserId } from "../../domain/users/Model.js"
 import { isUniqueViolation } from "./Errors.js"
 
-export const layer = Layer.effect(
+export const layer = Layer.scoped(
   MessagesRepo,
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
@@ -114,8 +114,138 @@ export const layer = Layer.effect(
             SELECT m.* FROM m`
     })
 
+    const decodeMessages = Schema.decodeUnknown(Schema.Array(Message))
+
+    /**
+     * Many appends, one statement: conversations are locked in id order (no
+     * deadlock between batches), each gets its next seqs in arrival order, and
+     * one row per conversation carries the new preview and unread counts.
+     * Appends that were already stored (a retried clientMessageId) or whose
+     * conversation is not active are left out and resolved one by one.
+     */
+    const insertMany = (batch: ReadonlyArray<NewMessage>) => {
+      const column = <A>(f: (m: NewMessage) => A) => batch.map(f)
+      return sql<Record<string, unknown>>`
+        WITH input AS (
+          SELECT t.* FROM unnest(
+            ${batch.map((_, i) => i)}::int[], ${column((m) => m.conversationId)}::uuid[],
+            ${column((m) => m.senderId)}::uuid[], ${column((m) => m.receiverId)}::uuid[],
+            ${column((m) => m.content)}::text[], ${column((m) => m.type)}::text[],
+            ${column((m) => m.clientMessageId)}::text[], ${column((m) => m.fileUrl)}::text[],
+            ${column((m) => m.fileName)}::text[], ${column((m) => previewOf(m.content))}::text[]
+          ) AS t(ord, conversation_id, sender_id, receiver_id, content, type, client_message_id, file_url, file_name,
+                 preview)
+          WHERE t.client_message_id IS NULL OR NOT EXISTS (
+            SELECT 1 FROM messages d
+            WHERE d.conversation_id = t.conversation_id AND d.sender_id = t.sender_id
+              AND d.client_message_id = t.client_message_id
+          )
+        ), locked AS MATERIALIZED (
+          SELECT c.id, c.last_seq, c.user_id, c.trainer_id FROM conversations c
+          WHERE c.id IN (SELECT conversation_id FROM input) AND c.status = 'active'
+          ORDER BY c.id
+          FOR UPDATE
+        ), numbered AS (
+          SELECT i.*, l.user_id, l.trainer_id,
+                 (l.last_seq + row_number() OVER (PARTITION BY i.conversation_id ORDER BY i.ord))::int AS seq
+          FROM input i JOIN locked l ON l.id = i.conversation_id
+        ), totals AS (
+          SELECT conversation_id, max(seq) AS last_seq, (array_agg(preview ORDER BY seq DESC))[1] AS preview,
+                 count(*) FILTER (WHERE receiver_id = user_id)::int AS to_user,
+                 count(*) FILTER (WHERE receiver_id = trainer_id)::int AS to_trainer
+          FROM numbered GROUP BY conversation_id
+        ), conv AS (
+          UPDATE conversations c SET
+            last_seq = t.last_seq, last_message_at = now(), last_message_preview = t.preview,
+            user_unread = c.user_unread + t.to_user, trainer_unread = c.trainer_unread + t.to_trainer,
+            updated_at = now()
+          FROM totals t WHERE c.id = t.conversation_id
+        ), ins AS (
+          INSERT INTO messages (conversation_id, seq, sender_id, receiver_id, content, type, client_message_id,
+                                file_url, file_name, created_at, updated_at)
+          SELECT conversation_id, seq, sender_id, receiver_id, content, type::message_type, client_message_id,
+                 file_url, file_name, now(), now()
+          FROM numbered
+          RETURNING *
+        )
+        SELECT ins.*, n.ord FROM ins JOIN numbered n ON n.conversation_id = ins.conversation_id AND n.seq = ins.seq`
+    }
+
+    const appendMany = (batch: ReadonlyArray<NewMessage>): Effect.Effect<ReadonlyArray<Appended>, unknown> =>
+      insertMany(batch).pipe(
+        Effect.flatMap((rows) => Effect.map(decodeMessages(rows), (messages) => ({ rows, messages }))),
+        Effect.flatMap(({ messages, rows }) => {
+          const stored = new Map(messages.map((message, i) => [Number(rows[i]!.ord), message]))
+          return Effect.forEach(batch, (m, i) => {
+            const message = stored.get(i)
+            return message === undefined ? original(m) : Effect.succeed<Appended>({ _tag: "Created", message })
+          })
+        }),
+        // A concurrent retry of the same clientMessageId elsewhere (or a deadlock, or a bug): one by one.
+        Effect.catchAll((error) =>
+          Effect.zipRight(
+            isUniqueViolation("messages_client_id_key")(error)
+              ? Effect.logDebug("Batched append met a concurrent retry; appending one by one")
+              : Effect.logWarning("Batched append failed; appending one by one", error),
+            Effect.forEach(batch, append)
+          )
+        )
+      )
+
+    const { batchSize, batchWorkers } = yield* Config.all({
+      batchSize: Config.integer("DB_APPEND_BATCH_MAX").pipe(Config.withDefault(256)),
+      batchWorkers: Config.integer("DB_APPEND_WORKERS").pipe(Config.withDefault(4))
+    })
+
+    interface Pending {
+      readonly message: NewMessage
+      readonly done: Deferred.Deferred<Appended, unknown>
+    }
+    const queue = yield* Effect.acquireRelease(Queue.unbounded<Pending>(), Queue.shutdown)
+
+    const keyOf = (m: NewMessage) =>
+      m.clientMessageId === null ? undefined : `${m.conversationId}/${m.senderId}/${m.clientMessageId}`
+
+    /** Takes what has arrived (at least one), appends it in one statement, answers each caller. */
+    const worker = Effect.gen(function*() {
+      const taken = Chunk.toReadonlyArray(yield* Queue.takeBetween(queue, 1, batchSize))
+      // The same retry twice in one batch: the first is stored, the second gets the first's answer.
+      const firstByKey = new Map<string, number>()
+      const unique: Array<Pending> = []
+      const sameAs = taken.map((pending) => {
+        const key = keyOf(pending.message)
+        const first = key === undefined ? undefined : firstByKey.get(key)
+        if (first !== undefined) return first
+        if (key !== undefined) firstByKey.set(key, unique.length)
+        unique.push(pending)
+        return undefined
+      })
+      const messages = unique.map((p) => p.message)
+    const results = yield* Effect.exit(messages.length === 1 ? Effect.map(append(messages[0]!), (r) => [r]) : appendMany(messages))
+      yield* Effect.forEach(unique, (pending, i) =>
+        Deferred.complete(pending.done, Effect.map(results, (all) => all[i]!)))
+      yield* Effect.forEach(taken, (pending, i) => {
+        const first = sameAs[i]
+        if (first === undefined) return Effect.void
+        return Deferred.complete(
+          pending.done,
+          Effect.map(results, (all): Appended => {
+            const original = all[first]!
+            return original._tag === "Created" ? { _tag: "Duplicate", message: original.message } : original
+          })
+        )
+      })
+    })
+    yield* Effect.forkScoped(Effect.forever(worker)).pipe(Effect.replicateEffect(batchWorkers))
+
+    const enqueue = (message: NewMessage) =>
+      Effect.flatMap(Deferred.make<Appended, unknown>(), (done) =>
+        Effect.zipRight(Queue.offer(queue, { message, done }), Deferred.await(done)))
+
     return MessagesRepo.of({
-      append: (message) => append(message).pipe(Effect.orDie, Effect.withSpan("MessagesRepo.append")),
+      append: (message) => enqueue(message).pipe(Effect.orDie, Effect.withSpan("MessagesRepo.append")),
+      appendInTransaction: (message) =>
+        append(message).pipe(Effect.orDie, Effect.withSpan("MessagesRepo.appendInTransaction")),
       findById: (id) => findById(id).pipe(Effect.orDie, Effect.withSpan("MessagesRepo.findById")),
       history: (conversationId, query) =>
         page(conversationId, query).pipe(Effect.orDie, Effect.withSpan("MessagesRepo.history")),
