@@ -83,6 +83,31 @@ layer(TestApp.layer(), { excludeTestServices: true })("chat", (it) => {
       expect(conversation.body.unreadCount).toBe(n / 2)
     }))
 
+  it.effect("concurrent sends across many conversations (batched together) stay dense per conversation, with right counters", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer
+      const pairs = yield* Effect.all(Array.from({ length: 6 }, () => pair), { concurrency: 3 })
+      const perConversation = 25
+      const jobs = pairs.flatMap((p) =>
+        range(1, perConversation).map((i) => ({ p, i, token: i % 5 === 0 ? p.trainer.token : p.user.token }))
+      )
+      const replies = yield* Effect.all(
+        jobs.map(({ i, p, token }) => send(token, p.conversationId, `c${i}`, i % 3 === 0 ? `k${i}` : undefined)),
+        { concurrency: "unbounded" }
+      )
+      expect(replies.every((r) => r.status === 201)).toBe(true)
+      for (const p of pairs) {
+        const stored = (yield* history(p.user.token, p.conversationId, "?limit=100")).body.messages
+        expect(seqsOf(stored)).toEqual(range(1, perConversation))
+        const view = (yield* server.request("GET", `/chat/conversations/${p.conversationId}`, { token: p.trainer.token })).body
+        expect(view.lastSeq).toBe(perConversation)
+        expect(view.lastMessagePreview).toBe(stored.at(-1).content)
+        expect(view.unreadCount).toBe(perConversation - perConversation / 5)
+        const userView = (yield* server.request("GET", `/chat/conversations/${p.conversationId}`, { token: p.user.token })).body
+        expect(userView.unreadCount).toBe(perConversation / 5)
+      }
+    }))
+
   it.effect("a retried clientMessageId gets the original, sequentially and concurrently, never a duplicate", () =>
     Effect.gen(function*() {
       const { conversationId, trainer, user } = yield* pair
