@@ -10,6 +10,7 @@ import type { User, UserId } from "../domain/users/Model.js"
 import { PeerAddress } from "../http/ClientIp.js"
 import { HttpConfig, makeHttpApp } from "../http/Server.js"
 import { serveHttp } from "./HttpBridge.js"
+import { InOrder } from "./InOrder.js"
 import {
   ClientEnvelope,
   type ClientEventName,
@@ -351,29 +352,31 @@ export const layer = Layer.scoped(
 
     // ---- bus → sockets ------------------------------------------------------------------------
 
+    const deliverMessage = (message: MessageJson) => {
+      const frame = encodeServerEvent("newMessage", message)
+      app.publish(topicOf(message.conversationId), frame)
+      for (const ws of pendingByConversation.get(message.conversationId) ?? []) {
+        ws.getUserData().pending.get(message.conversationId)?.push(message)
+      }
+      if (message.receiverId !== null) {
+        let notification: string | undefined
+        for (const ws of socketsOf(message.receiverId)) {
+          const data = ws.getUserData()
+          if (data.joined.has(message.conversationId) || data.pending.has(message.conversationId)) continue
+          notification ??= encodeServerEvent("newMessageNotification", {
+            conversationId: message.conversationId,
+            message
+          })
+          send(ws, notification)
+        }
+      }
+    }
+    const inOrder = new InOrder(deliverMessage, 250)
+
     const deliver = (event: ChatEvent) => {
       switch (event._tag) {
-        case "MessageCreated": {
-          const message = event.message
-          const frame = encodeServerEvent("newMessage", message)
-          app.publish(topicOf(message.conversationId), frame)
-          for (const ws of pendingByConversation.get(message.conversationId) ?? []) {
-            ws.getUserData().pending.get(message.conversationId)?.push(message)
-          }
-          if (message.receiverId !== null) {
-            let notification: string | undefined
-            for (const ws of socketsOf(message.receiverId)) {
-              const data = ws.getUserData()
-              if (data.joined.has(message.conversationId) || data.pending.has(message.conversationId)) continue
-              notification ??= encodeServerEvent("newMessageNotification", {
-                conversationId: message.conversationId,
-                message
-              })
-              send(ws, notification)
-            }
-          }
-          return
-        }
+        case "MessageCreated":
+          return inOrder.push(event.message)
         case "MessagesRead": {
           const frame = encodeServerEvent("messageRead", {
             conversationId: event.conversationId,

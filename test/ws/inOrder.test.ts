@@ -1,0 +1,32 @@
+import { describe, expect, it } from "@effect/vitest"
+import { InOrder } from "../../src/ws/InOrder.js"
+
+const m = (seq: number, conversationId = "a") => ({ conversationId, seq })
+
+describe("InOrder", () => {
+  it("delivers in seq order per conversation, holding what arrives ahead of a gap", () => {
+    const out: Array<string> = []
+    const order = new InOrder<{ conversationId: string; seq: number }>((x) => out.push(`${x.conversationId}${x.seq}`), 1000)
+    order.push(m(1))
+    order.push(m(3))
+    order.push(m(1, "b"))
+    order.push(m(4))
+    expect(out).toEqual(["a1", "b1"])
+    order.push(m(2))
+    expect(out).toEqual(["a1", "b1", "a2", "a3", "a4"])
+  })
+
+  it("on timeout delivers what it held, and never drops a late message", async () => {
+    const out: Array<number> = []
+    const order = new InOrder<{ conversationId: string; seq: number }>((x) => out.push(x.seq), 20)
+    order.push(m(5))
+    order.push(m(7))
+    order.push(m(8))
+    expect(out).toEqual([5])
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(out).toEqual([5, 7, 8])
+    order.push(m(6))
+    order.push(m(9))
+    expect(out).toEqual([5, 7, 8, 6, 9])
+  })
+})
