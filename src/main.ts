@@ -1,9 +1,10 @@
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { realpathSync } from "node:fs"
 import { pathToFileURL } from "node:url"
 import { Conversations } from "./domain/chat/Conversations.js"
 import { Messages } from "./domain/chat/Messages.js"
+import { Presence } from "./domain/presence/Presence.js"
 import { Auth } from "./domain/users/Auth.js"
 import { FirstAdminLive } from "./domain/users/Bootstrap.js"
 import { Users } from "./domain/users/Users.js"
@@ -13,7 +14,12 @@ import * as JwtSecret from "./infra/crypto/JwtSecret.js"
 import * as Env from "./infra/Env.js"
 import * as Logging from "./infra/Logging.js"
 import * as MemoryBus from "./infra/memory/Bus.js"
+import * as MemoryPresenceStore from "./infra/memory/PresenceStore.js"
 import * as MemoryRateLimiter from "./infra/memory/RateLimiter.js"
+import * as RedisBus from "./infra/redis/Bus.js"
+import * as RedisPresenceStore from "./infra/redis/PresenceStore.js"
+import * as RedisRateLimiter from "./infra/redis/RateLimiter.js"
+import * as Redis from "./infra/redis/Redis.js"
 import * as SqlAuditLog from "./infra/sql/AuditLog.js"
 import * as SqlClientLive from "./infra/sql/Client.js"
 import * as SqlConversationsRepo from "./infra/sql/ConversationsRepo.js"
@@ -25,6 +31,20 @@ import * as Gateway from "./ws/Gateway.js"
 /** Database chosen by config (Postgres or embedded PGlite), migrated before anything reads it. */
 export const DatabaseLive = Migrations.layer.pipe(Layer.provideMerge(SqlClientLive.layer))
 
+/**
+ * What instances share: Redis when `REDIS_URL`/`REDIS_HOST` is set (fan-out,
+ * presence, rate limits across instances), otherwise this process's memory.
+ */
+export const SharedLive = Layer.unwrapEffect(
+  Effect.map(Redis.RedisConfig, Option.match({
+    onNone: () => Layer.mergeAll(MemoryRateLimiter.layer, MemoryBus.layer, MemoryPresenceStore.layer),
+    onSome: (settings) =>
+      Layer.mergeAll(RedisRateLimiter.layer, RedisBus.layer, RedisPresenceStore.layer).pipe(
+        Layer.provideMerge(Layer.scoped(Redis.RedisConnection, Redis.make(settings)))
+      )
+  }))
+)
+
 /** Every port, implemented. */
 export const InfraLive = Layer.mergeAll(
   SqlUsersRepo.layer,
@@ -33,8 +53,7 @@ export const InfraLive = Layer.mergeAll(
   SqlAuditLog.layer,
   Argon2Hasher.layer,
   JoseTokens.layer,
-  MemoryRateLimiter.layer,
-  MemoryBus.layer
+  SharedLive
 ).pipe(
   Layer.provideMerge(DatabaseLive),
   Layer.provideMerge(NodeContext.layer)
@@ -42,7 +61,7 @@ export const InfraLive = Layer.mergeAll(
 
 /** The domain services over the ports, with the first admin in place. */
 export const DomainLive = FirstAdminLive.pipe(
-  Layer.provideMerge(Layer.mergeAll(Auth.Default, Users.Default, Conversations.Default, Messages.Default)),
+  Layer.provideMerge(Layer.mergeAll(Auth.Default, Users.Default, Conversations.Default, Messages.Default, Presence.Default)),
   Layer.provideMerge(InfraLive)
 )
 

@@ -5,6 +5,7 @@ import type { ChatEvent } from "../domain/chat/Events.js"
 import { Messages } from "../domain/chat/Messages.js"
 import { counterpartOf, type ConversationId, MessageJson } from "../domain/chat/Model.js"
 import { Bus } from "../domain/ports/Bus.js"
+import { Presence } from "../domain/presence/Presence.js"
 import { Auth } from "../domain/users/Auth.js"
 import type { User, UserId } from "../domain/users/Model.js"
 import { PeerAddress } from "../http/ClientIp.js"
@@ -105,6 +106,7 @@ export const layer = Layer.scoped(
     const auth = yield* Auth
     const messages = yield* Messages
     const bus = yield* Bus
+    const presence = yield* Presence
 
     // REST and docs: the same HTTP app, carried by uWS.
     const httpApp = yield* makeHttpApp
@@ -424,6 +426,15 @@ export const layer = Layer.scoped(
           }
           return
         }
+        case "PresenceChanged": {
+          const frame = encodeServerEvent("presence", {
+            userId: event.userId,
+            online: event.online,
+            lastSeenAt: event.lastSeenAt
+          })
+          for (const userId of event.recipientIds) for (const ws of socketsOf(userId)) send(ws, frame)
+          return
+        }
         case "UserRevoked": {
           for (const ws of [...socketsOf(event.userId)]) ws.end(CloseCodes.revoked, "user deactivated")
           return
@@ -511,6 +522,7 @@ export const layer = Layer.scoped(
         const mine = byUser.get(data.user.id) ?? new Set()
         mine.add(ws)
         byUser.set(data.user.id, mine)
+        if (mine.size === 1) run(presence.connected(data.user.id))
         const left = data.expiresAt * 1000 - Date.now()
         data.expiry = setTimeout(() => {
           if (!data.closed) ws.end(CloseCodes.tokenExpired, "token expired")
@@ -524,7 +536,10 @@ export const layer = Layer.scoped(
         sockets.delete(ws)
         const mine = byUser.get(data.user.id)
         mine?.delete(ws)
-        if (mine?.size === 0) byUser.delete(data.user.id)
+        if (mine?.size === 0) {
+          byUser.delete(data.user.id)
+          run(presence.disconnected(data.user.id))
+        }
         for (const conversationId of data.pending.keys()) pendingByConversation.get(conversationId)?.delete(ws)
         for (const conversationId of new Set([...data.typing.keys(), ...data.joined])) {
           const timer = data.typing.get(conversationId)?.timer

@@ -114,7 +114,9 @@ export const ServerEvents = {
     status: ConversationStatus,
     reason: Schema.NullOr(Schema.String)
   }),
-  conversationArchived: Schema.Struct({ conversationId: ConversationId, status: ConversationStatus })
+  conversationArchived: Schema.Struct({ conversationId: ConversationId, status: ConversationStatus }),
+  /** Someone you talk with came online or went offline (on every instance). */
+  presence: Schema.Struct({ userId: UserId, online: Schema.Boolean, lastSeenAt: Schema.NullOr(Schema.DateTimeUtc) })
 } as const
 export type ServerEventName = keyof typeof ServerEvents
 

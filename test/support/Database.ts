@@ -43,3 +43,34 @@ const withAdmin = <A, E>(url: URL, f: (sql: SqlClient.SqlClient) => Effect.Effec
       (sql) => f(sql)
     )
   ).pipe(Effect.provide(Reactivity.layer))
+
+/**
+ * With `REDIS_URL`, the app's shared layers run on that Redis under a fresh
+ * key prefix whose keys are deleted at the end; without, nothing (in-memory layers).
+ */
+export const freshRedis: Effect.Effect<Record<string, string>, never, Scope.Scope> = Effect.gen(function*() {
+  const url = process.env.REDIS_URL
+  if (url === undefined || url === "") return {}
+  const prefix = `chat-test:${Crypto.randomBytes(6).toString("hex")}:`
+  yield* Effect.addFinalizer(() =>
+    Effect.promise(async () => {
+      const { Redis } = await import("ioredis")
+      const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 })
+      client.on("error", () => {})
+      try {
+        await client.connect()
+        let cursor = "0"
+        do {
+          const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 500)
+          cursor = next
+          if (keys.length > 0) await client.del(...keys)
+        } while (cursor !== "0")
+      } catch {
+        // Redis gone (a fault test): nothing to clean.
+      } finally {
+        client.disconnect()
+      }
+    })
+  )
+  return { REDIS_URL: url, REDIS_PREFIX: prefix }
+})

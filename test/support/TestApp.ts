@@ -3,7 +3,7 @@ import { ConfigProvider, Context, Effect, Layer, Logger, LogLevel } from "effect
 import { Api } from "../../src/http/Api.js"
 import { AppLive } from "../../src/main.js"
 import { Gateway } from "../../src/ws/Gateway.js"
-import { freshDatabase } from "./Database.js"
+import { freshDatabase, freshRedis } from "./Database.js"
 
 export const admin = { email: "admin@test.local", password: "admin-password-1" } as const
 export const jwtSecret = "test-secret-0123456789abcdef0123456789abcdef"
@@ -74,6 +74,7 @@ export const layer = (config: Record<string, string> = {}, options: { readonly l
   Layer.unwrapScoped(
     Effect.gen(function*() {
       const database = yield* freshDatabase
+      const redis = yield* freshRedis
       const provider = ConfigProvider.fromMap(
         new Map(Object.entries({
           PORT: "0",
@@ -85,6 +86,7 @@ export const layer = (config: Record<string, string> = {}, options: { readonly l
           AUTH_RATE_LIMIT_PER_IP: "100000",
           AUTH_RATE_LIMIT_PER_EMAIL: "100000",
           ...database,
+          ...redis,
           ...config
         }))
       )

@@ -52,6 +52,14 @@ export const UserLeft = Schema.TaggedStruct("UserLeft", {
   recipientId: UserId
 })
 
+/** A user came online or went offline (everywhere); told to the people they talk with. */
+export const PresenceChanged = Schema.TaggedStruct("PresenceChanged", {
+  userId: UserId,
+  online: Schema.Boolean,
+  lastSeenAt: Schema.NullOr(Schema.DateTimeUtc),
+  recipientIds: Schema.Array(UserId)
+})
+
 /** The user can no longer be signed in (deactivated): their sockets close. */
 export const UserRevoked = Schema.TaggedStruct("UserRevoked", { userId: UserId })
 
@@ -63,6 +71,7 @@ export const ChatEvent = Schema.Union(
   UserTyping,
   UserJoined,
   UserLeft,
+  PresenceChanged,
   UserRevoked
 )
 export type ChatEvent = typeof ChatEvent.Type

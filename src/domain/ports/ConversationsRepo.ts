@@ -50,6 +50,8 @@ export class ConversationsRepo extends Context.Tag("Ports/ConversationsRepo")<Co
   readonly archiveOthers: (userId: UserId, keepTrainerId: UserId) => Effect.Effect<ReadonlyArray<Conversation>>
   /** Reopens the pair's conversation if it was archived by a reassignment. */
   readonly reactivate: (userId: UserId, trainerId: UserId) => Effect.Effect<Option.Option<Conversation>>
+  /** Everyone the participant has an active conversation with. */
+  readonly counterpartsOf: (participantId: UserId) => Effect.Effect<ReadonlyArray<UserId>>
   readonly unreadFor: (participantId: UserId) => Effect.Effect<ReadonlyArray<UnreadByConversation>>
   /** Marks what `readerId` received in the conversation up to `upToSeq` (all when absent) read. */
   readonly markReadUpTo: (id: ConversationId, readerId: UserId, upToSeq: Seq | undefined) => Effect.Effect<ReadUpTo>

@@ -139,6 +139,14 @@ export const layer = Layer.effect(
             ${recent}`
     })
 
+    const counterpartsOf = SqlSchema.findAll({
+      Request: UserId,
+      Result: Schema.Struct({ id: UserId }),
+      execute: (id) =>
+        sql`SELECT CASE WHEN user_id = ${id} THEN trainer_id ELSE user_id END AS id
+            FROM conversations WHERE (user_id = ${id} OR trainer_id = ${id}) AND status = 'active'`
+    })
+
     // Touches only the reader's unread rows (a partial index holds them), never the whole history.
     const markReadUpTo = SqlSchema.single({
       Request: Schema.Struct({ id: ConversationId, readerId: UserId, upToSeq: Schema.NullOr(Seq) }),
@@ -177,6 +185,12 @@ export const layer = Layer.effect(
         archiveOthers({ userId, keepTrainerId }).pipe(Effect.orDie, Effect.withSpan("ConversationsRepo.archiveOthers")),
       reactivate: (userId, trainerId) =>
         reactivate({ userId, trainerId }).pipe(Effect.orDie, Effect.withSpan("ConversationsRepo.reactivate")),
+      counterpartsOf: (id) =>
+        counterpartsOf(id).pipe(
+          Effect.map((rows) => rows.map((row) => row.id)),
+          Effect.orDie,
+          Effect.withSpan("ConversationsRepo.counterpartsOf")
+        ),
       unreadFor: (id) => unreadFor(id).pipe(Effect.orDie, Effect.withSpan("ConversationsRepo.unreadFor")),
       markReadUpTo: (id, readerId, upToSeq) =>
         markReadUpTo({ id, readerId, upToSeq: upToSeq ?? null }).pipe(

@@ -1,0 +1,22 @@
+import { Context, type DateTime, type Effect, type Option } from "effect"
+import type { UserId } from "../users/Model.js"
+
+export interface PresenceState {
+  readonly online: boolean
+  readonly lastSeenAt: DateTime.Utc | null
+}
+
+/**
+ * Who is online, across instances. This instance holds leases for the users
+ * it has sockets of and renews them with `heartbeat`; a crashed instance's
+ * leases run out and `sweep` reports those users offline (to one caller).
+ */
+export class PresenceStore extends Context.Tag("Ports/PresenceStore")<PresenceStore, {
+  /** This instance now holds a socket of the user; true when the user just came online. */
+  readonly connect: (userId: UserId) => Effect.Effect<boolean>
+  /** This instance no longer holds one; `lastSeenAt` when the user is now offline everywhere. */
+  readonly disconnect: (userId: UserId) => Effect.Effect<Option.Option<DateTime.Utc>>
+  readonly heartbeat: Effect.Effect<void>
+  readonly sweep: Effect.Effect<ReadonlyArray<{ readonly userId: UserId; readonly lastSeenAt: DateTime.Utc }>>
+  readonly lookup: (userIds: ReadonlyArray<UserId>) => Effect.Effect<ReadonlyMap<UserId, PresenceState>>
+}>() {}

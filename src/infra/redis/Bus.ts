@@ -1,0 +1,62 @@
+import { Effect, Layer, PubSub, Runtime, Schema } from "effect"
+import * as Crypto from "node:crypto"
+import { ChatEvent } from "../../domain/chat/Events.js"
+import { Bus } from "../../domain/ports/Bus.js"
+import { RedisConnection } from "./Redis.js"
+
+const Envelope = Schema.parseJson(Schema.Struct({ from: Schema.String, event: ChatEvent }))
+
+/**
+ * Events reach this instance's subscribers at once and every other instance
+ * through one Redis publish each (one channel, a dedicated subscriber
+ * connection). While Redis is away, this instance keeps serving its own
+ * sockets; when it returns, fan-out resumes by itself and clients that missed
+ * events catch up by `sinceSeq`.
+ */
+export const layer = Layer.scoped(
+  Bus,
+  Effect.gen(function*() {
+    const redis = yield* RedisConnection
+    const channel = `${redis.settings.prefix}events`
+    const instance = Crypto.randomUUID()
+    const hub = yield* Effect.acquireRelease(PubSub.unbounded<ChatEvent>(), PubSub.shutdown)
+    const encode = Schema.encodeSync(Envelope)
+    const decode = Schema.decodeUnknownEither(Envelope)
+    const runtime = yield* Effect.runtime<never>()
+    const runSync = Runtime.runSync(runtime)
+
+    // The subscriber may queue its SUBSCRIBE until Redis is there; it resubscribes after every reconnect.
+    const subscriber = yield* redis.duplicate("subscriber", { enableOfflineQueue: true, maxRetriesPerRequest: null })
+    subscriber.on("message", (from: string, text: string) => {
+      if (from !== channel) return
+      const decoded = decode(text)
+      if (decoded._tag === "Left") {
+        return runSync(Effect.logWarning("Dropped an unreadable event from Redis"))
+      }
+      if (decoded.right.from !== instance) runSync(PubSub.publish(hub, decoded.right.event))
+    })
+    yield* Effect.promise(() => subscriber.subscribe(channel)).pipe(Effect.forkScoped)
+
+    // Not awaited: commands on one connection go out in call order, and a send's ack must not wait for
+    // Redis. One warning per outage, not one per event.
+    let degraded = false
+    const publishRemote = (event: ChatEvent) =>
+      Effect.sync(() => {
+        redis.client.publish(channel, encode({ from: instance, event })).then(
+          () => {
+            degraded = false
+          },
+          (error: unknown) => {
+            if (degraded) return
+            degraded = true
+            runSync(Effect.logWarning("Redis unavailable: events reach this instance's sockets only", String(error)))
+          }
+        )
+      })
+
+    return Bus.of({
+      publish: (event) => Effect.zipRight(PubSub.publish(hub, event), publishRemote(event)),
+      subscribe: PubSub.subscribe(hub)
+    })
+  })
+)

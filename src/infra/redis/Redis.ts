@@ -1,0 +1,61 @@
+import { Config, Context, Effect, Option, Redacted, type Scope } from "effect"
+import { Redis as IoRedis, type RedisOptions } from "ioredis"
+
+/** Redis when `REDIS_URL` or `REDIS_HOST` is set; otherwise none (one instance, in-memory layers). */
+export const RedisConfig = Config.all({
+  url: Config.option(Config.redacted("REDIS_URL")),
+  host: Config.option(Config.string("REDIS_HOST")),
+  port: Config.integer("REDIS_PORT").pipe(Config.withDefault(6379)),
+  password: Config.option(Config.redacted("REDIS_PASSWORD")),
+  /** Every key and channel starts with this, so deployments (and test runs) sharing a Redis never meet. */
+  prefix: Config.string("REDIS_PREFIX").pipe(Config.withDefault("trainer-chat:"))
+}).pipe(Config.map((c) => {
+  const url = Option.isSome(c.url)
+    ? Option.some(Redacted.value(c.url.value))
+    : Option.map(c.host, (host) => `redis://${host}:${c.port}`)
+  return Option.map(url, (url) => ({ url, password: c.password, prefix: c.prefix }))
+}))
+
+export interface RedisSettings {
+  readonly url: string
+  readonly password: Option.Option<Redacted.Redacted<string>>
+  readonly prefix: string
+}
+
+export class RedisConnection extends Context.Tag("Infra/RedisConnection")<RedisConnection, {
+  /** Commands. Fails fast while Redis is away (no offline queue): callers degrade, they do not wait. */
+  readonly client: IoRedis
+  readonly settings: RedisSettings
+  /** A new connection with the same settings, closed with the scope (subscribers need their own). */
+  readonly duplicate: (name: string, options?: RedisOptions) => Effect.Effect<IoRedis, never, Scope.Scope>
+}>() {}
+
+const optionsOf = (settings: RedisSettings, name: string): RedisOptions => ({
+  connectionName: `trainer-chat:${name}`,
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  // Keep trying for as long as it takes, at most every 2 s: Redis coming back must resume fan-out by itself.
+  retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
+  lazyConnect: false,
+  ...(Option.isSome(settings.password) ? { password: Redacted.value(settings.password.value) } : {})
+})
+
+/** An ioredis connection as a scoped resource: quit on release, disconnect if quitting fails. */
+export const connect = (settings: RedisSettings, name: string, options: RedisOptions = {}) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const client = new IoRedis(settings.url, { ...optionsOf(settings, name), ...options })
+      // Errors are reported through commands and readiness; the event must have a listener or Node throws.
+      client.on("error", () => {})
+      return client
+    }),
+    (client) =>
+      Effect.promise(() => client.quit().catch(() => client.disconnect())).pipe(
+        Effect.timeout("2 seconds"),
+        Effect.orElse(() => Effect.sync(() => client.disconnect()))
+      )
+  )
+
+export const make = (settings: RedisSettings) =>
+  Effect.map(connect(settings, "commands"), (client) =>
+    RedisConnection.of({ client, settings, duplicate: (name, options) => connect(settings, name, options) }))
