@@ -81,6 +81,10 @@ const issuesOf = (error: ParseResult.ParseError) =>
 /** Domain failures as the protocol names them. */
 const domainError = (error: { readonly _tag: string; readonly message?: string }): ErrorData => {
   switch (error._tag) {
+    case "RateLimited": {
+      const seconds = "retryAfterSeconds" in error && typeof error.retryAfterSeconds === "number" ? error.retryAfterSeconds : 1
+      return { code: "RateLimited", message: "Too many messages: slow down", retryAfterMs: seconds * 1000 }
+    }
     case "ConversationNotActive": {
       const status = "status" in error ? error.status : "closed"
       return {

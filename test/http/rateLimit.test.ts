@@ -2,7 +2,9 @@ import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import * as TestApp from "../support/TestApp.js"
 import { TestServer } from "../support/TestApp.js"
+import { history, pair, send } from "../support/Chat.js"
 import { uniqueEmail } from "../support/Users.js"
+import { connect } from "../support/Ws.js"
 
 const login = (email: string, ip?: string) =>
   Effect.flatMap(TestServer, (server) =>
@@ -58,3 +60,27 @@ layer(
       expect(statuses).toEqual([201, 201, 201, 201, 201, 429])
     }))
 })
+
+layer(TestApp.layer({ SEND_RATE_LIMIT: "4", SEND_RATE_WINDOW: "1 minute" }), { excludeTestServices: true })(
+  "send rate limits",
+  (it) => {
+    it.scoped("one user's sends are limited over REST and WebSocket together: 429 with Retry-After, RateLimited with retryAfterMs", () =>
+      Effect.gen(function*() {
+        const { conversationId, trainer, user } = yield* pair
+        for (const i of [1, 2]) expect((yield* send(user.token, conversationId, `rest ${i}`)).status).toBe(201)
+        const socket = yield* connect(user.token)
+        for (const i of [3, 4]) {
+          expect((yield* socket.request("sendMessage", { conversationId, content: `ws ${i}`, clientMessageId: `w${i}` })).event).toBe("ack")
+        }
+        const overWs = yield* socket.request("sendMessage", { conversationId, content: "too many", clientMessageId: "w5" })
+        expect(overWs.data).toMatchObject({ code: "RateLimited" })
+        expect(overWs.data.retryAfterMs).toBeGreaterThan(0)
+        const overRest = yield* send(user.token, conversationId, "too many")
+        expect(overRest.status).toBe(429)
+        expect(Number(overRest.headers.get("retry-after"))).toBeGreaterThan(0)
+        // Another user's budget is their own; nothing refused was stored.
+        expect((yield* send(trainer.token, conversationId, "mine")).status).toBe(201)
+        expect((yield* history(user.token, conversationId)).body.messages).toHaveLength(5)
+      }))
+  }
+)

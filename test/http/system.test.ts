@@ -18,7 +18,11 @@ layer(TestApp.layer(), { excludeTestServices: true })("system", (it) => {
       expect(yield* server.request("GET", "/health")).toMatchObject({ status: 200, body: { status: "ok" } })
       const ready = yield* server.request("GET", "/ready")
       expect(ready.status).toBe(200)
-      expect(ready.body).toEqual({ status: "ready", database: process.env.DATABASE_URL ? "postgres" : "pglite" })
+      expect(ready.body).toEqual({
+        status: "ready",
+        database: process.env.DATABASE_URL ? "postgres" : "pglite",
+        shared: process.env.REDIS_URL ? "redis-up" : "memory"
+      })
     }))
 
   it.effect("the OpenAPI document is valid OpenAPI, and every endpoint has a summary, its security and its errors", () =>

@@ -85,6 +85,7 @@ export const layer = (config: Record<string, string> = {}, options: { readonly l
           ADMIN_PASSWORD: admin.password,
           AUTH_RATE_LIMIT_PER_IP: "100000",
           AUTH_RATE_LIMIT_PER_EMAIL: "100000",
+          SEND_RATE_LIMIT: "100000",
           ...database,
           ...redis,
           ...config

@@ -41,6 +41,7 @@ it.live("SIGTERM: sockets close with 1001, sends in flight finish, every acked m
             ADMIN_PASSWORD: admin.password,
             WS_SEND_PER_SECOND: "10000",
             WS_SEND_BURST: "10000",
+            SEND_RATE_LIMIT: "100000",
             ...database
           },
           stdio: ["ignore", "ignore", "inherit"]

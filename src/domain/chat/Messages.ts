@@ -1,4 +1,5 @@
-import { Cache, DateTime, Duration, Effect, Exit, Option } from "effect"
+import { Cache, Config, DateTime, Duration, Effect, Exit, Option } from "effect"
+import { RateLimiter } from "../ports/RateLimiter.js"
 import { Bus } from "../ports/Bus.js"
 import { Forbidden } from "../Errors.js"
 import { AuditLog } from "../ports/AuditLog.js"
@@ -22,12 +23,20 @@ export interface Sent {
   readonly created: boolean
 }
 
+/** How many messages one user may send, over REST and WebSocket together, on every instance. */
+export const SendLimitConfig = Config.all({
+  max: Config.integer("SEND_RATE_LIMIT").pipe(Config.withDefault(60)),
+  window: Config.duration("SEND_RATE_WINDOW").pipe(Config.withDefault(Duration.seconds(10)))
+})
+
 export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
   effect: Effect.gen(function*() {
     const conversations = yield* ConversationsRepo
     const repo = yield* MessagesRepo
     const audit = yield* AuditLog
     const bus = yield* Bus
+    const limiter = yield* RateLimiter
+    const sendLimit = yield* SendLimitConfig
 
     // Who is in a conversation never changes, so the hot path need not ask the database again.
     // Only found conversations are remembered: an unknown id is asked again next time.
@@ -58,6 +67,7 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
 
     const send = Effect.fn("Messages.send")(function*(actor: User, command: SendMessage) {
       const members = yield* participantOnly(actor, command.conversationId)
+      yield* limiter.hit({ bucket: "send:user", max: sendLimit.max, window: sendLimit.window }, actor.id)
       const clientMessageId = command.clientMessageId ?? null
       const appended = yield* repo.append({
         conversationId: command.conversationId,

@@ -13,7 +13,7 @@ import {
   SendableType,
   Seq
 } from "../../domain/chat/Model.js"
-import { Forbidden } from "../../domain/Errors.js"
+import { Forbidden, RateLimited } from "../../domain/Errors.js"
 import { Role, UserId } from "../../domain/users/Model.js"
 import { IntFromString, optional, strict, StrictStruct } from "../Schemas.js"
 import { Authentication } from "../Security.js"
@@ -158,6 +158,7 @@ export class ChatApi extends HttpApiGroup.make("chat")
       .addError(ConversationNotFound)
       .addError(ConversationNotActive)
       .addError(Forbidden)
+      .addError(RateLimited)
       .annotate(
         OpenApi.Summary,
         "Send a message (201); a retry with the same clientMessageId answers 200 with the original"

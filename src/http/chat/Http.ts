@@ -6,6 +6,7 @@ import type { Conversation, Seq } from "../../domain/chat/Model.js"
 import type { User } from "../../domain/users/Model.js"
 import { Api } from "../Api.js"
 import { CurrentUser } from "../Security.js"
+import { withRetryAfter } from "../RetryAfter.js"
 import { withStatus } from "../Schemas.js"
 import { ConversationCreated, ConversationView, MessageSent } from "./Api.js"
 import { MessageJson } from "../../domain/chat/Model.js"
@@ -87,7 +88,7 @@ export const ChatLive = HttpApiBuilder.group(Api, "chat", (handlers) =>
       .handle("sendMessage", ({ payload }) =>
         Effect.gen(function*() {
           const actor = yield* CurrentUser
-          const { created, message } = yield* messages.send(actor, payload)
+          const { created, message } = yield* withRetryAfter(messages.send(actor, payload))
           return created ? new MessageSent(message, true) : yield* resent(message)
         }))
       .handle("markMessageRead", ({ path }) => Effect.flatMap(CurrentUser, (actor) => messages.markRead(actor, path.id)))

@@ -5,8 +5,11 @@ import { ServiceUnavailable } from "../../domain/Errors.js"
 export const Health = Schema.Struct({ status: Schema.Literal("ok") })
 
 export const Readiness = Schema.Struct({
-  status: Schema.Literal("ready"),
-  database: Schema.Literal("postgres", "pglite")
+  /** `degraded`: Redis is away; this instance serves its own clients, cross-instance fan-out waits for Redis. */
+  status: Schema.Literal("ready", "degraded"),
+  database: Schema.Literal("postgres", "pglite"),
+  /** What instances share through: Redis (up or down) or this process's memory. */
+  shared: Schema.Literal("memory", "redis-up", "redis-down")
 })
 
 export class SystemApi extends HttpApiGroup.make("system")
@@ -19,7 +22,7 @@ export class SystemApi extends HttpApiGroup.make("system")
     HttpApiEndpoint.get("ready", "/ready")
       .addSuccess(Readiness)
       .addError(ServiceUnavailable)
-      .annotate(OpenApi.Summary, "Readiness: the database answers and migrations are done")
+      .annotate(OpenApi.Summary, "Readiness: the database answers and migrations are done; degraded while Redis is away")
   )
   .annotate(OpenApi.Title, "System")
 {}

@@ -3,6 +3,7 @@ import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Option } from "effect"
 import { ServiceUnavailable } from "../../domain/Errors.js"
 import { MigrationsDone } from "../../infra/sql/Migrations.js"
+import { RedisConnection } from "../../infra/redis/Redis.js"
 import { Pglite } from "../../infra/sql/Pglite.js"
 import { Api } from "../Api.js"
 
@@ -12,6 +13,12 @@ export const SystemLive = HttpApiBuilder.group(Api, "system", (handlers) =>
     // Built only after migrations ran: a listening server has an up-to-date schema.
     yield* MigrationsDone
     const database = Option.isSome(yield* Effect.serviceOption(Pglite)) ? "pglite" as const : "postgres" as const
+    const redis = yield* Effect.serviceOption(RedisConnection)
+    const shared = () =>
+      Option.match(redis, {
+        onNone: () => "memory" as const,
+        onSome: ({ client }) => client.status === "ready" ? "redis-up" as const : "redis-down" as const
+      })
 
     return handlers
       .handle("health", () => Effect.succeed({ status: "ok" as const }))
@@ -22,6 +29,9 @@ export const SystemLive = HttpApiBuilder.group(Api, "system", (handlers) =>
             onTimeout: () => new ServiceUnavailable({ message: "The database did not answer in time" })
           }),
           Effect.catchTag("SqlError", () => new ServiceUnavailable({ message: "The database is unreachable" })),
-          Effect.as({ status: "ready" as const, database })
+          Effect.map(() => {
+            const via = shared()
+            return { status: via === "redis-down" ? "degraded" as const : "ready" as const, database, shared: via }
+          })
         ))
   }))
