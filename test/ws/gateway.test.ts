@@ -220,6 +220,31 @@ layer(TestApp.layer({ WS_TYPING_EXPIRY_MS: "400" }), { excludeTestServices: true
       expect((yield* tb.request("sendMessage", { conversationId: b.conversationId, content: "x", clientMessageId: "c" })).data.code).toBe("ConversationArchived")
     }))
 
+  it.scoped("presence: counterparts hear online and offline, and the conversation list shows it", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer
+      const { conversationId, trainer, user } = yield* pair
+      const t = yield* connect(trainer.token)
+      const listed = () =>
+        Effect.map(server.request("GET", "/chat/conversations", { token: trainer.token }), (reply) =>
+          reply.body.items.find((c: { id: string }) => c.id === conversationId).presence)
+      expect(yield* listed()).toEqual({ online: false, lastSeenAt: null })
+
+      yield* Effect.scoped(Effect.gen(function*() {
+        const phone = yield* connect(user.token)
+        expect((yield* t.next(is("presence"))).data).toEqual({ userId: user.id, online: true, lastSeenAt: null })
+        // A second device changes nothing for the others.
+        yield* connect(user.token)
+        expect(yield* listed()).toEqual({ online: true, lastSeenAt: null })
+        return phone
+      }))
+      const offline = yield* t.next(is("presence"))
+      expect(offline.data).toMatchObject({ userId: user.id, online: false })
+      expect(typeof offline.data.lastSeenAt).toBe("string")
+      expect(t.frames.filter((f) => f.event === "presence")).toHaveLength(2)
+      expect(yield* listed()).toEqual({ online: false, lastSeenAt: offline.data.lastSeenAt })
+    }))
+
   it.scoped("deactivating a user closes their sockets with 4003; an expiring token closes with 4001", () =>
     Effect.gen(function*() {
       const server = yield* TestServer

@@ -5,6 +5,7 @@ import { AuditLog } from "../ports/AuditLog.js"
 import { Bus } from "../ports/Bus.js"
 import { type ConversationFilter, ConversationsRepo } from "../ports/ConversationsRepo.js"
 import { MessagesRepo } from "../ports/MessagesRepo.js"
+import { PresenceStore } from "../ports/PresenceStore.js"
 import { UsersRepo } from "../ports/UsersRepo.js"
 import type { User, UserId } from "../users/Model.js"
 import { ConversationNotFound, NotAssigned } from "./Errors.js"
@@ -23,6 +24,7 @@ export class Conversations extends Effect.Service<Conversations>()("Chat/Convers
     const users = yield* UsersRepo
     const audit = yield* AuditLog
     const bus = yield* Bus
+    const presence = yield* PresenceStore
 
     const findUser = (id: UserId) => Effect.map(users.findById(id), Option.getOrUndefined)
 
@@ -62,11 +64,17 @@ export class Conversations extends Effect.Service<Conversations>()("Chat/Convers
       return { conversation, created, user: pair.user, trainer: pair.trainer }
     })
 
+    /** The actor's conversations, each with the counterpart's presence. */
     const list = Effect.fn("Conversations.list")(function*(
       actor: User,
       page: { readonly limit: number; readonly offset: number }
     ) {
-      return yield* repo.listFor(actor.id, page)
+      const found = yield* repo.listFor(actor.id, page)
+      const online = yield* presence.lookup(found.items.map((item) => item.counterpart.id))
+      return {
+        total: found.total,
+        items: found.items.map((item) => ({ ...item, presence: online.get(item.counterpart.id) ?? null }))
+      }
     })
 
     const get = Effect.fn("Conversations.get")(function*(actor: User, id: ConversationId) {

@@ -41,7 +41,9 @@ const conversationViewFields = {
   /** Messages the caller received and has not read. */
   unreadCount: Schema.Int,
   /** The caller's read watermark: everything the caller received up to this seq is read. */
-  readSeq: Seq
+  readSeq: Seq,
+  /** The counterpart's presence, in the conversation list (null elsewhere and for admins). */
+  presence: Schema.NullOr(Schema.Struct({ online: Schema.Boolean, lastSeenAt: Schema.NullOr(Schema.DateTimeUtc) }))
 }
 
 /** A conversation as its caller sees it. */

@@ -3,6 +3,7 @@ import { Effect } from "effect"
 import { Conversations } from "../../domain/chat/Conversations.js"
 import { Messages } from "../../domain/chat/Messages.js"
 import type { Conversation, Seq } from "../../domain/chat/Model.js"
+import type { PresenceState } from "../../domain/ports/PresenceStore.js"
 import type { User } from "../../domain/users/Model.js"
 import { Api } from "../Api.js"
 import { CurrentUser } from "../Security.js"
@@ -23,7 +24,8 @@ const profile = (user: User) => ({
 const present = (
   actor: User,
   people: { readonly conversation: Conversation; readonly user: User; readonly trainer: User },
-  View: typeof ConversationView | typeof ConversationCreated = ConversationView
+  View: typeof ConversationView | typeof ConversationCreated = ConversationView,
+  presence: PresenceState | null = null
 ) => {
   const { conversation: c, trainer, user } = people
   const side = actor.id === c.userId ? "user" : actor.id === c.trainerId ? "trainer" : undefined
@@ -42,7 +44,8 @@ const present = (
     trainer: profile(trainer),
     counterpart: side === "user" ? profile(trainer) : side === "trainer" ? profile(user) : null,
     unreadCount: side === "user" ? c.userUnread : side === "trainer" ? c.trainerUnread : 0,
-    readSeq: side === "user" ? c.userReadSeq : side === "trainer" ? c.trainerReadSeq : 0 as Seq
+    readSeq: side === "user" ? c.userReadSeq : side === "trainer" ? c.trainerReadSeq : 0 as Seq,
+    presence
   }, true)
 }
 
@@ -67,12 +70,12 @@ export const ChatLive = HttpApiBuilder.group(Api, "chat", (handlers) =>
           const actor = yield* CurrentUser
           const page = yield* conversations.list(actor, urlParams)
           return {
-            items: page.items.map(({ conversation, counterpart }) =>
+            items: page.items.map(({ conversation, counterpart, presence }) =>
               present(actor, {
                 conversation,
                 user: conversation.userId === actor.id ? actor : counterpart,
                 trainer: conversation.trainerId === actor.id ? actor : counterpart
-              })
+              }, ConversationView, presence)
             ),
             total: page.total,
             limit: urlParams.limit,
