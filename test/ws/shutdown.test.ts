@@ -1,60 +1,17 @@
 import { SqlClient } from "@effect/sql"
 import { expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Logger, LogLevel, Schedule } from "effect"
-import { type ChildProcess, spawn } from "node:child_process"
-import * as Net from "node:net"
+import { ConfigProvider, Effect, Layer, Logger, LogLevel } from "effect"
 import * as SqlClientLive from "../../src/infra/sql/Client.js"
 import { pair } from "../support/Chat.js"
 import { freshDatabase } from "../support/Database.js"
-import { admin, jwtSecret, serverAt, TestServer } from "../support/TestApp.js"
+import { exitOf, startInstance } from "../support/Instances.js"
+import { TestServer } from "../support/TestApp.js"
 import { connect } from "../support/Ws.js"
-
-const freePort = Effect.async<number>((resume) => {
-  const server = Net.createServer().listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
-
-const exitOf = (child: ChildProcess) =>
-  Effect.async<number | null>((resume) => {
-    if (child.exitCode !== null) return resume(Effect.succeed(child.exitCode))
-    child.once("exit", (code) => resume(Effect.succeed(code)))
-  })
 
 it.live("SIGTERM: sockets close with 1001, sends in flight finish, every acked message is stored, exit 0", () =>
   Effect.gen(function*() {
     const database = yield* freshDatabase
-    const port = yield* freePort
-    const child = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-          env: {
-            PATH: process.env.PATH ?? "",
-            NODE_ENV: "test",
-            LOG_LEVEL: "Warn",
-            PORT: String(port),
-            HOST: "127.0.0.1",
-            JWT_SECRET: jwtSecret,
-            ADMIN_EMAIL: admin.email,
-            ADMIN_PASSWORD: admin.password,
-            WS_SEND_PER_SECOND: "10000",
-            WS_SEND_BURST: "10000",
-            SEND_RATE_LIMIT: "100000",
-            ...database
-          },
-          stdio: ["ignore", "ignore", "inherit"]
-        })
-      ),
-      (child) => Effect.sync(() => child.exitCode === null && child.kill("SIGKILL"))
-    )
-    const server = serverAt(`http://127.0.0.1:${port}`)
-    yield* Effect.flatMap(
-      server.request("GET", "/ready").pipe(Effect.catchAllDefect(() => Effect.succeed({ status: 0 }))),
-      (r) => r.status === 200 ? Effect.void : Effect.fail("not ready")
-    ).pipe(Effect.retry(Schedule.spaced("100 millis")), Effect.timeout("30 seconds"))
-
+    const { child, server } = yield* startInstance(database)
     const { conversationId, user } = yield* Effect.provideService(pair, TestServer, server)
     const socket = yield* Effect.provideService(connect(user.token), TestServer, server)
     const total = 60
