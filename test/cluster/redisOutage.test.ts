@@ -1,0 +1,93 @@
+import { expect, it } from "@effect/vitest"
+import { Effect, Logger, LogLevel, Schedule } from "effect"
+import { spawn } from "node:child_process"
+import { history, pair } from "../support/Chat.js"
+import { freshDatabase } from "../support/Database.js"
+import { exitOf, freePort, type Instance, startInstance } from "../support/Instances.js"
+import { TestServer } from "../support/TestApp.js"
+import { connect } from "../support/Ws.js"
+
+const is = (event: string, predicate: (data: any) => boolean = () => true) => (frame: { event: string; data: any }) =>
+  frame.event === event && predicate(frame.data)
+
+/** A Redis of the test's own, on its own port, that the test can kill and start again. */
+const ownRedis = (port: number) =>
+  Effect.acquireRelease(
+    Effect.gen(function*() {
+      const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+        stdio: "ignore"
+      })
+      // Ready when it answers.
+      yield* Effect.tryPromise(async () => {
+        const { Redis } = await import("ioredis")
+        const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+        probe.on("error", () => {})
+        try {
+          await probe.connect()
+          await probe.ping()
+        } finally {
+          probe.disconnect()
+        }
+      }).pipe(Effect.retry(Schedule.spaced("50 millis")), Effect.timeout("10 seconds"))
+      return child
+    }),
+    (child) => Effect.sync(() => child.kill("SIGKILL"))
+  )
+
+const sharedState = (instance: Instance) =>
+  Effect.map(instance.server.request("GET", "/ready"), (reply) => reply.body.shared as string)
+
+const until = (instance: Instance, state: string) =>
+  sharedState(instance).pipe(
+    Effect.flatMap((now) => now === state ? Effect.void : Effect.fail(now)),
+    Effect.retry(Schedule.spaced("100 millis")),
+    Effect.timeout("15 seconds")
+  )
+
+it.live.skipIf(!process.env.DATABASE_URL)(
+  "Redis down: sends still commit and ack, readiness says degraded; Redis back: fan-out resumes and sinceSeq catches up (needs DATABASE_URL; starts its own Redis)",
+  () =>
+    Effect.gen(function*() {
+      const redisPort = yield* freePort
+      const redis = yield* ownRedis(redisPort)
+      const env = { ...(yield* freshDatabase), REDIS_URL: `redis://127.0.0.1:${redisPort}`, REDIS_PREFIX: "outage:" }
+      const [a, b] = yield* Effect.all([startInstance(env), startInstance(env)], { concurrency: 2 })
+      const { conversationId, trainer, user } = yield* Effect.provideService(pair, TestServer, a.server)
+      const sender = yield* Effect.provideService(connect(user.token), TestServer, a.server)
+      const receiver = yield* Effect.provideService(connect(trainer.token), TestServer, b.server)
+      yield* sender.request("joinConversation", { conversationId })
+      yield* receiver.request("joinConversation", { conversationId })
+      const say = (i: number) => sender.request("sendMessage", { conversationId, content: `m${i}`, clientMessageId: `o${i}` })
+
+      expect((yield* say(1)).event).toBe("ack")
+      yield* receiver.next(is("newMessage", (m) => m.seq === 1))
+
+      redis.kill("SIGKILL")
+      yield* exitOf(redis)
+      yield* until(a, "redis-down")
+      expect((yield* a.server.request("GET", "/ready")).body.status).toBe("degraded")
+      const acked: Array<string> = []
+      for (const i of [2, 3, 4]) {
+        const reply = yield* say(i)
+        expect(reply.event).toBe("ack")
+        acked.push(reply.data.message.id)
+      }
+      // This instance's own sockets still get them.
+      yield* sender.next(is("newMessage", (m) => m.seq === 4))
+
+      yield* ownRedis(redisPort)
+      yield* until(a, "redis-up")
+      yield* until(b, "redis-up")
+      // The subscriber reconnects by itself: fan-out resumes.
+      expect((yield* say(5)).event).toBe("ack")
+      yield* receiver.next(is("newMessage", (m) => m.seq === 5), 1000)
+      // What B's socket missed, it catches up by sinceSeq.
+      yield* receiver.request("joinConversation", { conversationId, sinceSeq: 1 })
+      const page = yield* receiver.next(is("conversationHistory", (h) => h.fromSeq === 2))
+      expect(page.data.messages.map((m: { seq: number }) => m.seq)).toEqual([2, 3, 4, 5])
+      const stored = (yield* Effect.provideService(history(user.token, conversationId), TestServer, a.server)).body.messages
+      for (const id of acked) expect(stored.some((m: { id: string }) => m.id === id)).toBe(true)
+      expect(stored.map((m: { seq: number }) => m.seq)).toEqual([1, 2, 3, 4, 5])
+    }).pipe(Effect.scoped, Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))),
+  90_000
+)
