@@ -71,6 +71,8 @@ export const AppLive = Gateway.layer.pipe(Layer.provideMerge(DomainLive))
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   // The secret is checked before anything touches the database: a refused start changes nothing.
   Effect.zipRight(JwtSecret.load, Layer.launch(AppLive)).pipe(
+    // No tracer is exported from this process: spans would be made and dropped on every request.
+    Effect.withTracerEnabled(false),
     Effect.provide(NodeContext.layer),
     Effect.provide(Logging.layer),
     Effect.provide(Env.layer),

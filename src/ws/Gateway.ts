@@ -3,7 +3,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Cause, Config, Context, Effect, Exit, FiberSet, Layer, Option, ParseResult, Queue, Schema } from "effect"
 import type { ChatEvent } from "../domain/chat/Events.js"
 import { Messages } from "../domain/chat/Messages.js"
-import { counterpartOf, type ConversationId, MessageJson } from "../domain/chat/Model.js"
+import { counterpartOf, type ConversationId, encodeMessage, type MessageJson } from "../domain/chat/Model.js"
 import { Bus } from "../domain/ports/Bus.js"
 import { Presence } from "../domain/presence/Presence.js"
 import { Auth } from "../domain/users/Auth.js"
@@ -18,6 +18,7 @@ import {
   ClientEvents,
   CloseCodes,
   encodeServerEvent,
+  type ServerEventName,
   type ErrorCode,
   type ErrorData
 } from "./Protocol.js"
@@ -63,7 +64,9 @@ const topicOf = (conversationId: string) => `conv:${conversationId}`
 type ClientData<K extends ClientEventName> = Schema.Schema.Type<(typeof ClientEvents)[K]>
 const isClientEvent = (event: string): event is ClientEventName => Object.hasOwn(ClientEvents, event)
 
-const encodeMessage = Schema.encodeSync(MessageJson)
+/** A frame whose data is already in wire form (messages, encoded by hand on the hot path). */
+const frameOf = (event: ServerEventName, data: unknown, id?: string) =>
+  JSON.stringify(id === undefined ? { event, data } : { event, id, data })
 
 /** The one listener on `PORT`: REST and docs through the HTTP app, and the WebSocket endpoint `/ws`. */
 export class Gateway extends Context.Tag("Ws/Gateway")<Gateway, {
@@ -206,9 +209,9 @@ export const layer = Layer.scoped(
           if (data.closed) return
           const last = page.messages.at(-1)
           const toSeq = last?.seq ?? null
-          send(ws, encodeServerEvent("conversationHistory", {
+          send(ws, frameOf("conversationHistory", {
             conversationId,
-            messages: page.messages,
+            messages: page.messages.map(encodeMessage),
             fromSeq: page.messages[0]?.seq ?? null,
             toSeq,
             hasMore: page.hasMore
@@ -216,7 +219,7 @@ export const layer = Layer.scoped(
           // With more to fetch the client pages on (joining again from toSeq) before it goes live.
           if (!page.hasMore) {
             const after = toSeq ?? input.sinceSeq ?? 0
-            for (const message of held) if (message.seq > after) send(ws, encodeServerEvent("newMessage", message))
+            for (const message of held) if (message.seq > after) send(ws, frameOf("newMessage", encodeMessage(message)))
             ws.subscribe(topicOf(conversationId))
             data.joined.add(conversationId)
             if (recipientId !== undefined) {
@@ -359,7 +362,8 @@ export const layer = Layer.scoped(
     // ---- bus → sockets ------------------------------------------------------------------------
 
     const deliverMessage = (message: MessageJson) => {
-      const frame = encodeServerEvent("newMessage", message)
+      const wire = encodeMessage(message)
+      const frame = frameOf("newMessage", wire)
       app.publish(topicOf(message.conversationId), frame)
       for (const ws of pendingByConversation.get(message.conversationId) ?? []) {
         ws.getUserData().pending.get(message.conversationId)?.push(message)
@@ -369,10 +373,7 @@ export const layer = Layer.scoped(
         for (const ws of socketsOf(message.receiverId)) {
           const data = ws.getUserData()
           if (data.joined.has(message.conversationId) || data.pending.has(message.conversationId)) continue
-          notification ??= encodeServerEvent("newMessageNotification", {
-            conversationId: message.conversationId,
-            message
-          })
+          notification ??= frameOf("newMessageNotification", { conversationId: message.conversationId, message: wire })
           send(ws, notification)
         }
       }

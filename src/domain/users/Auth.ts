@@ -94,7 +94,8 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
 
     /** The user behind a bearer token, as the database knows them now: deleted or deactivated users are out. */
     /** The signed-in user and when their token expires (seconds since the epoch). */
-    const session = Effect.fn("Auth.session")(function*(token: string) {
+    // Every request and every socket: untraced, like the rest of the hot path.
+    const session = Effect.fnUntraced(function*(token: string) {
       const claims = yield* tokens.verify(token)
       const user = yield* repo.findById(claims.sub)
       if (Option.isNone(user) || !user.value.isActive) return yield* new Unauthorized()

@@ -1,5 +1,6 @@
 import { Config, Duration, Effect, Layer, Redacted, Schema } from "effect"
 import { errors, jwtVerify, SignJWT } from "jose"
+import { createSecretKey } from "node:crypto"
 import { Unauthorized } from "../../domain/Errors.js"
 import { TokenIssuer } from "../../domain/ports/TokenIssuer.js"
 import { Role, UserId } from "../../domain/users/Model.js"
@@ -15,7 +16,8 @@ const decodeClaims = Schema.decodeUnknown(Claims)
 export const layer = Layer.effect(
   TokenIssuer,
   Effect.gen(function*() {
-    const secret = new TextEncoder().encode(Redacted.value(yield* JwtSecret.load))
+    // A KeyObject made once: given raw bytes, jose would import the key again on every call.
+    const secret = createSecretKey(Buffer.from(Redacted.value(yield* JwtSecret.load), "utf8"))
     const ttl = yield* Config.duration("JWT_TTL").pipe(Config.withDefault(Duration.days(1)))
     const ttlSeconds = Math.max(1, Math.floor(Duration.toSeconds(ttl)))
 
@@ -43,8 +45,7 @@ export const layer = Layer.effect(
             })
         }).pipe(
           Effect.flatMap(({ payload }) => decodeClaims(payload)),
-          Effect.catchTag("ParseError", () => Effect.fail(new Unauthorized({ message: "Invalid token" }))),
-          Effect.withSpan("TokenIssuer.verify")
+          Effect.catchTag("ParseError", () => Effect.fail(new Unauthorized({ message: "Invalid token" })))
         )
     })
   })

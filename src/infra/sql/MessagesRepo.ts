@@ -1,9 +1,39 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
-import { Chunk, Config, Deferred, Effect, Layer, Option, Queue, Schema } from "effect"
-import { ConversationId, Message, MessageId, previewOf } from "../../domain/chat/Model.js"
+import { Chunk, Config, DateTime, Deferred, Effect, Layer, Option, Queue, Schema } from "effect"
+import { ConversationId, Message, MessageId, type MessageType, previewOf, type Seq } from "../../domain/chat/Model.js"
 import { type Appended, type HistoryQuery, MessagesRepo, type NewMessage } from "../../domain/ports/MessagesRepo.js"
 import { UserId } from "../../domain/users/Model.js"
 import { isUniqueViolation } from "./Errors.js"
+
+/** A `messages` row as the driver returns it (camelCased): the table's constraints vouch for its shape. */
+interface MessageRow {
+  readonly id: MessageId
+  readonly conversationId: ConversationId
+  readonly seq: Seq
+  readonly senderId: UserId | null
+  readonly receiverId: UserId | null
+  readonly content: string
+  readonly type: MessageType
+  readonly isRead: boolean
+  readonly readAt: Date | null
+  readonly fileUrl: string | null
+  readonly fileName: string | null
+  readonly clientMessageId: string | null
+  readonly createdAt: Date
+  readonly updatedAt: Date
+}
+
+/**
+ * Rows of the hot paths (appends, history pages) become messages without a
+ * generic decode, which would cost about as much as the query itself.
+ */
+const fromRow = (row: MessageRow): Message =>
+  new Message({
+    ...row,
+    readAt: row.readAt === null ? null : DateTime.unsafeFromDate(row.readAt),
+    createdAt: DateTime.unsafeFromDate(row.createdAt),
+    updatedAt: DateTime.unsafeFromDate(row.updatedAt)
+  }, { disableValidation: true })
 
 export const layer = Layer.scoped(
   MessagesRepo,
@@ -17,7 +47,7 @@ export const layer = Layer.scoped(
      * clientMessageId), the whole statement rolls back and no seq is used.
      */
     const insert = (m: NewMessage) =>
-      sql<Record<string, unknown>>`
+      sql<MessageRow>`
         WITH conv AS (
           UPDATE conversations c SET
             last_seq = c.last_seq + 1,
@@ -41,7 +71,6 @@ export const layer = Layer.scoped(
         FROM conv
         RETURNING *`
 
-    const decodeMessage = Schema.decodeUnknown(Message)
 
     const findByClientId = SqlSchema.findOne({
       Request: Schema.Struct({ conversationId: ConversationId, senderId: UserId, clientMessageId: Schema.String }),
@@ -66,7 +95,7 @@ export const layer = Layer.scoped(
           rows.length === 0
             // Not active, gone, or a retry of a message already stored.
             ? original(m)
-            : Effect.map(decodeMessage(rows[0]), (message): Appended => ({ _tag: "Created", message }))
+            : Effect.succeed<Appended>({ _tag: "Created", message: fromRow(rows[0]!) })
         ),
         Effect.catchIf(isUniqueViolation("messages_client_id_key"), () => original(m))
       )
@@ -85,15 +114,13 @@ export const layer = Layer.scoped(
       ])
       // Catching up reads forward from afterSeq; otherwise the newest page (before beforeSeq) is wanted.
       const order = query.afterSeq === undefined ? sql`ORDER BY seq DESC` : sql`ORDER BY seq ASC`
-      return SqlSchema.findAll({
-        Request: Schema.Void,
-        Result: Message,
-        execute: () => sql`SELECT * FROM messages WHERE ${bounds} ${order} LIMIT ${query.limit + 1}`
-      })(undefined).pipe(Effect.map((rows) => {
-        const hasMore = rows.length > query.limit
-        const kept = hasMore ? rows.slice(0, query.limit) : rows
-        return { messages: query.afterSeq === undefined ? [...kept].reverse() : kept, hasMore }
-      }))
+      return sql<MessageRow>`SELECT * FROM messages WHERE ${bounds} ${order} LIMIT ${query.limit + 1}`.pipe(
+        Effect.map((rows) => {
+          const hasMore = rows.length > query.limit
+          const kept = (hasMore ? rows.slice(0, query.limit) : rows).map(fromRow)
+          return { messages: query.afterSeq === undefined ? kept.reverse() : kept, hasMore }
+        })
+      )
     }
 
     const markRead = SqlSchema.findOne({
@@ -114,7 +141,6 @@ export const layer = Layer.scoped(
             SELECT m.* FROM m`
     })
 
-    const decodeMessages = Schema.decodeUnknown(Schema.Array(Message))
 
     /**
      * Many appends, one statement: conversations are locked in id order (no
@@ -125,7 +151,7 @@ export const layer = Layer.scoped(
      */
     const insertMany = (batch: ReadonlyArray<NewMessage>) => {
       const column = <A>(f: (m: NewMessage) => A) => batch.map(f)
-      return sql<Record<string, unknown>>`
+      return sql<MessageRow & { readonly ord: number }>`
         WITH input AS (
           SELECT t.* FROM unnest(
             ${batch.map((_, i) => i)}::int[], ${column((m) => m.conversationId)}::uuid[],
@@ -173,9 +199,8 @@ export const layer = Layer.scoped(
 
     const appendMany = (batch: ReadonlyArray<NewMessage>): Effect.Effect<ReadonlyArray<Appended>, unknown> =>
       insertMany(batch).pipe(
-        Effect.flatMap((rows) => Effect.map(decodeMessages(rows), (messages) => ({ rows, messages }))),
-        Effect.flatMap(({ messages, rows }) => {
-          const stored = new Map(messages.map((message, i) => [Number(rows[i]!.ord), message]))
+        Effect.flatMap((rows) => {
+          const stored = new Map(rows.map(({ ord, ...row }) => [Number(ord), fromRow(row)]))
           return Effect.forEach(batch, (m, i) => {
             const message = stored.get(i)
             return message === undefined ? original(m) : Effect.succeed<Appended>({ _tag: "Created", message })
@@ -243,12 +268,11 @@ export const layer = Layer.scoped(
         Effect.zipRight(Queue.offer(queue, { message, done }), Deferred.await(done)))
 
     return MessagesRepo.of({
-      append: (message) => enqueue(message).pipe(Effect.orDie, Effect.withSpan("MessagesRepo.append")),
+      append: (message) => Effect.orDie(enqueue(message)),
       appendInTransaction: (message) =>
         append(message).pipe(Effect.orDie, Effect.withSpan("MessagesRepo.appendInTransaction")),
-      findById: (id) => findById(id).pipe(Effect.orDie, Effect.withSpan("MessagesRepo.findById")),
-      history: (conversationId, query) =>
-        page(conversationId, query).pipe(Effect.orDie, Effect.withSpan("MessagesRepo.history")),
+      findById: (id) => Effect.orDie(findById(id)),
+      history: (conversationId, query) => Effect.orDie(page(conversationId, query)),
       markRead: (id, receiverId) => markRead({ id, receiverId }).pipe(Effect.orDie, Effect.withSpan("MessagesRepo.markRead"))
     })
   })

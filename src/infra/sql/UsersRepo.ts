@@ -78,7 +78,7 @@ export const layer = Layer.effect(
       .pipe(Effect.map((rows) => rows[0]?.exists === true))
 
     return UsersRepo.of({
-      findById: (id) => findById(id).pipe(Effect.orDie, Effect.withSpan("UsersRepo.findById")),
+      findById: (id) => Effect.orDie(findById(id)),
       findByEmail: (email) => findByEmail(email).pipe(Effect.orDie, Effect.withSpan("UsersRepo.findByEmail")),
       insert: (user) =>
         insert({ ...user, isActive: true, assignedTrainerId: null, createdAt: undefined, updatedAt: undefined }).pipe(

@@ -1,0 +1,35 @@
+import { describe, expect, it } from "@effect/vitest"
+import { DateTime, Schema } from "effect"
+import { encodeMessage, Message, MessageJson } from "../../src/domain/chat/Model.js"
+
+describe("encodeMessage", () => {
+  it("is exactly the contract's schema encoding, for every shape of message", () => {
+    const base = {
+      id: "0b1a4a3e-5c6d-4e7f-8a9b-0c1d2e3f4a5b",
+      conversationId: "1b1a4a3e-5c6d-4e7f-8a9b-0c1d2e3f4a5b",
+      seq: 7,
+      senderId: "2b1a4a3e-5c6d-4e7f-8a9b-0c1d2e3f4a5b",
+      receiverId: "3b1a4a3e-5c6d-4e7f-8a9b-0c1d2e3f4a5b",
+      content: "hello \"world\" ✓",
+      type: "text",
+      isRead: false,
+      readAt: null,
+      fileUrl: null,
+      fileName: null,
+      clientMessageId: "c-1",
+      createdAt: new Date("2026-11-25T10:00:00.123Z"),
+      updatedAt: new Date("2026-11-25T10:00:01Z")
+    } as const
+    const variants = [
+      base,
+      { ...base, isRead: true, readAt: new Date("2026-11-25T11:00:00Z"), clientMessageId: null },
+      { ...base, type: "system", senderId: null, receiverId: null },
+      { ...base, type: "image", fileUrl: "/chat/attachments/x", fileName: "a.png" }
+    ]
+    for (const row of variants) {
+      const message = Schema.decodeUnknownSync(Message)(row)
+      expect(encodeMessage(message)).toEqual(Schema.encodeSync(MessageJson)(message))
+      expect(encodeMessage(message).createdAt).toBe(DateTime.formatIso(DateTime.unsafeFromDate(row.createdAt)))
+    }
+  })
+})
