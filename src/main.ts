@@ -61,7 +61,11 @@ export const InfraLive = Layer.mergeAll(
 
 /** The domain services over the ports, with the first admin in place. */
 export const DomainLive = FirstAdminLive.pipe(
-  Layer.provideMerge(Layer.mergeAll(Auth.Default, Users.Default, Conversations.Default, Messages.Default, Presence.Default)),
+  Layer.provideMerge(
+    Layer.mergeAll(Users.Default, Conversations.Default, Messages.Default, Presence.Default).pipe(
+      Layer.provideMerge(Auth.Default)
+    )
+  ),
   Layer.provideMerge(InfraLive)
 )
 

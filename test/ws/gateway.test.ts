@@ -1,5 +1,5 @@
 import { expect, layer } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Schedule } from "effect"
 import { SignJWT } from "jose"
 import { history, pair, send } from "../support/Chat.js"
 import * as TestApp from "../support/TestApp.js"
@@ -133,12 +133,22 @@ layer(TestApp.layer({ WS_TYPING_EXPIRY_MS: "400" }), { excludeTestServices: true
       const u = yield* connect(user.token)
       yield* u.request("joinConversation", { conversationId, sinceSeq: 2 })
       yield* Effect.fromFiber(sending)
-      yield* u.next(is("newMessage", (m) => m.seq === total)).pipe(
-        Effect.catchAllDefect(() => Effect.void) // the last may have come with the history
+      const seenSeqs = () =>
+        u.frames.flatMap((f) =>
+          f.event === "conversationHistory"
+            ? f.data.messages.map((m: { seq: number }) => m.seq)
+            : f.event === "newMessage"
+            ? [f.data.seq]
+            : []
+        )
+      // Everything arrives, by history or live (a message may be held briefly to restore seq order).
+      yield* Effect.suspend(() => new Set(seenSeqs()).size >= total - 2 ? Effect.void : Effect.fail("not yet")).pipe(
+        Effect.retry(Schedule.spaced("20 millis")),
+        Effect.timeout("5 seconds"),
+        Effect.ignore
       )
-      const seen = u.frames.flatMap((f) =>
-        f.event === "conversationHistory" ? f.data.messages.map((m: { seq: number }) => m.seq) : f.event === "newMessage" ? [f.data.seq] : []
-      )
+      yield* Effect.sleep("300 millis")
+      const seen = seenSeqs()
       expect([...seen].sort((a, b) => a - b)).toEqual(Array.from({ length: total - 2 }, (_, i) => i + 3))
     }))
 

@@ -60,6 +60,9 @@ export const PresenceChanged = Schema.TaggedStruct("PresenceChanged", {
   recipientIds: Schema.Array(UserId)
 })
 
+/** A user's record changed (profile, assignment, active flag): instances forget what they cached of it. */
+export const UserChanged = Schema.TaggedStruct("UserChanged", { userId: UserId })
+
 /** The user can no longer be signed in (deactivated): their sockets close. */
 export const UserRevoked = Schema.TaggedStruct("UserRevoked", { userId: UserId })
 
@@ -72,6 +75,7 @@ export const ChatEvent = Schema.Union(
   UserJoined,
   UserLeft,
   PresenceChanged,
+  UserChanged,
   UserRevoked
 )
 export type ChatEvent = typeof ChatEvent.Type

@@ -1,11 +1,12 @@
-import { Config, Duration, Effect, Option, Redacted } from "effect"
+import { Cache, Config, Duration, Effect, Option, Queue, Redacted } from "effect"
+import { Bus } from "../ports/Bus.js"
 import { Unauthorized } from "../Errors.js"
 import { PasswordHasher } from "../ports/PasswordHasher.js"
 import { RateLimiter } from "../ports/RateLimiter.js"
 import { TokenIssuer } from "../ports/TokenIssuer.js"
 import { UsersRepo } from "../ports/UsersRepo.js"
 import { AccountInactive, InvalidCredentials } from "./Errors.js"
-import type { Email, User } from "./Model.js"
+import type { Email, User, UserId } from "./Model.js"
 
 export interface Registration {
   readonly email: Email
@@ -37,9 +38,13 @@ export const AuthLimitsConfig = Config.all({
   window: Config.duration("AUTH_RATE_LIMIT_WINDOW").pipe(Config.withDefault(Duration.minutes(15)))
 })
 
+/** How long a signed-in user is remembered between requests; changes on any instance end it at once. */
+export const UserCacheTtl = Config.duration("AUTH_USER_CACHE_TTL").pipe(Config.withDefault(Duration.seconds(5)))
+
 export class Auth extends Effect.Service<Auth>()("Users/Auth", {
-  effect: Effect.gen(function*() {
+  scoped: Effect.gen(function*() {
     const repo = yield* UsersRepo
+    const bus = yield* Bus
     const hasher = yield* PasswordHasher
     const tokens = yield* TokenIssuer
     const limiter = yield* RateLimiter
@@ -95,9 +100,22 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
     /** The user behind a bearer token, as the database knows them now: deleted or deactivated users are out. */
     /** The signed-in user and when their token expires (seconds since the epoch). */
     // Every request and every socket: untraced, like the rest of the hot path.
+    // Every request needs its user: remembered for a few seconds, forgotten as soon as the user changes
+    // (here directly, elsewhere through the bus), so a deactivation still takes effect at once.
+    const users = yield* Cache.make({ capacity: 100_000, timeToLive: yield* UserCacheTtl, lookup: repo.findById })
+    const forget = (userId: UserId) => users.invalidate(userId)
+    const changes = yield* bus.subscribe
+    yield* Queue.take(changes).pipe(
+      Effect.flatMap((event) =>
+        event._tag === "UserChanged" || event._tag === "UserRevoked" ? forget(event.userId) : Effect.void
+      ),
+      Effect.forever,
+      Effect.forkScoped
+    )
+
     const session = Effect.fnUntraced(function*(token: string) {
       const claims = yield* tokens.verify(token)
-      const user = yield* repo.findById(claims.sub)
+      const user = yield* users.get(claims.sub)
       if (Option.isNone(user) || !user.value.isActive) return yield* new Unauthorized()
       return { user: user.value, expiresAt: claims.exp }
     })
@@ -128,6 +146,6 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
       }
     )
 
-    return { register, login, authenticate, session, ensureAdmin } as const
+    return { register, login, authenticate, session, ensureAdmin, forget } as const
   })
 }) {}

@@ -7,6 +7,7 @@ import { PasswordHasher } from "../ports/PasswordHasher.js"
 import { type Page, type UserPatch, UsersRepo } from "../ports/UsersRepo.js"
 import { InvalidAssignment, UserNotFound, WrongCurrentPassword } from "./Errors.js"
 import type { Email, Role, User, UserId } from "./Model.js"
+import { Auth } from "./Auth.js"
 import { canView, isAdmin } from "./Policy.js"
 
 export interface CreateUser {
@@ -40,6 +41,10 @@ export class Users extends Effect.Service<Users>()("Users/Users", {
     const sql = yield* SqlClient.SqlClient
     const conversations = yield* ConversationsRepo
     const bus = yield* Bus
+    const auth = yield* Auth
+
+    /** The user changed: this instance forgets it now, the others when they hear of it. */
+    const changed = (userId: UserId) => Effect.zipRight(auth.forget(userId), bus.publish({ _tag: "UserChanged", userId }))
 
     const notFound = (id: UserId) => new UserNotFound({ id })
 
@@ -110,6 +115,7 @@ export class Users extends Effect.Service<Users>()("Users/Users", {
       const updated = yield* repo.update(id, patch).pipe(
         Effect.flatMap(Option.match({ onNone: () => Effect.fail(notFound(id)), onSome: Effect.succeed }))
       )
+      yield* changed(id)
       if (input.isActive === false) yield* bus.publish({ _tag: "UserRevoked", userId: id })
       return updated
     })
@@ -135,6 +141,7 @@ export class Users extends Effect.Service<Users>()("Users/Users", {
           reactivated: conversations.reactivate(userId, trainerId)
         })).pipe(Effect.orDie)
         if (Option.isNone(assigned)) return yield* notFound(userId)
+        yield* changed(userId)
         yield* Effect.forEach(archived, (c) =>
           bus.publish({ _tag: "ConversationArchived", conversationId: c.id, userId: c.userId, trainerId: c.trainerId }))
         return { user: assigned.value, archived }
