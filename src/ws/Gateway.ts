@@ -38,7 +38,10 @@ export const GatewayConfig = Config.all({
   typingPerSecond: Config.number("WS_TYPING_PER_SECOND").pipe(Config.withDefault(5)),
   /** A typing state not refreshed within this time ends by itself. */
   typingExpiryMs: Config.integer("WS_TYPING_EXPIRY_MS").pipe(Config.withDefault(5000)),
-  shutdownGraceMs: Config.integer("SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000))
+  shutdownGraceMs: Config.integer("SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000)),
+  /** Requests (REST) and frames (WebSocket) being worked on at once; beyond, new ones are refused. */
+  httpMaxInFlight: Config.integer("HTTP_MAX_IN_FLIGHT").pipe(Config.withDefault(512)),
+  wsMaxInFlight: Config.integer("WS_MAX_IN_FLIGHT").pipe(Config.withDefault(4096))
 })
 
 interface SocketData {
@@ -133,9 +136,37 @@ export const layer = Layer.scoped(
 
     const app = uws.App()
 
+    // Frames sent from fibers (acks, notifications) are outside any uWS callback, where each send would be
+    // its own write: they wait for the end of this turn of the event loop and go out corked, one write per
+    // socket (the acks of one group-committed batch all complete in the same turn).
+    const outbox = new Map<Socket, Array<string>>()
+    let flushing = false
+    const flush = () => {
+      flushing = false
+      for (const [ws, frames] of outbox) {
+        if (ws.getUserData().closed) continue
+        ws.cork(() => {
+          for (const frame of frames) ws.send(frame)
+        })
+      }
+      outbox.clear()
+    }
+    /** Sends what waits for this socket now: before it subscribes to a topic, so history precedes live frames. */
+    const flushNow = (ws: Socket) => {
+      const frames = outbox.get(ws)
+      if (frames === undefined) return
+      outbox.delete(ws)
+      if (!ws.getUserData().closed) ws.cork(() => frames.forEach((frame) => ws.send(frame)))
+    }
     const send = (ws: Socket, frame: string) => {
       if (ws.getUserData().closed) return
-      ws.send(frame)
+      const queued = outbox.get(ws)
+      if (queued === undefined) outbox.set(ws, [frame])
+      else queued.push(frame)
+      if (!flushing) {
+        flushing = true
+        setImmediate(flush)
+      }
     }
     const sendError = (ws: Socket, id: string | undefined, code: ErrorCode, message: string, retryAfterMs?: number) =>
       send(ws, errorFrame({ code, message, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }, id))
@@ -145,12 +176,19 @@ export const layer = Layer.scoped(
     const socketsOf = (userId: UserId) => byUser.get(userId) ?? new Set<Socket>()
 
     /** Runs a handler's effect for a socket; a domain failure becomes its `error` frame, a defect `Internal`. */
+    let wsInFlight = 0
     const handle = <A, E extends { readonly _tag: string; readonly message?: string }>(
       ws: Socket,
       id: string | undefined,
       effect: Effect.Effect<A, E>,
       onSuccess: (value: A) => void
-    ) =>
+    ): boolean => {
+      // Overload sheds frames with an error (nothing done, retry later) instead of queueing work without bound.
+      if (wsInFlight >= config.wsMaxInFlight) {
+        sendError(ws, id, "Overloaded", "The server is busy: retry in a moment", 250)
+        return false
+      }
+      wsInFlight++
       run(Effect.flatMap(Effect.exit(effect), (exit) => {
         if (Exit.isSuccess(exit)) return Effect.sync(() => onSuccess(exit.value))
         const failure = Cause.failureOption(exit.cause)
@@ -161,7 +199,9 @@ export const layer = Layer.scoped(
         return Cause.isInterruptedOnly(exit.cause)
           ? internal
           : Effect.zipRight(Effect.logError("WebSocket handler failed", exit.cause), internal)
-      }))
+      }).pipe(Effect.ensuring(Effect.sync(() => wsInFlight--))))
+      return true
+    }
 
     // ---- typing -------------------------------------------------------------------------------
 
@@ -193,7 +233,7 @@ export const layer = Layer.scoped(
         data.pending.delete(conversationId)
         return held
       }
-      handle(
+      const admitted = handle(
         ws,
         id,
         Effect.gen(function*() {
@@ -220,6 +260,7 @@ export const layer = Layer.scoped(
           if (!page.hasMore) {
             const after = toSeq ?? input.sinceSeq ?? 0
             for (const message of held) if (message.seq > after) send(ws, frameOf("newMessage", encodeMessage(message)))
+            flushNow(ws)
             ws.subscribe(topicOf(conversationId))
             data.joined.add(conversationId)
             if (recipientId !== undefined) {
@@ -229,6 +270,7 @@ export const layer = Layer.scoped(
           ack(ws, id, { conversationId, joined: !page.hasMore, toSeq })
         }
       )
+      if (!admitted) settle()
     }
 
     const leave = (ws: Socket, id: string | undefined, input: ClientData<"leaveConversation">) => {
@@ -568,7 +610,8 @@ export const layer = Layer.scoped(
     })
 
     serveHttp(app, (request, peer) => webHandler(request, Context.make(PeerAddress, peer)), {
-      maxBodyBytes: http.maxBodyBytes
+      maxBodyBytes: http.maxBodyBytes,
+      maxInFlight: config.httpMaxInFlight
     })
 
     const listenSocket = yield* Effect.async<Uws.us_listen_socket, Error>((resume) => {

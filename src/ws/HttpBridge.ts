@@ -8,28 +8,52 @@ const tooLarge = (max: number) =>
 
 const skipped = new Set(["content-length", "transfer-encoding", "connection"])
 
+const overloaded = JSON.stringify({ _tag: "Overloaded", message: "The server is busy: retry in a moment" })
+
 /**
  * Serves every plain HTTP request on the uWS app through a web handler (the
  * HttpApi app), so REST and docs share the WebSocket port. uWS request data
  * is only valid during the callback: everything is copied before awaiting.
  */
-export const serveHttp = (app: TemplatedApp, handler: WebHandler, options: { readonly maxBodyBytes: number }) =>
-  app.any("/*", (res: HttpResponse, req: HttpRequest) => {
+export const serveHttp = (
+  app: TemplatedApp,
+  handler: WebHandler,
+  options: { readonly maxBodyBytes: number; readonly maxInFlight: number }
+) => {
+  // Beyond this many requests in flight, new ones are refused at once (503) rather than queued without
+  // bound behind the database pool: overload sheds load, it does not pile up or bring the process down.
+  let inFlight = 0
+  return app.any("/*", (res: HttpResponse, req: HttpRequest) => {
     const method = req.getCaseSensitiveMethod().toUpperCase()
     const query = req.getQuery()
     const url = `http://localhost${req.getUrl()}${query ? `?${query}` : ""}`
     const headers = new Headers()
     req.forEach((key, value) => headers.append(key, value))
     const peer = Buffer.from(res.getRemoteAddressAsText()).toString()
+    if (inFlight >= options.maxInFlight) {
+      res.writeStatus("503 Service Unavailable").writeHeader("content-type", "application/json")
+        .writeHeader("retry-after", "1").end(overloaded)
+      return
+    }
+    inFlight++
     const abort = new AbortController()
+    let released = false
+    const release = () => {
+      if (!released) {
+        released = true
+        inFlight--
+      }
+    }
     let done = false
     res.onAborted(() => {
       done = true
       abort.abort()
+      release()
     })
 
     const respond = (response: Response) =>
       response.arrayBuffer().then((body) => {
+        release()
         if (done) return
         done = true
         res.cork(() => {
@@ -45,6 +69,7 @@ export const serveHttp = (app: TemplatedApp, handler: WebHandler, options: { rea
       handler(new Request(url, { method, headers, signal: abort.signal, ...(body === undefined ? {} : { body }) }), peer)
         .then(respond)
         .catch(() => {
+          release()
           if (done) return
           done = true
           res.cork(() => {
@@ -59,6 +84,7 @@ export const serveHttp = (app: TemplatedApp, handler: WebHandler, options: { rea
     }
     if (Number(headers.get("content-length") ?? 0) > options.maxBodyBytes) {
       done = true
+      release()
       res.writeStatus("413 Payload Too Large").writeHeader("content-type", "application/json")
         .end(tooLarge(options.maxBodyBytes), true)
       return
@@ -70,6 +96,7 @@ export const serveHttp = (app: TemplatedApp, handler: WebHandler, options: { rea
       size += chunk.byteLength
       if (size > options.maxBodyBytes) {
         done = true
+        release()
         res.cork(() => {
           res.writeStatus("413 Payload Too Large").writeHeader("content-type", "application/json")
             .end(tooLarge(options.maxBodyBytes), true)
@@ -81,3 +108,4 @@ export const serveHttp = (app: TemplatedApp, handler: WebHandler, options: { rea
       if (isLast) void dispatch(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
     })
   })
+}

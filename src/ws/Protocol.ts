@@ -68,6 +68,7 @@ export const ErrorCode = Schema.Literal(
   "InvalidData",
   "FrameTooLarge",
   "RateLimited",
+  "Overloaded",
   "ConversationNotFound",
   "ConversationClosed",
   "ConversationArchived",

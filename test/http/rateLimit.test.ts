@@ -1,5 +1,5 @@
 import { expect, layer } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Schedule } from "effect"
 import * as TestApp from "../support/TestApp.js"
 import { TestServer } from "../support/TestApp.js"
 import { history, pair, send } from "../support/Chat.js"
@@ -84,3 +84,50 @@ layer(TestApp.layer({ SEND_RATE_LIMIT: "4", SEND_RATE_WINDOW: "1 minute" }), { e
       }))
   }
 )
+
+layer(TestApp.layer({ HTTP_MAX_IN_FLIGHT: "3", WS_MAX_IN_FLIGHT: "3" }), { excludeTestServices: true })("overload", (it) => {
+  it.scoped("in-flight limits shed what is beyond them (503 Overloaded / an Overloaded frame) and free their slots", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer
+      const { conversationId, user } = yield* pair
+      // A burst: on a real database some are refused (the embedded one may answer each before the next).
+      const burst = yield* Effect.all(
+        Array.from({ length: 60 }, () => history(user.token, conversationId)),
+        { concurrency: "unbounded" }
+      )
+      for (const refused of burst.filter((r) => r.status !== 200)) {
+        expect(refused.status).toBe(503)
+        expect(refused.body).toMatchObject({ _tag: "Overloaded" })
+        expect(refused.headers.get("retry-after")).toBe("1")
+      }
+      // Every slot came back: one at a time, everything passes.
+      for (let i = 0; i < 20; i++) expect((yield* history(user.token, conversationId)).status).toBe(200)
+
+      const socket = yield* connect(user.token)
+      for (let i = 0; i < 40; i++) yield* socket.send("joinConversation", { conversationId }, `j${i}`)
+      const repliesTo = () => socket.frames.filter((f) => f.id !== undefined && /^j\d+$/.test(f.id))
+      yield* Effect.suspend(() => repliesTo().length >= 40 ? Effect.void : Effect.fail("waiting")).pipe(
+        Effect.retry(Schedule.spaced("20 millis")),
+        Effect.timeout("10 seconds")
+      )
+      const replies = repliesTo()
+      expect(new Set(replies.map((r) => r.id)).size).toBe(40)
+      for (const reply of replies.filter((r) => r.event === "error")) {
+        expect(reply.data).toMatchObject({ code: "Overloaded" })
+        expect(reply.data.retryAfterMs).toBeGreaterThan(0)
+      }
+      for (let i = 0; i < 10; i++) expect((yield* socket.request("joinConversation", { conversationId })).event).toBe("ack")
+      expect((yield* server.request("GET", "/health")).status).toBe(200)
+    }))
+})
+
+layer(TestApp.layer({ HTTP_MAX_IN_FLIGHT: "0", WS_MAX_IN_FLIGHT: "0" }), { excludeTestServices: true })("no capacity", (it) => {
+  it.scoped("with no capacity at all, every request is 503 Overloaded and every frame an Overloaded error", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer
+      const reply = yield* server.request("GET", "/health")
+      expect(reply.status).toBe(503)
+      expect(reply.body).toEqual({ _tag: "Overloaded", message: "The server is busy: retry in a moment" })
+      expect(reply.headers.get("retry-after")).toBe("1")
+    }))
+})

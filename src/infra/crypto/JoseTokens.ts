@@ -21,6 +21,11 @@ export const layer = Layer.effect(
     const ttl = yield* Config.duration("JWT_TTL").pipe(Config.withDefault(Duration.days(1)))
     const ttlSeconds = Math.max(1, Math.floor(Duration.toSeconds(ttl)))
 
+    // A token verified once stays valid until it expires (its signature and claims cannot change): clients
+    // send the same token on every request, and checking it costs more than the rest of a small request.
+    const verifiedCapacity = 50_000
+    const verified = new Map<string, typeof Claims.Type>()
+
     return TokenIssuer.of({
       issue: (claims) =>
         Effect.promise(() =>
@@ -37,16 +42,26 @@ export const layer = Layer.effect(
           Effect.withSpan("TokenIssuer.issue")
         ),
       verify: (token) =>
-        Effect.tryPromise({
-          try: () => jwtVerify(token, secret, { algorithms: ["HS256"], issuer, audience, requiredClaims: ["exp"] }),
-          catch: (cause) =>
-            new Unauthorized({
-              message: cause instanceof errors.JWTExpired ? "Token expired" : "Invalid token"
-            })
-        }).pipe(
-          Effect.flatMap(({ payload }) => decodeClaims(payload)),
-          Effect.catchTag("ParseError", () => Effect.fail(new Unauthorized({ message: "Invalid token" })))
-        )
+        Effect.suspend(() => {
+          const known = verified.get(token)
+          if (known !== undefined && known.exp * 1000 > Date.now()) return Effect.succeed(known)
+          return Effect.tryPromise({
+            try: () => jwtVerify(token, secret, { algorithms: ["HS256"], issuer, audience, requiredClaims: ["exp"] }),
+            catch: (cause) =>
+              new Unauthorized({
+                message: cause instanceof errors.JWTExpired ? "Token expired" : "Invalid token"
+              })
+          }).pipe(
+            Effect.flatMap(({ payload }) => decodeClaims(payload)),
+            Effect.catchTag("ParseError", () => Effect.fail(new Unauthorized({ message: "Invalid token" }))),
+            Effect.tap((claims) =>
+              Effect.sync(() => {
+                if (verified.size >= verifiedCapacity) verified.delete(verified.keys().next().value!)
+                verified.set(token, claims)
+              })
+            )
+          )
+        })
     })
   })
 )
