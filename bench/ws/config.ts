@@ -1,0 +1,195 @@
+/**
+ * Settings of the WebSocket bench: defaults, overridden by `BENCH_<NAME>` environment variables,
+ * overridden by `--kebab-name=value` arguments (`--flag` alone means true, `--no-flag` false).
+ */
+
+export interface Settings {
+  /** Server on which `bench_ws_<random>` is created (and dropped). */
+  readonly databaseUrl: string
+  /** User–trainer pairs: one conversation and two sockets each. */
+  readonly pairs: number
+  /** Requests in flight at once during setup (argon2 makes user creation and login slow). */
+  readonly setupConcurrency: number
+  /** Offered rates (msgs/s) of the fixed runs. */
+  readonly rates: ReadonlyArray<number>
+  /** Seconds of sending per fixed run. */
+  readonly seconds: number
+  /** Capacity search: rates tried in order, stopping at the first that fails. Empty: no search. */
+  readonly searchRates: ReadonlyArray<number>
+  readonly searchSeconds: number
+  /** A search step fails when ack p99 reaches this (ms), or anything is lost or duplicated. */
+  readonly searchMaxP99Ms: number
+  /** Seconds of sending (at the first fixed rate, at most 1,000/s) before the measured runs; not reported. */
+  readonly warmupSeconds: number
+  /** After the last scheduled send, wait at most this long for the acks and deliveries still due. */
+  readonly drainSeconds: number
+  /** Load generator processes; the pairs and the rate are split evenly between them. */
+  readonly loadgens: number
+  /** Extra sockets opened (and closed again) only to measure the server's memory per idle connection. */
+  readonly idleSockets: number
+  /** Characters per message. */
+  readonly contentBytes: number
+  /** Run `npm run build` first (the bench always runs the compiled server, `node dist/src/main.js`). */
+  readonly build: boolean
+  /**
+   * `worktree`: the server is built from the working tree; `head`: from the last commit, exported to a
+   * temporary directory (when others are editing src/ and the working tree does not build).
+   */
+  readonly source: "worktree" | "head"
+  /** Start the server under `node --cpu-prof` and summarise each measured window. */
+  readonly cpuProf: boolean
+  /** More environment for the server, `NAME=value` separated by spaces (e.g. `DB_APPEND_WORKERS=8`); wins over the bench's. */
+  readonly serverEnv: Readonly<Record<string, string>>
+  /** DB_POOL_MAX for the server (its default, 20, when unset). */
+  readonly dbPoolMax: number | undefined
+  /** Append the run to bench/RESULTS.md. */
+  readonly record: boolean
+  /** Wait at most this long (s) for other processes to leave the CPU before measuring. */
+  readonly waitQuiet: number
+  /** A run during which other processes used more than this (% of a core) is repeated, … */
+  readonly noisyPercent: number
+  /** … at most this many times. */
+  readonly retries: number
+}
+
+const defaults = {
+  databaseUrl: "postgres://postgres@127.0.0.1:5432/postgres",
+  pairs: 100,
+  setupConcurrency: 8,
+  rates: "1000,5000",
+  seconds: 15,
+  searchRates: "2000,2500,3000,4000,6000,8000,10000,12000,14000,16000,20000",
+  searchSeconds: 10,
+  searchMaxP99Ms: 100,
+  warmupSeconds: 5,
+  drainSeconds: 30,
+  loadgens: 1,
+  idleSockets: 2000,
+  contentBytes: 100,
+  build: true,
+  source: "worktree",
+  cpuProf: false,
+  record: true,
+  serverEnv: "",
+  waitQuiet: 120,
+  noisyPercent: 30,
+  retries: 2
+} as const
+
+const known = [...Object.keys(defaults), "dbPoolMax", "help"]
+
+const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
+const envName = (name: string) => `BENCH_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`
+
+/** The `BENCH_*` variables this bench reads (for the record of the exact command). */
+export const envNames = known.filter((n) => n !== "help").map(envName)
+
+export const usage = `npm run bench:ws [-- --name=value ...]
+
+Every setting is also read from BENCH_<NAME> (e.g. BENCH_RATES=1000,5000 BENCH_SECONDS=15); arguments win.
+
+  --database-url URL        server for the throwaway bench_ws_<random> database [${defaults.databaseUrl}]
+  --pairs N                 user–trainer pairs = conversations; 2 sockets each [${defaults.pairs}]
+  --setup-concurrency N     REST requests in flight during setup [${defaults.setupConcurrency}]
+  --rates LIST              offered msgs/s of the fixed runs [${defaults.rates}]
+  --seconds S               seconds per fixed run [${defaults.seconds}]
+  --search-rates LIST       capacity search steps, "" for none [${defaults.searchRates}]
+  --search-seconds S        seconds per search step [${defaults.searchSeconds}]
+  --search-max-p99-ms MS    a step fails at this ack p99, or on any loss [${defaults.searchMaxP99Ms}]
+  --warmup-seconds S        unreported sends first [${defaults.warmupSeconds}]
+  --drain-seconds S         wait for late acks/deliveries after a run [${defaults.drainSeconds}]
+  --loadgens N              load generator processes [${defaults.loadgens}]
+  --idle-sockets N          extra idle sockets for the memory-per-connection figure [${defaults.idleSockets}]
+  --content-bytes N         characters per message [${defaults.contentBytes}]
+  --no-build                run the existing dist/ as is (source=worktree)
+  --source worktree|head    build the working tree, or the last commit in a temporary directory [${defaults.source}]
+  --cpu-prof                profile the server (node --cpu-prof) and summarise each window
+  --db-pool-max N           DB_POOL_MAX for the server [server default, 20]
+  --server-env "A=1 B=2"    more environment for the server (wins over the bench's settings) [none]
+  --no-record               do not append to bench/RESULTS.md
+  --wait-quiet S            wait up to S s for other processes to go idle before each run [${defaults.waitQuiet}]
+  --noisy-percent P         repeat a run during which other processes used > P% of a core … [${defaults.noisyPercent}]
+  --retries N               … at most N times [${defaults.retries}]`
+
+const readRaw = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Map<string, string> => {
+  const raw = new Map<string, string>()
+  for (const name of known) {
+    const value = env[envName(name)]
+    if (value !== undefined) raw.set(name, value)
+  }
+  const byKebab = new Map(known.map((name) => [kebab(name), name]))
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (!arg.startsWith("--")) throw new Error(`Unexpected argument ${arg} (settings are --name=value)`)
+    const [key, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined]
+    const negated = inline === undefined && key.startsWith("no-") && byKebab.has(key.slice(3))
+    const name = byKebab.get(negated ? key.slice(3) : key)
+    if (name === undefined) throw new Error(`Unknown setting --${key}; known: ${[...byKebab.keys()].join(", ")}`)
+    if (inline !== undefined) raw.set(name, inline)
+    else if (negated) raw.set(name, "false")
+    else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) raw.set(name, argv[++i]!)
+    else raw.set(name, "true")
+  }
+  return raw
+}
+
+const int = (name: string, value: string, min: number) => {
+  const n = Number(value)
+  if (value.trim() === "" || !Number.isInteger(n) || n < min) {
+    throw new Error(`${kebab(name)} must be an integer >= ${min}, got ${JSON.stringify(value)}`)
+  }
+  return n
+}
+const num = (name: string, value: string, min: number) => {
+  const n = Number(value)
+  if (value.trim() === "" || !Number.isFinite(n) || n < min) {
+    throw new Error(`${kebab(name)} must be a number >= ${min}, got ${JSON.stringify(value)}`)
+  }
+  return n
+}
+const bool = (name: string, value: string) => {
+  if (/^(1|true|yes|on)$/i.test(value)) return true
+  if (/^(0|false|no|off)$/i.test(value)) return false
+  throw new Error(`${kebab(name)} must be true or false, got ${JSON.stringify(value)}`)
+}
+const list = (name: string, value: string) =>
+  value.split(",").map((s) => s.trim()).filter((s) => s !== "").map((s) => num(name, s, 1))
+
+export const parseSettings = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Settings | "help" => {
+  const raw = readRaw(argv, env)
+  if (raw.has("help")) return "help"
+  const get = <K extends keyof typeof defaults>(name: K): string => raw.get(name) ?? String(defaults[name])
+  const dbPoolMax = raw.get("dbPoolMax")
+  const source = get("source")
+  if (source !== "worktree" && source !== "head") throw new Error(`source must be worktree or head, got ${source}`)
+  const settings: Settings = {
+    databaseUrl: get("databaseUrl"),
+    pairs: int("pairs", get("pairs"), 1),
+    setupConcurrency: int("setupConcurrency", get("setupConcurrency"), 1),
+    rates: list("rates", get("rates")),
+    seconds: num("seconds", get("seconds"), 1),
+    searchRates: list("searchRates", get("searchRates")),
+    searchSeconds: num("searchSeconds", get("searchSeconds"), 1),
+    searchMaxP99Ms: num("searchMaxP99Ms", get("searchMaxP99Ms"), 0),
+    warmupSeconds: num("warmupSeconds", get("warmupSeconds"), 0),
+    drainSeconds: num("drainSeconds", get("drainSeconds"), 1),
+    loadgens: int("loadgens", get("loadgens"), 1),
+    idleSockets: int("idleSockets", get("idleSockets"), 0),
+    contentBytes: int("contentBytes", get("contentBytes"), 40),
+    build: bool("build", get("build")),
+    serverEnv: Object.fromEntries(get("serverEnv").split(/\s+/).filter((s) => s !== "").map((pair) => {
+      const at = pair.indexOf("=")
+      if (at <= 0) throw new Error(`server-env: expected NAME=value, got ${JSON.stringify(pair)}`)
+      return [pair.slice(0, at), pair.slice(at + 1)]
+    })),
+    source,
+    cpuProf: bool("cpuProf", get("cpuProf")),
+    dbPoolMax: dbPoolMax === undefined || dbPoolMax === "" ? undefined : int("dbPoolMax", dbPoolMax, 1),
+    record: bool("record", get("record")),
+    waitQuiet: num("waitQuiet", get("waitQuiet"), 0),
+    noisyPercent: num("noisyPercent", get("noisyPercent"), 0),
+    retries: int("retries", get("retries"), 0)
+  }
+  if (settings.loadgens > settings.pairs) throw new Error("loadgens must be at most pairs (each needs conversations)")
+  return settings
+}

@@ -1,0 +1,371 @@
+/**
+ * A load generator process of the WebSocket bench (started by bench/ws.ts with `fork`, commands over IPC).
+ *
+ * It holds one socket per participant of its pairs, each joined to its conversation, and on `run` sends
+ * at a fixed offered rate (open loop): message i is due at start + i / rate whatever happened before,
+ * and its latencies are measured from that scheduled time, so a stalled server (or generator) shows up
+ * in the figures instead of silently slowing the load (no coordinated omission).
+ */
+import * as hdr from "hdr-histogram-js"
+import { performance } from "node:perf_hooks"
+import WebSocket from "ws"
+import type { Pair, Reply, Request, RunCommand, RunReport } from "./ipc.js"
+
+const reply = (message: Reply) => {
+  process.send?.(message)
+}
+const hrUs = () => Number(process.hrtime.bigint() / 1000n)
+
+// A sender whose parent is gone has nothing left to do.
+process.on("disconnect", () => process.exit(0))
+
+interface Frame {
+  readonly event: string
+  readonly data?: any
+  readonly id?: string
+}
+
+/** Opens a socket on /ws with a bearer token; rejects with the HTTP answer when the upgrade is refused. */
+const open = (url: string, token: string) =>
+  new Promise<WebSocket>((resolve, reject) => {
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false })
+    ws.once("open", () => resolve(ws))
+    ws.once("unexpected-response", (_request, response) => {
+      let body = ""
+      response.on("data", (chunk: Buffer) => (body += chunk.toString()))
+      response.on("end", () => reject(new Error(`upgrade refused: ${response.statusCode} ${body.slice(0, 200)}`)))
+    })
+    ws.once("error", reject)
+  })
+
+/** Runs `f` over `items`, at most `n` at a time. */
+const pool = async <T, R>(items: ReadonlyArray<T>, n: number, f: (item: T, index: number) => Promise<R>) => {
+  const results = new Array<R>(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++
+      results[i] = await f(items[i]!, i)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker))
+  return results
+}
+
+const histogram = () =>
+  hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 })
+
+// ------------------------------------------------------------------------------------------- state
+
+let pairs: ReadonlyArray<Pair> = []
+let userSockets: Array<WebSocket> = []
+let trainerSockets: Array<WebSocket> = []
+let idle: Array<WebSocket> = []
+let closedSockets = 0
+
+/** Replies to the frames with an id sent outside runs (joins). */
+const waiters = new Map<string, (frame: Frame) => void>()
+
+interface Run {
+  readonly command: RunCommand
+  readonly n: number
+  readonly intervalMs: number
+  readonly startMs: number
+  readonly idPrefix: string
+  readonly cmidPrefix: string
+  readonly ackAt: Float64Array
+  readonly delivered: Uint8Array
+  readonly errored: Uint8Array
+  readonly errors: Record<string, number>
+  readonly seenIds: Set<string>
+  readonly ack: ReturnType<typeof histogram>
+  readonly delivery: ReturnType<typeof histogram>
+  readonly lag: ReturnType<typeof histogram>
+  sent: number
+  acked: number
+  answered: number
+  firstDeliveries: number
+  badAcks: number
+  duplicated: number
+  misdelivered: number
+  echoes: number
+  lastAckMs: number
+}
+
+let current: Run | undefined
+
+const record = (h: ReturnType<typeof histogram>, ms: number) => h.recordValue(Math.max(1, Math.round(ms * 1000)))
+
+/** The index of a run's frame id `<runNo>.<i>`, or -1. */
+const indexOf = (value: string | undefined, prefix: string) =>
+  value !== undefined && value.startsWith(prefix) ? Number(value.slice(prefix.length)) : -1
+
+const onFrame = (pairIndex: number, side: "user" | "trainer", raw: WebSocket.RawData) => {
+  const now = performance.now()
+  let frame: Frame
+  try {
+    frame = JSON.parse(raw.toString()) as Frame
+  } catch {
+    return
+  }
+  const run = current
+  if (frame.id !== undefined) {
+    const waiter = waiters.get(frame.id)
+    if (waiter !== undefined) {
+      waiters.delete(frame.id)
+      return waiter(frame)
+    }
+    if (run === undefined) return
+    const i = indexOf(frame.id, run.idPrefix)
+    if (!(i >= 0 && i < run.n)) return
+    if (frame.event === "ack") {
+      if (run.ackAt[i] !== 0 || run.errored[i] !== 0) return
+      run.ackAt[i] = now
+      run.acked++
+      run.answered++
+      run.lastAckMs = now
+      if (frame.data?.message?.clientMessageId !== `${run.cmidPrefix}${i}`) run.badAcks++
+      record(run.ack, now - (run.startMs + i * run.intervalMs))
+    } else if (frame.event === "error") {
+      if (run.ackAt[i] !== 0 || run.errored[i] !== 0) return
+      run.errored[i] = 1
+      run.answered++
+      const code = String(frame.data?.code ?? "unknown")
+      run.errors[code] = (run.errors[code] ?? 0) + 1
+    }
+    return
+  }
+  if (frame.event === "error" && run !== undefined) {
+    const code = `${String(frame.data?.code ?? "unknown")} (no id)`
+    run.errors[code] = (run.errors[code] ?? 0) + 1
+    return
+  }
+  if (frame.event !== "newMessage" || run === undefined) return
+  const message = frame.data as { id?: string; conversationId?: string; clientMessageId?: string | null }
+  const i = indexOf(message.clientMessageId ?? undefined, run.cmidPrefix)
+  if (!(i >= 0 && i < run.n)) return // not this run's (a late one of an earlier run)
+  if (side === "user") {
+    run.echoes++
+    return
+  }
+  const pair = pairs[pairIndex]!
+  if (i % pairs.length !== pairIndex || message.conversationId !== pair.conversationId) {
+    run.misdelivered++
+    return
+  }
+  const id = String(message.id)
+  const again = run.seenIds.has(id)
+  run.seenIds.add(id)
+  if (run.delivered[i]! > 0 || again) {
+    run.duplicated++
+    if (run.delivered[i]! < 255) run.delivered[i]!++
+    return
+  }
+  run.delivered[i] = 1
+  run.firstDeliveries++
+  record(run.delivery, now - (run.startMs + i * run.intervalMs))
+}
+
+const watch = (ws: WebSocket, pairIndex: number, side: "user" | "trainer") => {
+  ws.on("message", (data) => onFrame(pairIndex, side, data))
+  ws.on("close", () => closedSockets++)
+  ws.on("error", () => undefined)
+}
+
+const request = (ws: WebSocket, event: string, data: unknown, id: string, timeoutMs = 15_000) =>
+  new Promise<Frame>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      waiters.delete(id)
+      reject(new Error(`no reply to ${event} ${id} within ${timeoutMs} ms`))
+    }, timeoutMs)
+    waiters.set(id, (frame) => {
+      clearTimeout(timer)
+      resolve(frame)
+    })
+    ws.send(JSON.stringify({ event, data, id }))
+  })
+
+// ------------------------------------------------------------------------------------------ commands
+
+const connect = async (wsUrl: string, given: ReadonlyArray<Pair>) => {
+  const t = performance.now()
+  pairs = given
+  const url = `${wsUrl}/ws`
+  userSockets = await pool(pairs, 32, (p) => open(url, p.userToken))
+  trainerSockets = await pool(pairs, 32, (p) => open(url, p.trainerToken))
+  userSockets.forEach((ws, i) => watch(ws, i, "user"))
+  trainerSockets.forEach((ws, i) => watch(ws, i, "trainer"))
+  const joins = pairs.flatMap((p, i) => [
+    { ws: userSockets[i]!, conversationId: p.conversationId, id: `ju${i}` },
+    { ws: trainerSockets[i]!, conversationId: p.conversationId, id: `jt${i}` }
+  ])
+  await pool(joins, 32, async ({ conversationId, id, ws }) => {
+    const frame = await request(ws, "joinConversation", { conversationId }, id)
+    if (frame.event !== "ack" || frame.data?.joined !== true) {
+      throw new Error(`joinConversation ${conversationId}: ${JSON.stringify(frame).slice(0, 300)}`)
+    }
+  })
+  closedSockets = 0
+  reply({ type: "connected", sockets: userSockets.length + trainerSockets.length, ms: performance.now() - t })
+}
+
+const openIdle = async (wsUrl: string, token: string, count: number) => {
+  let failed = 0
+  let firstError: string | undefined
+  const opened = await pool(Array.from({ length: count }, (_, i) => i), 64, (_, i) =>
+    open(`${wsUrl}/ws`, token).then(
+      (ws) => {
+        ws.on("error", () => undefined)
+        return ws
+      },
+      (error: unknown) => {
+        failed++
+        firstError ??= `socket ${i}: ${String(error)}`
+        return undefined
+      }
+    ))
+  idle = opened.filter((ws): ws is WebSocket => ws !== undefined)
+  reply({ type: "idleOpened", opened: idle.length, failed, ...(firstError === undefined ? {} : { firstError }) })
+}
+
+const closeIdle = async () => {
+  await Promise.all(idle.map((ws) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        ws.terminate()
+        resolve()
+      }, 5000)
+      ws.once("close", () => {
+        clearTimeout(timer)
+        resolve()
+      })
+      ws.close(1000, "bench done")
+    })
+  ))
+  idle = []
+  reply({ type: "idleClosed" })
+}
+
+const filler = " The quick brown fox jumps over the lazy dog while the trainer reviews today's workout plan."
+
+const run = async (command: RunCommand) => {
+  const n = Math.max(1, Math.round(command.rate * command.seconds))
+  const intervalMs = 1000 / command.rate
+  const cmidPrefix = `${command.tag}-${command.runNo}-${command.generator}.`
+  let content = ""
+  while (content.length < command.contentBytes) content += filler
+  // Each message's content starts with its clientMessageId; the rest is padding to contentBytes.
+  const padding = (cmid: string) => JSON.stringify(`${cmid}${content}`.slice(0, command.contentBytes))
+  const conversationIds = pairs.map((p) => JSON.stringify(p.conversationId))
+  const closedBefore = closedSockets
+
+  // Sockets and timers settle first: the schedule starts a little ahead.
+  const startMs = performance.now() + 50
+  const startUs = hrUs() + 50_000
+  const state: Run = {
+    command,
+    n,
+    intervalMs,
+    startMs,
+    idPrefix: `${command.runNo}.`,
+    cmidPrefix,
+    ackAt: new Float64Array(n),
+    delivered: new Uint8Array(n),
+    errored: new Uint8Array(n),
+    errors: {},
+    seenIds: new Set(),
+    ack: histogram(),
+    delivery: histogram(),
+    lag: histogram(),
+    sent: 0,
+    acked: 0,
+    answered: 0,
+    firstDeliveries: 0,
+    badAcks: 0,
+    duplicated: 0,
+    misdelivered: 0,
+    echoes: 0,
+    lastAckMs: startMs
+  }
+  current = state
+
+  const send = (i: number, now: number) => {
+    const p = i % pairs.length
+    const ws = userSockets[p]!
+    if (ws.readyState !== WebSocket.OPEN) return
+    const cmid = `${cmidPrefix}${i}`
+    ws.send(
+      `{"event":"sendMessage","id":"${state.idPrefix}${i}","data":{"conversationId":${conversationIds[p]},"content":${
+        padding(cmid)
+      },"clientMessageId":"${cmid}"}}`
+    )
+    state.sent++
+    record(state.lag, now - (startMs + i * intervalMs))
+  }
+
+  // The schedule: every tick sends whatever has fallen due (timers fire at best every ~1 ms).
+  await new Promise<void>((resolve) => {
+    let next = 0
+    const tick = () => {
+      const now = performance.now()
+      const due = Math.min(n, Math.floor((now - startMs) / intervalMs) + 1)
+      while (next < due) send(next++, now)
+      if (next >= n) return resolve()
+      setTimeout(tick, Math.max(0, startMs + next * intervalMs - performance.now()))
+    }
+    setTimeout(tick, Math.max(0, startMs - performance.now()))
+  })
+
+  // Drain: what was sent is answered and delivered, or the time is up.
+  const deadline = performance.now() + command.drainSeconds * 1000
+  while (performance.now() < deadline) {
+    if (state.answered >= state.sent && state.firstDeliveries >= state.acked) break
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  current = undefined
+
+  let undelivered = 0
+  for (let i = 0; i < n; i++) if (state.ackAt[i] !== 0 && state.delivered[i] === 0) undelivered++
+  const report: RunReport = {
+    runNo: command.runNo,
+    scheduled: n,
+    sent: state.sent,
+    acked: state.acked,
+    errors: state.errors,
+    unanswered: n - state.answered,
+    badAcks: state.badAcks,
+    undelivered,
+    duplicated: state.duplicated,
+    misdelivered: state.misdelivered,
+    echoes: state.echoes,
+    closedSockets: closedSockets - closedBefore,
+    ackHistogram: hdr.encodeIntoCompressedBase64(state.ack),
+    deliveryHistogram: hdr.encodeIntoCompressedBase64(state.delivery),
+    lagHistogram: hdr.encodeIntoCompressedBase64(state.lag),
+    startUs,
+    endUs: startUs + Math.round((n - 1) * intervalMs * 1000),
+    lastAckUs: startUs + Math.round((state.lastAckMs - startMs) * 1000)
+  }
+  reply({ type: "result", ...report })
+}
+
+process.on("message", (request: Request) => {
+  const handle = async () => {
+    switch (request.type) {
+      case "connect":
+        return connect(request.wsUrl, request.pairs)
+      case "openIdle":
+        return openIdle(request.wsUrl, request.token, request.count)
+      case "closeIdle":
+        return closeIdle()
+      case "run":
+        return run(request)
+      case "exit":
+        for (const ws of [...userSockets, ...trainerSockets, ...idle]) ws.terminate()
+        process.exit(0)
+    }
+  }
+  handle().catch((error: unknown) =>
+    reply({ type: "failed", message: error instanceof Error ? error.stack ?? error.message : String(error) })
+  )
+})
