@@ -173,6 +173,16 @@ export const layer = Layer.scoped(
     const ack = (ws: Socket, id: string | undefined, data: unknown) => {
       if (id !== undefined) send(ws, encodeServerEvent("ack", data, id))
     }
+    // The sender's ack and the broadcast carry the same message object (the bus is local): encode it once.
+    const wires = new WeakMap<MessageJson, ReturnType<typeof encodeMessage>>()
+    const wireOf = (message: MessageJson) => {
+      let wire = wires.get(message)
+      if (wire === undefined) {
+        wire = encodeMessage(message)
+        wires.set(message, wire)
+      }
+      return wire
+    }
     const socketsOf = (userId: UserId) => byUser.get(userId) ?? new Set<Socket>()
 
     /** Runs a handler's effect for a socket; a domain failure becomes its `error` frame, a defect `Internal`. */
@@ -303,7 +313,7 @@ export const layer = Layer.scoped(
         }),
         ({ message }) => {
           // Acked only now: the message is committed. A retry gets the same ack and broadcasts nothing.
-          ack(ws, id, { message: encodeMessage(message) })
+          ack(ws, id, { message: wireOf(message) })
           if (message.receiverId !== null) stopTyping(ws, input.conversationId, message.receiverId)
         }
       )
@@ -404,7 +414,7 @@ export const layer = Layer.scoped(
     // ---- bus → sockets ------------------------------------------------------------------------
 
     const deliverMessage = (message: MessageJson) => {
-      const wire = encodeMessage(message)
+      const wire = wireOf(message)
       const frame = frameOf("newMessage", wire)
       app.publish(topicOf(message.conversationId), frame)
       for (const ws of pendingByConversation.get(message.conversationId) ?? []) {

@@ -36,7 +36,6 @@ export const serveHttp = (
       return
     }
     inFlight++
-    const abort = new AbortController()
     let released = false
     const release = () => {
       if (!released) {
@@ -45,10 +44,13 @@ export const serveHttp = (
       }
     }
     let done = false
+    let dispatched = false
+    // A client that goes away does not interrupt its request: requests are short, and interrupting one
+    // cancels its statement by backend id, which can hit another statement that reused the connection.
     res.onAborted(() => {
       done = true
-      abort.abort()
-      release()
+      // A body still being read never reaches the handler: its slot is free now.
+      if (!dispatched) release()
     })
 
     const respond = (response: Response) =>
@@ -65,8 +67,9 @@ export const serveHttp = (
         })
       })
 
-    const dispatch = (body: Uint8Array | undefined) =>
-      handler(new Request(url, { method, headers, signal: abort.signal, ...(body === undefined ? {} : { body }) }), peer)
+    const dispatch = (body: Uint8Array | undefined) => {
+      dispatched = true
+      return handler(new Request(url, { method, headers, ...(body === undefined ? {} : { body }) }), peer)
         .then(respond)
         .catch(() => {
           release()
@@ -77,6 +80,7 @@ export const serveHttp = (
               .end(JSON.stringify({ _tag: "InternalServerError", message: "Something went wrong on our side" }))
           })
         })
+    }
 
     if (method === "GET" || method === "HEAD" || method === "OPTIONS") {
       void dispatch(undefined)
