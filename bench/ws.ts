@@ -18,10 +18,16 @@
  *    Each run is checked: every message acked, delivered once, stored once (SQL); at the end every
  *    conversation's seqs are exactly 1..last_seq and the stored total equals the acks.
  * 5. Prints a markdown summary and appends it to bench/RESULTS.md.
+ * With --instances N (N > 1): N server processes on the same database, one Redis (REDIS_URL, a fresh
+ * REDIS_PREFIX whose keys are deleted at the end) and one JWT secret, on their own ports; every user
+ * socket (sender) on instance A, every trainer socket (receiver) on another instance, so each delivery
+ * crosses Redis pub/sub ("cross-instance delivery"). CPU is summed over the server processes and shown
+ * per process, Redis's apart; the targets are those of that mode.
  * Before each run it waits (≤ waitQuiet) for other processes to leave the CPU, and repeats a run during
  * which they took more than noisyPercent of a core (≤ retries times): the box is shared.
  */
 import * as hdr from "hdr-histogram-js"
+import { Redis as IoRedis } from "ioredis"
 import { type ChildProcess, fork } from "node:child_process"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
@@ -89,6 +95,20 @@ const pool = async <T, R>(items: ReadonlyArray<T>, n: number, f: (item: T, index
 }
 
 const password = "bench-password-1"
+
+/** Instance 0 is A, 1 is B, … */
+const instanceName = (i: number) => String.fromCharCode(65 + (i % 26)) + (i >= 26 ? String(Math.floor(i / 26)) : "")
+
+/** A URL without its password, for the log and the report. */
+const redactUrl = (url: string) => {
+  try {
+    const u = new URL(url)
+    if (u.password !== "") u.password = "***"
+    return u.toString()
+  } catch {
+    return "(unparsable URL)"
+  }
+}
 
 /** N trainer–user pairs with tokens and an open conversation each, and one idle user (for idle sockets). */
 const setup = async (base: string, admin: { email: string; password: string }, settings: Settings) => {
@@ -236,8 +256,11 @@ interface RunResult {
   readonly delivery: Latency
   readonly lag: Latency
   readonly cpu: Proc.CpuSplit
+  /** All server processes together. */
   readonly serverUsPerMessage: number
   readonly postgresUsPerMessage: number
+  /** redis-server (several instances only; NaN otherwise). */
+  readonly redisUsPerMessage: number
   readonly window: { readonly fromUs: number; readonly toUs: number }
 }
 
@@ -270,6 +293,40 @@ const runTable = (runs: ReadonlyArray<RunResult>, maxP99Ms: number) => [
     } / ${f0(r.cpu.idle)} | ${ms(r.lag.p99)} | ${passes(r, maxP99Ms) ? "yes" : "**no**"} |`
   )
 ]
+
+/** The table of the several-instance mode: every delivery crosses Redis; CPU per instance and of Redis. */
+const multiRunTable = (runs: ReadonlyArray<RunResult>, maxP99Ms: number, instances: number) => {
+  const names = Array.from({ length: instances }, (_, i) => instanceName(i))
+  return [
+    `| run | offered msgs/s | achieved persisted msgs/s | ack p50 / p99 / p99.9 ms | cross-instance delivery p50 / p99 / p99.9 ms | unacked | lost | dup | errors | server CPU-µs/msg (${instances} processes) | Redis CPU-µs/msg | Postgres CPU-µs/msg | CPU % of a core: ${
+      names.map((n) => `server ${n}`).join(" / ")
+    } / Redis / PG / loadgen / other / idle | generator lag p99 ms | ok: ack p99 < ${maxP99Ms} ms, all acked, delivered and stored once |`,
+    "|---|---:|---:|---|---|---:|---:|---:|---|---:|---:|---:|---|---:|---|",
+    ...runs.map((r) =>
+      `| ${r.kind} | ${f0(r.offered)} | ${f0(r.achieved)} | ${ms(r.ack.p50)} / ${ms(r.ack.p99)} / ${ms(r.ack.p999)} | ${
+        ms(r.delivery.p50)
+      } / ${ms(r.delivery.p99)} / ${ms(r.delivery.p999)} | ${f0(r.unacked)} | ${f0(r.lost)} | ${f0(r.duplicates)} | ${errorsText(r.errors)} | ${
+        f0(r.serverUsPerMessage)
+      } | ${f0(r.redisUsPerMessage)} | ${f0(r.postgresUsPerMessage)} | ${r.cpu.servers.map(f0).join(" / ")} / ${f0(r.cpu.redis)} / ${f0(r.cpu.postgres)} / ${
+        f0(r.cpu.loadgen)
+      } / ${f0(r.cpu.other + r.cpu.bench)} / ${f0(r.cpu.idle)} | ${ms(r.lag.p99)} | ${passes(r, maxP99Ms) ? "yes" : "**no**"} |`
+    )
+  ]
+}
+
+/**
+ * The newest single-instance WebSocket section of bench/RESULTS.md that found a capacity: its capacity and
+ * its heading, or undefined.
+ */
+const singleInstanceCapacity = (text: string): { readonly capacity: number; readonly section: string } | undefined => {
+  const sections = text.split(/^(?=## )/m).filter((s) => s.startsWith("## WebSocket gateway") && !/instances/.test(s.split("\n", 1)[0]!))
+  // The newest section with a capacity search decides (one in which no step passed gives none).
+  const searched = sections.reverse().find((s) => /^- capacity .*\*\*(?:met|missed)\*\*/m.test(s))
+  const match = searched === undefined ? null : /^- capacity .*?: \*\*(?:met|missed)\*\*: ([\d,]+) msgs\/s/m.exec(searched)
+  return match === null || searched === undefined
+    ? undefined
+    : { capacity: Number(match[1]!.replace(/,/g, "")), section: searched.split("\n", 1)[0]!.replace(/^## /, "") }
+}
 
 const resultsHeader = `# Benchmarks
 
@@ -360,50 +417,121 @@ const main = async () => {
       "SELECT name, current_setting(name) AS setting FROM pg_settings WHERE name IN ('synchronous_commit', 'fsync', 'shared_buffers', 'max_connections') ORDER BY name"
     )
 
-    const profileDir = settings.cpuProf ? Path.join(tmp, "profile") : undefined
-    if (profileDir !== undefined) await Fs.promises.mkdir(profileDir, { recursive: true })
+    // Several instances: one Redis, under a prefix of this run's own (its keys deleted at the end).
+    const multi = settings.instances > 1
+    const redisPrefix = `bench-ws-${Crypto.randomBytes(6).toString("hex")}:`
+    const redisChannel = `${redisPrefix}events`
+    let redis: IoRedis | undefined
+    if (multi) {
+      const client = new IoRedis(settings.redisUrl, {
+        lazyConnect: true,
+        connectionName: "bench-ws",
+        maxRetriesPerRequest: 1,
+        retryStrategy: (attempt) => (attempt > 20 ? null : Math.min(attempt * 100, 1000))
+      })
+      client.on("error", () => undefined)
+      try {
+        await client.connect()
+        await client.ping()
+      } catch (error) {
+        client.disconnect()
+        throw new Error(`--instances ${settings.instances} needs Redis at ${redactUrl(settings.redisUrl)} (--redis-url): ${String(error)}`)
+      }
+      redis = client
+      cleanups.push(async () => {
+        let deleted = 0
+        let cursor = "0"
+        do {
+          const [next, keys] = await client.scan(cursor, "MATCH", `${redisPrefix}*`, "COUNT", 1000)
+          cursor = next
+          if (keys.length > 0) deleted += await client.del(...keys)
+        } while (cursor !== "0")
+        log(`deleted ${deleted} Redis key(s) under ${redisPrefix}`)
+        await client.quit().catch(() => client.disconnect())
+      })
+      log(`Redis at ${redactUrl(settings.redisUrl)}, prefix ${redisPrefix}`)
+    }
 
-    // The server.
+    // The server(s).
     const adminAccount = { email: "admin@bench.local", password: Crypto.randomBytes(12).toString("hex") }
-    const port = await Server.freePort()
-    const serverEnv: Record<string, string> = {
-      NODE_ENV: "production",
-      LOG_LEVEL: "Warn",
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      DATABASE_URL: dbUrl.toString(),
-      DATA_DIR: Path.join(tmp, "data"),
-      JWT_SECRET: Crypto.randomBytes(32).toString("hex"),
-      ADMIN_EMAIL: adminAccount.email,
-      ADMIN_PASSWORD: adminAccount.password,
-      AUTH_RATE_LIMIT_PER_IP: "1000000",
-      AUTH_RATE_LIMIT_PER_EMAIL: "1000000",
-      // The send limits (per socket, and per user across instances) must not shape the offered load.
-      WS_SEND_PER_SECOND: "1000000",
-      WS_SEND_BURST: "1000000",
-      SEND_RATE_LIMIT: "1000000000",
-      ...(settings.dbPoolMax === undefined ? {} : { DB_POOL_MAX: String(settings.dbPoolMax) }),
-      ...settings.serverEnv
+    const jwtSecret = Crypto.randomBytes(32).toString("hex")
+    const profileDirs: Array<string> = []
+    const servers: Array<Server.RunningServer> = []
+    const stoppers: Array<() => Promise<void>> = []
+    for (let instance = 0; instance < settings.instances; instance++) {
+      const suffix = instance === 0 ? "" : String(instance)
+      const profileDir = settings.cpuProf ? Path.join(tmp, `profile${suffix}`) : undefined
+      if (profileDir !== undefined) {
+        await Fs.promises.mkdir(profileDir, { recursive: true })
+        profileDirs.push(profileDir)
+      }
+      const port = await Server.freePort()
+      const serverEnv: Record<string, string> = {
+        NODE_ENV: "production",
+        LOG_LEVEL: "Warn",
+        HOST: "127.0.0.1",
+        PORT: String(port),
+        DATABASE_URL: dbUrl.toString(),
+        DATA_DIR: Path.join(tmp, `data${suffix}`),
+        JWT_SECRET: jwtSecret,
+        ADMIN_EMAIL: adminAccount.email,
+        ADMIN_PASSWORD: adminAccount.password,
+        AUTH_RATE_LIMIT_PER_IP: "1000000",
+        AUTH_RATE_LIMIT_PER_EMAIL: "1000000",
+        // The send limits (per socket, and per user across instances) must not shape the offered load.
+        WS_SEND_PER_SECOND: "1000000",
+        WS_SEND_BURST: "1000000",
+        SEND_RATE_LIMIT: "1000000000",
+        ...(multi ? { REDIS_URL: settings.redisUrl, REDIS_PREFIX: redisPrefix } : {}),
+        ...(settings.dbPoolMax === undefined ? {} : { DB_POOL_MAX: String(settings.dbPoolMax) }),
+        ...settings.serverEnv
+      }
+      // One after the other: the first migrates the database and creates the admin.
+      const instanceServer = await Server.start({
+        root: serverRoot,
+        mode: "dist",
+        env: serverEnv,
+        port,
+        logFile: Path.join(tmp, `server${suffix}.log`),
+        ...(profileDir === undefined ? {} : { cpuProfDir: profileDir })
+      })
+      servers.push(instanceServer)
+      const name = multi ? `instance ${instanceName(instance)}` : "server"
+      let stopped = false
+      const stop = async () => {
+        if (stopped) return
+        stopped = true
+        const exit = await instanceServer.stop()
+        log(`${name} stopped (${exit.code ?? exit.signal}); it logged ${instanceServer.logLines()} lines at Warn or above`)
+        if (exit.code !== 0 || failed) for (const line of instanceServer.logTail().slice(-15)) log(`  ${name}: ${line.slice(0, 400)}`)
+      }
+      stoppers.push(stop)
+      cleanups.push(stop)
+      log(`${name} ready at ${instanceServer.url} (pid ${instanceServer.pid}): ${instanceServer.command}`)
     }
-    const server = await Server.start({
-      root: serverRoot,
-      mode: "dist",
-      env: serverEnv,
-      port,
-      logFile: Path.join(tmp, "server.log"),
-      ...(profileDir === undefined ? {} : { cpuProfDir: profileDir })
-    })
-    let serverStopped = false
+    const server = servers[0]!
     const stopServer = async () => {
-      if (serverStopped) return
-      serverStopped = true
-      const exit = await server.stop()
-      log(`server stopped (${exit.code ?? exit.signal}); it logged ${server.logLines()} lines at Warn or above`)
-      if (exit.code !== 0 || failed) for (const line of server.logTail().slice(-15)) log(`  server: ${line.slice(0, 400)}`)
+      await Promise.all(stoppers.map((stop) => stop()))
     }
-    cleanups.push(stopServer)
-    log(`server ready at ${server.url} (pid ${server.pid}): ${server.command}`)
+    const serverPids = servers.map((s) => s.pid)
     const wsUrl = server.url.replace(/^http/, "ws")
+    const wsUrls = servers.map((s) => s.url.replace(/^http/, "ws"))
+    if (redis !== undefined) {
+      // Every instance listens on the run's channel before anything is sent.
+      const deadline = Date.now() + 15_000
+      for (;;) {
+        const reply = await redis.call("PUBSUB", "NUMSUB", redisChannel) as [string, number | string]
+        const subscribers = Number(reply[1])
+        if (subscribers >= settings.instances) {
+          log(`${subscribers} instances subscribed to ${redisChannel}`)
+          break
+        }
+        if (Date.now() > deadline) {
+          throw new Error(`only ${subscribers} of ${settings.instances} instances subscribed to ${redisChannel} within 15 s`)
+        }
+        await sleep(200)
+      }
+    }
 
     const db = await Database.connect(dbUrl.toString())
     cleanups.push(() => db.close())
@@ -416,16 +544,38 @@ const main = async () => {
       for (const lg of loadgens) lg.kill()
     })
     const shares = loadgens.map((_, g) => pairs.filter((_, i) => i % settings.loadgens === g))
+    // Several instances: every user socket (the senders) on A, the trainer sockets (the receivers) spread
+    // over the others, so that every newMessage reaches its socket through Redis.
+    const trainerInstance = (pairIndex: number) => 1 + (pairIndex % (settings.instances - 1))
+    const trainerShares = loadgens.map((_, g) =>
+      pairs.flatMap((_, i) => (i % settings.loadgens === g ? [wsUrls[trainerInstance(i)]!] : []))
+    )
 
+    // RSS of the server, or of all instances together.
+    const rss = () => serverPids.reduce((sum, pid) => sum + Proc.rssBytes(pid), 0)
     await sleep(1000)
-    const rssBefore = Proc.rssBytes(server.pid)
+    const rssBefore = rss()
     const connected = await Promise.all(
-      loadgens.map((lg, g) => lg.request({ type: "connect", wsUrl, pairs: shares[g]! }, "connected"))
+      loadgens.map((lg, g) =>
+        lg.request(
+          multi
+            ? { type: "connect", wsUrl, pairs: shares[g]!, trainerWsUrls: trainerShares[g]! }
+            : { type: "connect", wsUrl, pairs: shares[g]! },
+          "connected"
+        )
+      )
     )
     const sockets = connected.reduce((n, c) => n + c.sockets, 0)
     log(`${sockets} sockets open and joined in ${(Math.max(...connected.map((c) => c.ms)) / 1000).toFixed(1)} s`)
+    if (multi) {
+      log(
+        `senders (${pairs.length} user sockets) on instance A ${servers[0]!.url}; receivers (${pairs.length} trainer sockets) on ${
+          servers.slice(1).map((s, i) => `instance ${instanceName(i + 1)} ${s.url} (${pairs.filter((_, p) => trainerInstance(p) === i + 1).length})`).join(", ")
+        }`
+      )
+    }
     await sleep(2000)
-    const rssJoined = Proc.rssBytes(server.pid)
+    const rssJoined = rss()
 
     let idleOpened = 0
     let rssIdle = Number.NaN
@@ -438,7 +588,7 @@ const main = async () => {
       const failed = opened.reduce((n, o) => n + o.failed, 0)
       if (failed > 0) log(`${failed} idle sockets failed to open, e.g. ${opened.find((o) => o.firstError)?.firstError}`)
       await sleep(3000)
-      rssIdle = Proc.rssBytes(server.pid)
+      rssIdle = rss()
       await Promise.all(loadgens.map((lg) => lg.request({ type: "closeIdle" }, "idleClosed")))
       log(`${idleOpened} idle sockets opened and closed again`)
     }
@@ -453,14 +603,14 @@ const main = async () => {
       perJoined: (rssJoined - rssBefore) / sockets
     }
     log(
-      `server RSS: ${mb(memory.before)} before sockets, ${mb(memory.joined)} with ${sockets} joined, ${
+      `${multi ? `RSS of the ${settings.instances} servers together` : "server RSS"}: ${mb(memory.before)} before sockets, ${mb(memory.joined)} with ${sockets} joined, ${
         mb(memory.withIdle)
       } with ${idleOpened} idle more: ${kb(memory.perConnection)} per connection (${kb(memory.perIdle)} per idle one)`
     )
 
     // Other work on the machine (tests, builds, another bench) competes for the same cores.
     // Before each run: wait (at most waitQuiet) until everything else uses less than a quarter of a core.
-    const own = [server.pid, ...loadgens.map((lg) => lg.pid)]
+    const own = [...serverPids, ...loadgens.map((lg) => lg.pid)]
     const waitForQuiet = async () => {
       let background = await Proc.busyExcept(1000, own)
       const quietDeadline = Date.now() + settings.waitQuiet * 1000
@@ -482,7 +632,9 @@ const main = async () => {
       runNo++
       const background = await waitForQuiet()
       if (background > 25) log(`measuring anyway with ${f0(background)}% of a core used by other processes`)
-      const cpu = Proc.measureCpu(server.pid, loadgens.map((lg) => lg.pid))
+      const cpu = multi
+        ? Proc.measureCpu(serverPids, loadgens.map((lg) => lg.pid), { redis: true })
+        : Proc.measureCpu(server.pid, loadgens.map((lg) => lg.pid))
       const reports: Array<RunReport> = await Promise.all(loadgens.map((lg, generator) =>
         lg.request({
           type: "run",
@@ -551,19 +703,26 @@ const main = async () => {
         cpu: split,
         serverUsPerMessage: split.serverUs / stored,
         postgresUsPerMessage: split.postgresUs / stored,
+        redisUsPerMessage: multi ? split.redisUs / stored : Number.NaN,
         window: { fromUs: startUs, toUs: endUs }
       }
       totalAcked += Math.max(0, stored - acked) // stored after the drain gave up: in the final count too
       log(
         `${kind} ${f0(offered)}/s × ${seconds} s: achieved ${f0(result.achieved)}/s; ack p50 ${ms(result.ack.p50)} p99 ${
           ms(result.ack.p99)
-        } p99.9 ${ms(result.ack.p999)} max ${ms(result.ack.max)} ms; delivery p50 ${ms(result.delivery.p50)} p99 ${
+        } p99.9 ${ms(result.ack.p999)} max ${ms(result.ack.max)} ms; ${multi ? "cross-instance " : ""}delivery p50 ${ms(result.delivery.p50)} p99 ${
           ms(result.delivery.p99)
         } p99.9 ${ms(result.delivery.p999)} ms; sent ${result.sent}/${result.scheduled}, acked ${acked}, stored ${stored} (${
           row!.d
         } distinct), unanswered ${unanswered}, undelivered ${result.undelivered}, dup ${duplicated}, misdelivered ${result.misdelivered}, errors ${
           errorsText(errors)
-        }, closed sockets ${result.closedSockets}; server ${f0(result.serverUsPerMessage)} CPU-µs/msg (${f0(split.server)}% core), PG ${
+        }, closed sockets ${result.closedSockets}; server${multi ? "s" : ""} ${f0(result.serverUsPerMessage)} CPU-µs/msg (${f0(split.server)}% core${
+          multi
+            ? `: ${split.servers.map((pct, i) => `${instanceName(i)} ${f0(pct)}%`).join(", ")}), Redis ${f0(result.redisUsPerMessage)} µs/msg (${
+              f0(split.redis)
+            }%`
+            : ""
+        }), PG ${
           f0(result.postgresUsPerMessage)
         } µs/msg (${f0(split.postgres)}%), loadgen ${f0(split.loadgen)}%, other ${f0(split.other + split.bench)}% (irq ${f0(split.irq)}%, steal ${
           f0(split.steal)
@@ -633,27 +792,71 @@ const main = async () => {
     // ---- stop the server (writes the CPU profile) and summarise
     await stopServer()
     const profiles: Array<string> = []
-    if (profileDir !== undefined) {
+    for (const [instance, profileDir] of profileDirs.entries()) {
       const file = (await Fs.promises.readdir(profileDir)).find((f) => f.endsWith(".cpuprofile"))
       if (file === undefined) {
-        log("no .cpuprofile was written")
+        log(`no .cpuprofile was written${multi ? ` by instance ${instanceName(instance)}` : ""}`)
       } else {
         // Kept outside the repository (they are large): open them in Chrome DevTools or speedscope.
-        const kept = Path.join(Os.tmpdir(), "bench-ws-profiles", `${new Date().toISOString().replace(/[:.]/g, "-")}.cpuprofile`)
+        const kept = Path.join(
+          Os.tmpdir(),
+          "bench-ws-profiles",
+          `${new Date().toISOString().replace(/[:.]/g, "-")}${multi ? `-${instanceName(instance)}` : ""}.cpuprofile`
+        )
         await Fs.promises.mkdir(Path.dirname(kept), { recursive: true })
         await Fs.promises.copyFile(Path.join(profileDir, file), kept)
         log(`CPU profile kept at ${kept}`)
         const profile = Profile.load(kept)
         for (const r of [...fixed, ...search]) {
           const summary = Profile.summarize(profile, r.window, 25)
-          profiles.push(Profile.toMarkdown(`Server CPU profile: ${r.kind} ${f0(r.offered)} msgs/s`, summary))
+          profiles.push(
+            Profile.toMarkdown(
+              `Server ${multi ? `instance ${instanceName(instance)} ` : ""}CPU profile: ${r.kind} ${f0(r.offered)} msgs/s`,
+              summary
+            )
+          )
         }
       }
     }
 
     // ---- report
     const at5000 = fixed.find((r) => r.offered === 5000)
-    const targets = [
+    const failedStep = search.length > 0 && !passes(search.at(-1)!, settings.searchMaxP99Ms)
+      ? ` (${f0(search.at(-1)!.offered)} failed: ack p99 ${ms(search.at(-1)!.ack.p99)} ms, unacked ${search.at(-1)!.unacked}, lost ${search.at(-1)!.lost}, achieved ${
+        f0(search.at(-1)!.achieved)
+      }/s)`
+      : ""
+    // Several instances: the single-instance capacity compared with, given or from bench/RESULTS.md.
+    const single = !multi
+      ? undefined
+      : settings.singleCapacity !== undefined
+      ? { capacity: settings.singleCapacity, source: "--single-capacity" }
+      : (() => {
+        const found = Fs.existsSync(resultsFile) ? singleInstanceCapacity(Fs.readFileSync(resultsFile, "utf8")) : undefined
+        return found === undefined ? undefined : { capacity: found.capacity, source: `bench/RESULTS.md, section "${found.section}"` }
+      })()
+    const cross5000 = fixed.find((r) => r.offered === 5000) ?? search.find((r) => r.offered === 5000)
+    const multiTargets = [
+      cross5000 === undefined
+        ? "- cross-instance delivery p99 ≤ 50 ms at 5,000 msgs/s: not run (no fixed run or search step at 5,000/s)"
+        : `- cross-instance delivery p99 ≤ 50 ms at 5,000 msgs/s, nothing lost or duplicated: **${
+          cross5000.delivery.p99 <= 50 && cross5000.unacked === 0 && cross5000.lost === 0 && cross5000.duplicates === 0 ? "met" : "missed"
+        }** (${cross5000.kind} run: cross-instance delivery p99 ${ms(cross5000.delivery.p99)} ms, ack p99 ${ms(cross5000.ack.p99)} ms, achieved ${
+          f0(cross5000.achieved)
+        }/s, unacked ${cross5000.unacked}, lost ${cross5000.lost}, duplicated ${cross5000.duplicates})`,
+      settings.searchRates.length === 0
+        ? "- capacity within 25% of the single-instance capacity: no search run"
+        : single === undefined
+        ? `- capacity within 25% of the single-instance capacity: no single-instance capacity to compare with (--single-capacity); capacity here ${
+          capacity === undefined ? "none: no step passed" : `${f0(capacity)} msgs/s`
+        }${failedStep}`
+        : `- capacity within 25% of the single-instance capacity (≥ ${f0(0.75 * single.capacity)} msgs/s = 75% of ${
+          f0(single.capacity)
+        } msgs/s from ${single.source}; highest offered rate with ack p99 < ${settings.searchMaxP99Ms} ms, everything acked and delivered once): **${
+          (capacity ?? 0) >= 0.75 * single.capacity ? "met" : "missed"
+        }**: ${capacity === undefined ? "no step passed" : `${f0(capacity)} msgs/s (${f0((100 * capacity) / single.capacity)}% of single-instance)`}${failedStep}`
+    ]
+    const targets = multi ? multiTargets : [
       at5000 === undefined
         ? "- 5,000 msgs/s with nothing lost or duplicated and ack p99 ≤ 25 ms: not run"
         : `- 5,000 msgs/s with nothing lost or duplicated and ack p99 ≤ 25 ms: **${
@@ -677,7 +880,7 @@ const main = async () => {
     const noisy = all.filter((r) => r.cpu.other > settings.noisyPercent)
     if (noisy.length > 0) {
       notes.push(
-        `- "other" CPU (not the server, Postgres or the load generator) was high: ${
+        `- "other" CPU (not the server${multi ? "s, Redis" : ""}, Postgres or the load generator) was high: ${
           noisy.map((r) =>
             `${r.kind} ${f0(r.offered)}/s ${f0(r.cpu.other)}% (irq+softirq ${f0(r.cpu.irq)}%, steal ${f0(r.cpu.steal)}%${
               r.cpu.busiestOthers.length > 0 ? `; ${r.cpu.busiestOthers.join(", ")}` : ""
@@ -697,9 +900,26 @@ const main = async () => {
     const closed = all.filter((r) => r.closedSockets > 0)
     if (closed.length > 0) notes.push(`- Sockets closed during ${closed.map((r) => `${f0(r.offered)}/s (${r.closedSockets})`).join(", ")}.`)
 
+    if (multi && all.length > 0 && all.every((r) => r.cpu.redis === 0)) {
+      notes.push("- No `redis-server` process used CPU on this machine during the runs (Redis elsewhere?): its CPU is not in the figures.")
+    }
+
     const pgLine = pgSettings.map((s) => `${s.name}=${s.setting}`).join(", ")
+    const receivers = servers.slice(1).map((_, i) => instanceName(i + 1)).join(", ")
     const section = [
-      `## WebSocket gateway — ${new Date().toISOString().replace(/\.\d+Z$/, "Z")}`,
+      `## WebSocket gateway${
+        multi ? ` — ${settings.instances} instances over Redis (senders on A, receivers on ${receivers}: every delivery crosses instances)` : ""
+      } — ${new Date().toISOString().replace(/\.\d+Z$/, "Z")}`,
+      ...(multi
+        ? [
+          "",
+          `- mode: **${settings.instances} server instances** sharing one Postgres database and one Redis (\`REDIS_URL=${
+            redactUrl(settings.redisUrl)
+          }\`, a fresh \`REDIS_PREFIX=${redisPrefix}\`, its keys deleted afterwards) and one JWT_SECRET, each on its own port; every user socket (the sender) on instance A, every trainer socket (the receiver) on ${
+            settings.instances === 2 ? "instance B" : `instances ${receivers} (in turn)`
+          }, so every newMessage reaches its socket through Redis pub/sub: **delivery here is cross-instance delivery**. REST setup went to instance A.`
+        ]
+        : []),
       "",
       `- machine: ${Os.availableParallelism()} CPUs (\`nproc\`), ${Os.cpus()[0]?.model.trim() ?? "?"}, ${
         (Os.totalmem() / 2 ** 30).toFixed(0)
@@ -710,19 +930,31 @@ const main = async () => {
           : `${gitCommit}${gitDirty ? " with uncommitted changes in src/" : ""}`
       }`,
       `- command: \`${commandLine()}\``,
-      `- server: \`${server.command}\`, NODE_ENV=production, LOG_LEVEL=Warn, DB_POOL_MAX=${
+      `- server: ${multi ? `${settings.instances} × ` : ""}\`${server.command}\`, NODE_ENV=production, LOG_LEVEL=Warn, DB_POOL_MAX=${
         settings.dbPoolMax ?? "20 (default)"
       }, WS_SEND_PER_SECOND/WS_SEND_BURST=1e6, SEND_RATE_LIMIT=1e9${
         Object.keys(settings.serverEnv).length > 0
           ? `, ${Object.entries(settings.serverEnv).map(([k, v]) => `${k}=${v}`).join(" ")}`
           : ""
-      }${settings.cpuProf ? "; **profiled** (--cpu-prof slows it down)" : ""}`,
+      }${multi ? " (per instance)" : ""}${settings.cpuProf ? "; **profiled** (--cpu-prof slows it down)" : ""}`,
       `- load: ${settings.pairs} user–trainer pairs (${sockets} sockets, each joined to its conversation), ${settings.loadgens} load generator process(es); open loop at the offered rate over the user sockets, ${settings.contentBytes}-character messages; ack = scheduled send → ack, delivery = scheduled send → newMessage at the trainer's socket (HdrHistogram); fixed runs ${settings.seconds} s, search steps ${settings.searchSeconds} s, ${settings.warmupSeconds} s warm-up not shown; drain ≤ ${settings.drainSeconds} s`,
-      `- achieved = rows stored by the run / (first scheduled send → last ack); unacked = no ack within the drain (errors included); lost = never stored + acked but never delivered; dup = extra deliveries + extra rows; CPU-µs/msg = /proc utime+stime over the run (incl. drain) / rows stored`,
+      `- achieved = rows stored by the run / (first scheduled send → last ack); unacked = no ack within the drain (errors included); lost = never stored + acked but never delivered; dup = extra deliveries + extra rows; CPU-µs/msg = /proc utime+stime over the run (incl. drain) / rows stored${
+        multi
+          ? `; server CPU-µs/msg is summed over the ${settings.instances} server processes, Redis CPU is the \`redis-server\` process(es) on this machine`
+          : ""
+      }`,
       "",
-      ...runTable(all, settings.searchMaxP99Ms),
+      ...(multi ? multiRunTable(all, settings.searchMaxP99Ms, settings.instances) : runTable(all, settings.searchMaxP99Ms)),
+      ...(multi && all.length > 0
+        ? [
+          "",
+          `**Cross-instance delivery p99** (sent on A, delivered through Redis on ${receivers}): ${
+            all.map((r) => `${r.kind} ${f0(r.offered)}/s: ${ms(r.delivery.p99)} ms`).join("; ")
+          }.`
+        ]
+        : []),
       "",
-      `Memory: server RSS ${mb(memory.before)} before any socket, ${mb(memory.joined)} with the ${sockets} joined sockets, ${
+      `Memory: ${multi ? `RSS of the ${settings.instances} servers together` : "server RSS"} ${mb(memory.before)} before any socket, ${mb(memory.joined)} with the ${sockets} joined sockets, ${
         mb(memory.withIdle)
       } with ${idleOpened} idle ones more: **${kb(memory.perConnection)} per connection** overall (${kb(memory.perIdle)} per idle socket, ${
         kb(memory.perJoined)
@@ -734,7 +966,9 @@ const main = async () => {
         log_ok ? "ok" : "FAILED"
       }**.`,
       "",
-      "Targets (this box runs the server, Postgres and the load generator together):",
+      multi
+        ? `Targets of the ${settings.instances}-instance mode (this box runs the ${settings.instances} servers, Redis, Postgres and the load generator together):`
+        : "Targets (this box runs the server, Postgres and the load generator together):",
       "",
       ...targets,
       ...(notes.length > 0 ? ["", ...notes] : []),

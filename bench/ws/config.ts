@@ -50,6 +50,19 @@ export interface Settings {
   readonly noisyPercent: number
   /** … at most this many times. */
   readonly retries: number
+  /**
+   * Server processes. 1: one instance, no Redis (in-memory fan-out). N > 1: N instances on one database
+   * and one Redis (`redisUrl`, a fresh random REDIS_PREFIX per run, its keys deleted at the end); every
+   * pair's user socket on instance A, its trainer socket on another, so every delivery crosses Redis.
+   */
+  readonly instances: number
+  /** Redis for instances > 1 (BENCH_REDIS_URL, else REDIS_URL, else redis://127.0.0.1:6379). */
+  readonly redisUrl: string
+  /**
+   * Instances > 1: the single-instance capacity (msgs/s) the capacity is compared with; when unset, the
+   * newest single-instance WebSocket section of bench/RESULTS.md that found one.
+   */
+  readonly singleCapacity: number | undefined
 }
 
 const defaults = {
@@ -73,10 +86,12 @@ const defaults = {
   serverEnv: "",
   waitQuiet: 120,
   noisyPercent: 30,
-  retries: 2
+  retries: 2,
+  instances: 1,
+  redisUrl: "redis://127.0.0.1:6379"
 } as const
 
-const known = [...Object.keys(defaults), "dbPoolMax", "help"]
+const known = [...Object.keys(defaults), "dbPoolMax", "singleCapacity", "help"]
 
 const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
 const envName = (name: string) => `BENCH_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`
@@ -109,7 +124,13 @@ Every setting is also read from BENCH_<NAME> (e.g. BENCH_RATES=1000,5000 BENCH_S
   --no-record               do not append to bench/RESULTS.md
   --wait-quiet S            wait up to S s for other processes to go idle before each run [${defaults.waitQuiet}]
   --noisy-percent P         repeat a run during which other processes used > P% of a core … [${defaults.noisyPercent}]
-  --retries N               … at most N times [${defaults.retries}]`
+  --retries N               … at most N times [${defaults.retries}]
+  --instances N             server processes [${defaults.instances}]: N > 1 runs them on one database and one
+                            Redis (fresh REDIS_PREFIX, deleted at the end), user sockets on instance A and
+                            trainer sockets on the others, so every delivery crosses Redis
+  --redis-url URL           Redis for --instances > 1 [REDIS_URL, else ${defaults.redisUrl}]
+  --single-capacity N       --instances > 1: single-instance capacity (msgs/s) to compare with [the newest
+                            single-instance section of bench/RESULTS.md with a capacity]`
 
 const readRaw = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Map<string, string> => {
   const raw = new Map<string, string>()
@@ -160,6 +181,7 @@ export const parseSettings = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEn
   if (raw.has("help")) return "help"
   const get = <K extends keyof typeof defaults>(name: K): string => raw.get(name) ?? String(defaults[name])
   const dbPoolMax = raw.get("dbPoolMax")
+  const singleCapacity = raw.get("singleCapacity")
   const source = get("source")
   if (source !== "worktree" && source !== "head") throw new Error(`source must be worktree or head, got ${source}`)
   const settings: Settings = {
@@ -188,7 +210,10 @@ export const parseSettings = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEn
     record: bool("record", get("record")),
     waitQuiet: num("waitQuiet", get("waitQuiet"), 0),
     noisyPercent: num("noisyPercent", get("noisyPercent"), 0),
-    retries: int("retries", get("retries"), 0)
+    retries: int("retries", get("retries"), 0),
+    instances: int("instances", get("instances"), 1),
+    redisUrl: raw.get("redisUrl") ?? (env.REDIS_URL !== undefined && env.REDIS_URL !== "" ? env.REDIS_URL : defaults.redisUrl),
+    singleCapacity: singleCapacity === undefined || singleCapacity === "" ? undefined : num("singleCapacity", singleCapacity, 1)
   }
   if (settings.loadgens > settings.pairs) throw new Error("loadgens must be at most pairs (each needs conversations)")
   return settings

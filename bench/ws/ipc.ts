@@ -21,7 +21,14 @@ export interface RunCommand {
 }
 
 export type Request =
-  | { readonly type: "connect"; readonly wsUrl: string; readonly pairs: ReadonlyArray<Pair> }
+  | {
+    readonly type: "connect"
+    /** Where the user sockets connect (and the trainer sockets, unless `trainerWsUrls` says otherwise). */
+    readonly wsUrl: string
+    readonly pairs: ReadonlyArray<Pair>
+    /** Per pair, where its trainer socket connects (several instances: another one than the user's). */
+    readonly trainerWsUrls?: ReadonlyArray<string>
+  }
   | { readonly type: "openIdle"; readonly wsUrl: string; readonly token: string; readonly count: number }
   | { readonly type: "closeIdle" }
   | ({ readonly type: "run" } & RunCommand)

@@ -187,12 +187,12 @@ const request = (ws: WebSocket, event: string, data: unknown, id: string, timeou
 
 // ------------------------------------------------------------------------------------------ commands
 
-const connect = async (wsUrl: string, given: ReadonlyArray<Pair>) => {
+const connect = async (wsUrl: string, given: ReadonlyArray<Pair>, trainerWsUrls?: ReadonlyArray<string>) => {
   const t = performance.now()
   pairs = given
   const url = `${wsUrl}/ws`
   userSockets = await pool(pairs, 32, (p) => open(url, p.userToken))
-  trainerSockets = await pool(pairs, 32, (p) => open(url, p.trainerToken))
+  trainerSockets = await pool(pairs, 32, (p, i) => open(trainerWsUrls === undefined ? url : `${trainerWsUrls[i]!}/ws`, p.trainerToken))
   userSockets.forEach((ws, i) => watch(ws, i, "user"))
   trainerSockets.forEach((ws, i) => watch(ws, i, "trainer"))
   const joins = pairs.flatMap((p, i) => [
@@ -353,7 +353,7 @@ process.on("message", (request: Request) => {
   const handle = async () => {
     switch (request.type) {
       case "connect":
-        return connect(request.wsUrl, request.pairs)
+        return connect(request.wsUrl, request.pairs, request.trainerWsUrls)
       case "openIdle":
         return openIdle(request.wsUrl, request.token, request.count)
       case "closeIdle":

@@ -26,7 +26,10 @@ export const processTicks = (pid: number | "self"): number => {
 }
 
 /** Ticks of every process named `postgres` (all databases of the cluster, background workers included). */
-export const postgresTicks = (): number => {
+export const postgresTicks = (): number => ticksOfProcessesNamed("postgres")
+
+/** Ticks of every process with this name (`/proc/<pid>/stat`'s comm). */
+export const ticksOfProcessesNamed = (name: string): number => {
   let sum = 0
   let entries: Array<string> = []
   try {
@@ -38,7 +41,7 @@ export const postgresTicks = (): number => {
     if (!/^\d+$/.test(entry)) continue
     try {
       const stat = Fs.readFileSync(`/proc/${entry}/stat`, "utf8")
-      if (stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) !== "postgres") continue
+      if (stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) !== name) continue
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
       sum += Number(fields[11]) + Number(fields[12])
     } catch {
@@ -108,7 +111,12 @@ export const rssBytes = (pid: number): number => {
 
 /** CPU of the server, Postgres, the load generators, this process, the rest and idle, in % of one core. */
 export interface CpuSplit {
+  /** All server processes together. */
   readonly server: number
+  /** Each server process, in the order given. */
+  readonly servers: ReadonlyArray<number>
+  /** `redis-server` processes (when measured apart; otherwise they are in `other`). */
+  readonly redis: number
   readonly postgres: number
   readonly loadgen: number
   readonly bench: number
@@ -119,18 +127,29 @@ export interface CpuSplit {
   readonly steal: number
   /** Of `other`: the busiest processes that are not the server, Postgres or the bench's own, "name pid: %". */
   readonly busiestOthers: ReadonlyArray<string>
-  /** Server CPU time in the window, µs. */
+  /** Server CPU time in the window (all server processes), µs. */
   readonly serverUs: number
   readonly postgresUs: number
+  readonly redisUs: number
   readonly seconds: number
 }
 
-export const measureCpu = (serverPid: number, loadgenPids: ReadonlyArray<number>): (() => CpuSplit) => {
+/** Name of the Redis server's processes, measured apart with `{ redis: true }`. */
+const redisComm = "redis-server"
+
+export const measureCpu = (
+  serverPid: number | ReadonlyArray<number>,
+  loadgenPids: ReadonlyArray<number>,
+  options: { readonly redis?: boolean } = {}
+): (() => CpuSplit) => {
+  const serverPids = typeof serverPid === "number" ? [serverPid] : serverPid
+  const withRedis = options.redis === true
   const processesBefore = allProcesses()
   const sample = () => ({
     machine: machineTicks(),
-    server: processTicks(serverPid),
+    servers: serverPids.map((pid) => processTicks(pid)),
     postgres: postgresTicks(),
+    redis: withRedis ? ticksOfProcessesNamed(redisComm) : 0,
     loadgen: loadgenPids.reduce((sum, pid) => sum + processTicks(pid), 0),
     bench: processTicks("self"),
     at: performance.now()
@@ -142,15 +161,18 @@ export const measureCpu = (serverPid: number, loadgenPids: ReadonlyArray<number>
     const machine = after.machine.total - before.machine.total
     // /proc/stat counts all CPUs: ticks per core over the window = machine / cores.
     const scale = machine > 0 ? (100 * cores) / machine : 0
-    const server = (after.server - before.server) * scale
+    const serverTicks = after.servers.map((t, i) => t - before.servers[i]!)
+    const serverSum = serverTicks.reduce((a, b) => a + b, 0)
+    const server = serverSum * scale
     const postgres = (after.postgres - before.postgres) * scale
+    const redis = (after.redis - before.redis) * scale
     const loadgen = (after.loadgen - before.loadgen) * scale
     const bench = (after.bench - before.bench) * scale
     const idle = (after.machine.idle - before.machine.idle) * scale
-    const own = new Set([serverPid, process.pid, ...loadgenPids])
+    const own = new Set([...serverPids, process.pid, ...loadgenPids])
     const others: Array<[string, number]> = []
     for (const [pid, p] of allProcesses()) {
-      if (own.has(pid) || p.comm === "postgres") continue
+      if (own.has(pid) || p.comm === "postgres" || (withRedis && p.comm === redisComm)) continue
       const delta = p.ticks - (processesBefore.get(pid)?.ticks ?? 0)
       if (delta > 0) others.push([`${p.comm} ${pid}`, delta * scale])
     }
@@ -160,13 +182,16 @@ export const measureCpu = (serverPid: number, loadgenPids: ReadonlyArray<number>
       steal: (after.machine.steal - before.machine.steal) * scale,
       busiestOthers: others.slice(0, 3).filter(([, pct]) => pct >= 1).map(([name, pct]) => `${name}: ${pct.toFixed(0)}%`),
       server,
+      servers: serverTicks.map((t) => t * scale),
+      redis,
       postgres,
       loadgen,
       bench,
       idle,
-      other: Math.max(0, 100 * cores - idle - server - postgres - loadgen - bench),
-      serverUs: ((after.server - before.server) / ticksPerSecond) * 1e6,
+      other: Math.max(0, 100 * cores - idle - server - postgres - redis - loadgen - bench),
+      serverUs: (serverSum / ticksPerSecond) * 1e6,
       postgresUs: ((after.postgres - before.postgres) / ticksPerSecond) * 1e6,
+      redisUs: ((after.redis - before.redis) / ticksPerSecond) * 1e6,
       seconds: (after.at - before.at) / 1000
     }
   }
