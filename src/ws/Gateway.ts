@@ -141,14 +141,37 @@ export const layer = Layer.scoped(
     // socket (the acks of one group-committed batch all complete in the same turn).
     const outbox = new Map<Socket, Array<string>>()
     let flushing = false
+    // Who is in each conversation's room on this instance, to look at their backlog before a broadcast.
+    const rooms = new Map<ConversationId, Set<Socket>>()
+    const subscribe = (ws: Socket, conversationId: ConversationId) => {
+      ws.subscribe(topicOf(conversationId))
+      ws.getUserData().joined.add(conversationId)
+      const room = rooms.get(conversationId) ?? new Set()
+      room.add(ws)
+      rooms.set(conversationId, room)
+    }
+    const unsubscribe = (ws: Socket, conversationId: ConversationId) => {
+      if (!ws.getUserData().closed) ws.unsubscribe(topicOf(conversationId))
+      const room = rooms.get(conversationId)
+      room?.delete(ws)
+      if (room?.size === 0) rooms.delete(conversationId)
+    }
+    const tooSlow = (ws: Socket) => {
+      if (ws.getUserData().closed || ws.getBufferedAmount() <= config.maxBackpressureBytes) return false
+      ws.end(CloseCodes.tooSlow, "too slow")
+      return true
+    }
+
+    /** A socket that does not read is cut off with a close code, never buffered without bound. */
+    const writeAll = (ws: Socket, frames: ReadonlyArray<string>) => {
+      if (ws.getUserData().closed || tooSlow(ws)) return
+      ws.cork(() => {
+        for (const frame of frames) ws.send(frame)
+      })
+    }
     const flush = () => {
       flushing = false
-      for (const [ws, frames] of outbox) {
-        if (ws.getUserData().closed) continue
-        ws.cork(() => {
-          for (const frame of frames) ws.send(frame)
-        })
-      }
+      for (const [ws, frames] of outbox) writeAll(ws, frames)
       outbox.clear()
     }
     /** Sends what waits for this socket now: before it subscribes to a topic, so history precedes live frames. */
@@ -156,7 +179,7 @@ export const layer = Layer.scoped(
       const frames = outbox.get(ws)
       if (frames === undefined) return
       outbox.delete(ws)
-      if (!ws.getUserData().closed) ws.cork(() => frames.forEach((frame) => ws.send(frame)))
+      writeAll(ws, frames)
     }
     const send = (ws: Socket, frame: string) => {
       if (ws.getUserData().closed) return
@@ -231,7 +254,7 @@ export const layer = Layer.scoped(
     const join = (ws: Socket, id: string | undefined, input: ClientData<"joinConversation">) => {
       const data = ws.getUserData()
       const { conversationId } = input
-      if (data.joined.delete(conversationId)) ws.unsubscribe(topicOf(conversationId))
+      if (data.joined.delete(conversationId)) unsubscribe(ws, conversationId)
       data.pending.set(conversationId, [])
       const waiting = pendingByConversation.get(conversationId) ?? new Set()
       waiting.add(ws)
@@ -271,8 +294,7 @@ export const layer = Layer.scoped(
             const after = toSeq ?? input.sinceSeq ?? 0
             for (const message of held) if (message.seq > after) send(ws, frameOf("newMessage", encodeMessage(message)))
             flushNow(ws)
-            ws.subscribe(topicOf(conversationId))
-            data.joined.add(conversationId)
+            subscribe(ws, conversationId)
             if (recipientId !== undefined) {
               run(bus.publish({ _tag: "UserJoined", conversationId, userId: data.user.id, recipientId }))
             }
@@ -290,7 +312,7 @@ export const layer = Layer.scoped(
         const recipientId = level === "participant" ? counterpartOf(participants, data.user.id) : undefined
         stopTyping(ws, conversationId, recipientId)
         const wasJoined = data.joined.delete(conversationId)
-        if (wasJoined) ws.unsubscribe(topicOf(conversationId))
+        if (wasJoined) unsubscribe(ws, conversationId)
         if (wasJoined && recipientId !== undefined) {
           run(bus.publish({ _tag: "UserLeft", conversationId, userId: data.user.id, recipientId }))
         }
@@ -416,6 +438,7 @@ export const layer = Layer.scoped(
     const deliverMessage = (message: MessageJson) => {
       const wire = wireOf(message)
       const frame = frameOf("newMessage", wire)
+      for (const ws of rooms.get(message.conversationId) ?? []) tooSlow(ws)
       app.publish(topicOf(message.conversationId), frame)
       for (const ws of pendingByConversation.get(message.conversationId) ?? []) {
         ws.getUserData().pending.get(message.conversationId)?.push(message)
@@ -525,7 +548,9 @@ export const layer = Layer.scoped(
       maxPayloadLength: config.maxPayloadBytes,
       idleTimeout: config.idleTimeoutSeconds,
       sendPingsAutomatically: true,
-      maxBackpressure: config.maxBackpressureBytes,
+      // The hard stop: sockets past WS_MAX_BACKPRESSURE_BYTES are closed with 4009 before a send; uWS drops
+      // (and closes) only far beyond it.
+      maxBackpressure: config.maxBackpressureBytes * 4,
       closeOnBackpressureLimit: 1,
       upgrade: (res, req, context) => {
         // Everything from `req` is read now: it is gone once this callback returns.
@@ -598,6 +623,7 @@ export const layer = Layer.scoped(
           run(presence.disconnected(data.user.id))
         }
         for (const conversationId of data.pending.keys()) pendingByConversation.get(conversationId)?.delete(ws)
+        for (const conversationId of data.joined) unsubscribe(ws, conversationId)
         for (const conversationId of new Set([...data.typing.keys(), ...data.joined])) {
           const timer = data.typing.get(conversationId)?.timer
           if (timer !== undefined) clearTimeout(timer)

@@ -128,7 +128,9 @@ export const CloseCodes = {
   /** The user was deactivated. */
   revoked: 4003,
   /** Too many bad frames in a row. */
-  abuse: 4008
+  abuse: 4008,
+  /** The client reads too slowly: more than WS_MAX_BACKPRESSURE_BYTES waited for it. Reconnect and resume. */
+  tooSlow: 4009
 } as const
 
 export const encodeServerEvent = <E extends ServerEventName>(

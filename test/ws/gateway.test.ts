@@ -288,3 +288,34 @@ layer(TestApp.layer({ WS_SEND_BURST: "3", WS_SEND_PER_SECOND: "1" }), { excludeT
       expect((yield* history(user.token, conversationId)).body.messages).toHaveLength(3)
     }))
 })
+
+layer(
+  TestApp.layer({ WS_MAX_BACKPRESSURE_BYTES: "65536", WS_SEND_PER_SECOND: "100000", WS_SEND_BURST: "100000" }),
+  { excludeTestServices: true }
+)("gateway backpressure", (it) => {
+  it.scoped("a socket that stops reading is cut off with 4009 instead of being buffered without bound", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer
+      const { conversationId, trainer, user } = yield* pair
+      const slow = yield* connect(user.token)
+      yield* slow.request("joinConversation", { conversationId })
+      const healthy = yield* connect(trainer.token)
+      yield* healthy.request("joinConversation", { conversationId })
+      // The slow client stops reading from its TCP socket; the trainer keeps writing.
+      const tcp = (slow.socket as unknown as { _socket: { pause: () => void; resume: () => void } })._socket
+      tcp.pause()
+      // More than the kernel's socket buffers hold, so that the backlog builds up in the server.
+      const total = 3000
+      const writer = yield* connect(trainer.token)
+      for (let i = 1; i <= total; i++) {
+        yield* writer.send("sendMessage", { conversationId, content: `${i} ${"x".repeat(3990)}`, clientMessageId: `b${i}` })
+      }
+      yield* healthy.next(is("newMessage", (m) => m.seq === total), 30_000)
+      tcp.resume()
+      const closed = yield* slow.closed
+      expect(closed.code).toBe(4009)
+      // Everyone else is fine, and nothing was lost: the slow one resumes from the database.
+      expect((yield* server.request("GET", "/health")).status).toBe(200)
+      expect((yield* history(user.token, conversationId, `?afterSeq=${total - 10}`)).body.messages).toHaveLength(10)
+    }))
+})
