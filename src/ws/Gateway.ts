@@ -523,9 +523,19 @@ export const layer = Layer.scoped(
     }
 
     const events = yield* bus.subscribe
-    yield* Queue.take(events).pipe(
-      Effect.flatMap((event) => Effect.sync(() => deliver(event))),
-      Effect.catchAllDefect((defect) => Effect.logError("Delivering an event failed", Cause.die(defect))),
+    // Whatever has arrived, at once: one wake-up per burst, not per event.
+    yield* Queue.takeBetween(events, 1, 4096).pipe(
+      Effect.flatMap((batch) => {
+        const failures: Array<unknown> = []
+        for (const event of batch) {
+          try {
+            deliver(event)
+          } catch (defect) {
+            failures.push(defect)
+          }
+        }
+        return Effect.forEach(failures, (defect) => Effect.logError("Delivering an event failed", Cause.die(defect)))
+      }),
       Effect.forever,
       Effect.forkScoped
     )

@@ -105,9 +105,12 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
     const users = yield* Cache.make({ capacity: 100_000, timeToLive: yield* UserCacheTtl, lookup: repo.findById })
     const forget = (userId: UserId) => users.invalidate(userId)
     const changes = yield* bus.subscribe
-    yield* Queue.take(changes).pipe(
-      Effect.flatMap((event) =>
-        event._tag === "UserChanged" || event._tag === "UserRevoked" ? forget(event.userId) : Effect.void
+    yield* Queue.takeBetween(changes, 1, 4096).pipe(
+      Effect.flatMap((events) =>
+        Effect.forEach(events, (event) =>
+          event._tag === "UserChanged" || event._tag === "UserRevoked" ? forget(event.userId) : Effect.void, {
+          discard: true
+        })
       ),
       Effect.forever,
       Effect.forkScoped
