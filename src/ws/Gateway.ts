@@ -49,6 +49,11 @@ interface SocketData {
   readonly expiresAt: number
   /** Conversations whose live messages this socket receives (uWS topic subscribed). */
   readonly joined: Set<ConversationId>
+  /**
+   * The seq up to which each joined conversation's history was sent: older messages published late (a
+   * publisher that lost the race after its commit) must not reach this socket a second time.
+   */
+  readonly joinedAt: Map<ConversationId, number>
   /** Joins in flight: live messages are held here until the history is sent. */
   readonly pending: Map<ConversationId, Array<MessageJson>>
   /** Conversations this socket is typing in, with the timer that ends it. */
@@ -143,15 +148,17 @@ export const layer = Layer.scoped(
     let flushing = false
     // Who is in each conversation's room on this instance, to look at their backlog before a broadcast.
     const rooms = new Map<ConversationId, Set<Socket>>()
-    const subscribe = (ws: Socket, conversationId: ConversationId) => {
+    const subscribe = (ws: Socket, conversationId: ConversationId, historyTo: number) => {
       ws.subscribe(topicOf(conversationId))
       ws.getUserData().joined.add(conversationId)
+      ws.getUserData().joinedAt.set(conversationId, historyTo)
       const room = rooms.get(conversationId) ?? new Set()
       room.add(ws)
       rooms.set(conversationId, room)
     }
     const unsubscribe = (ws: Socket, conversationId: ConversationId) => {
       if (!ws.getUserData().closed) ws.unsubscribe(topicOf(conversationId))
+      ws.getUserData().joinedAt.delete(conversationId)
       const room = rooms.get(conversationId)
       room?.delete(ws)
       if (room?.size === 0) rooms.delete(conversationId)
@@ -294,7 +301,7 @@ export const layer = Layer.scoped(
             const after = toSeq ?? input.sinceSeq ?? 0
             for (const message of held) if (message.seq > after) send(ws, frameOf("newMessage", encodeMessage(message)))
             flushNow(ws)
-            subscribe(ws, conversationId)
+            subscribe(ws, conversationId, after)
             if (recipientId !== undefined) {
               run(bus.publish({ _tag: "UserJoined", conversationId, userId: data.user.id, recipientId }))
             }
@@ -438,8 +445,22 @@ export const layer = Layer.scoped(
     const deliverMessage = (message: MessageJson) => {
       const wire = wireOf(message)
       const frame = frameOf("newMessage", wire)
-      for (const ws of rooms.get(message.conversationId) ?? []) tooSlow(ws)
-      app.publish(topicOf(message.conversationId), frame)
+      const room = rooms.get(message.conversationId)
+      // Normally one publish to the room's topic; right after a join, a late message the joiner already got
+      // with its history goes only to the others, one by one (rooms are a few sockets).
+      let sentWithHistory = false
+      for (const ws of room ?? []) {
+        // What waits in the outbox for this socket goes first, so frames keep their order.
+        flushNow(ws)
+        tooSlow(ws)
+        if ((ws.getUserData().joinedAt.get(message.conversationId) ?? 0) >= message.seq) sentWithHistory = true
+      }
+      if (!sentWithHistory) app.publish(topicOf(message.conversationId), frame)
+      else {
+        for (const ws of room ?? []) {
+          if ((ws.getUserData().joinedAt.get(message.conversationId) ?? 0) < message.seq) send(ws, frame)
+        }
+      }
       for (const ws of pendingByConversation.get(message.conversationId) ?? []) {
         ws.getUserData().pending.get(message.conversationId)?.push(message)
       }
@@ -595,6 +616,7 @@ export const layer = Layer.scoped(
                 user,
                 expiresAt,
                 joined: new Set(),
+                joinedAt: new Map(),
                 pending: new Map(),
                 typing: new Map(),
                 sends: new TokenBucket(config.sendPerSecond, config.sendBurst),
