@@ -55,7 +55,7 @@ interface SocketData {
    */
   readonly joinedAt: Map<ConversationId, number>
   /** Joins in flight: live messages are held here until the history is sent. */
-  readonly pending: Map<ConversationId, Array<MessageJson>>
+  readonly pending: Map<ConversationId, { readonly held: Array<MessageJson>; joins: number }>
   /** Conversations this socket is typing in, with the timer that ends it. */
   readonly typing: Map<ConversationId, { readonly timer: NodeJS.Timeout; readonly relayedAt: number }>
   readonly sends: TokenBucket
@@ -262,16 +262,20 @@ export const layer = Layer.scoped(
       const data = ws.getUserData()
       const { conversationId } = input
       if (data.joined.delete(conversationId)) unsubscribe(ws, conversationId)
-      data.pending.set(conversationId, [])
+      // Joins of one conversation in flight on this socket share the buffer; the last one to settle ends it.
+      const pending = data.pending.get(conversationId) ?? { held: [], joins: 0 }
+      pending.joins++
+      data.pending.set(conversationId, pending)
       const waiting = pendingByConversation.get(conversationId) ?? new Set()
       waiting.add(ws)
       pendingByConversation.set(conversationId, waiting)
       const settle = () => {
-        waiting.delete(ws)
-        if (waiting.size === 0) pendingByConversation.delete(conversationId)
-        const held = data.pending.get(conversationId) ?? []
-        data.pending.delete(conversationId)
-        return held
+        if (--pending.joins === 0) {
+          data.pending.delete(conversationId)
+          waiting.delete(ws)
+          if (waiting.size === 0) pendingByConversation.delete(conversationId)
+        }
+        return [...pending.held]
       }
       const admitted = handle(
         ws,
@@ -462,7 +466,7 @@ export const layer = Layer.scoped(
         }
       }
       for (const ws of pendingByConversation.get(message.conversationId) ?? []) {
-        ws.getUserData().pending.get(message.conversationId)?.push(message)
+        ws.getUserData().pending.get(message.conversationId)?.held.push(message)
       }
       if (message.receiverId !== null) {
         let notification: string | undefined
