@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { DateTime, Schema } from "effect"
+import { ChatEvent } from "../../src/domain/chat/Events.js"
 import { encodeMessage, Message, MessageJson } from "../../src/domain/chat/Model.js"
 
 describe("encodeMessage", () => {
@@ -31,5 +32,32 @@ describe("encodeMessage", () => {
       expect(encodeMessage(message)).toEqual(Schema.encodeSync(MessageJson)(message))
       expect(encodeMessage(message).createdAt).toBe(DateTime.formatIso(DateTime.unsafeFromDate(row.createdAt)))
     }
+  })
+})
+
+describe("bus envelopes", () => {
+  it("a message event written by hand decodes with the event schema to the same event", () => {
+    const message = Schema.decodeUnknownSync(Message)({
+      id: "0b1a4a3e-5c6d-4e7f-8a9b-0c1d2e3f4a5b",
+      conversationId: "1b1a4a3e-5c6d-4e7f-8a9b-0c1d2e3f4a5b",
+      seq: 3,
+      senderId: "2b1a4a3e-5c6d-4e7f-8a9b-0c1d2e3f4a5b",
+      receiverId: "3b1a4a3e-5c6d-4e7f-8a9b-0c1d2e3f4a5b",
+      content: "hi",
+      type: "text",
+      isRead: false,
+      readAt: null,
+      fileUrl: null,
+      fileName: null,
+      clientMessageId: null,
+      createdAt: new Date("2026-11-25T10:00:00.123Z"),
+      updatedAt: new Date("2026-11-25T10:00:00.123Z")
+    })
+    const byHand = JSON.stringify({ from: "a", event: { _tag: "MessageCreated", message: encodeMessage(message) } })
+    const bySchema = Schema.encodeSync(Schema.parseJson(Schema.Struct({ from: Schema.String, event: ChatEvent })))({
+      from: "a",
+      event: { _tag: "MessageCreated", message }
+    })
+    expect(JSON.parse(byHand)).toEqual(JSON.parse(bySchema))
   })
 })

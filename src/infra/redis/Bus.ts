@@ -1,6 +1,7 @@
 import { Effect, Layer, PubSub, Runtime, Schema } from "effect"
 import * as Crypto from "node:crypto"
 import { ChatEvent } from "../../domain/chat/Events.js"
+import { encodeMessage } from "../../domain/chat/Model.js"
 import { Bus } from "../../domain/ports/Bus.js"
 import { RedisConnection } from "./Redis.js"
 
@@ -20,7 +21,16 @@ export const layer = Layer.scoped(
     const channel = `${redis.settings.prefix}events`
     const instance = Crypto.randomUUID()
     const hub = yield* Effect.acquireRelease(PubSub.unbounded<ChatEvent>(), PubSub.shutdown)
-    const encode = Schema.encodeSync(Envelope)
+    const encodeEnvelope = Schema.encodeSync(Envelope)
+    // Messages are most of the traffic: written out by hand (the same JSON the schema would write, which
+    // the receiving side decodes with the schema); every other event through the schema.
+    const encode = (envelope: { readonly from: string; readonly event: ChatEvent }) =>
+      envelope.event._tag === "MessageCreated"
+        ? JSON.stringify({
+          from: envelope.from,
+          event: { _tag: "MessageCreated", message: encodeMessage(envelope.event.message) }
+        })
+        : encodeEnvelope(envelope)
     const decode = Schema.decodeUnknownEither(Envelope)
     const runtime = yield* Effect.runtime<never>()
     const runSync = Runtime.runSync(runtime)
