@@ -1,4 +1,5 @@
 import { Duration, Effect, Layer, Schema } from "effect"
+import * as Crypto from "node:crypto"
 import { RateLimited } from "../../domain/Errors.js"
 import { RateLimiter } from "../../domain/ports/RateLimiter.js"
 import * as MemoryRateLimiter from "../memory/RateLimiter.js"
@@ -23,8 +24,14 @@ export const layer = Layer.scoped(
     const redis = yield* RedisConnection
     const local = yield* Effect.provide(RateLimiter, MemoryRateLimiter.layer)
     const decode = Schema.decodeUnknown(Schema.Tuple(Schema.Number, Schema.Number))
+    // Every send is counted: the script goes by its digest (EVALSHA), its text only when Redis lacks it.
+    const sha = Crypto.createHash("sha1").update(hitScript).digest("hex")
+    const run = (key: string, windowMs: number) =>
+      redis.client.evalsha(sha, 1, key, windowMs).catch((error: unknown) =>
+        String(error).includes("NOSCRIPT") ? redis.client.eval(hitScript, 1, key, windowMs) : Promise.reject(error)
+      )
     const hitRemote = (key: string, windowMs: number) =>
-      Effect.tryPromise(() => redis.client.eval(hitScript, 1, key, windowMs)).pipe(Effect.flatMap(decode))
+      Effect.tryPromise(() => run(key, windowMs)).pipe(Effect.flatMap(decode))
 
     return RateLimiter.of({
       hit: (limit, key) => {
