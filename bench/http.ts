@@ -29,59 +29,13 @@ import * as Database from "./lib/db.js"
 import { type LoadRequest, type LoadResult, runLoad, summarize } from "./lib/load.js"
 import * as Profile from "./lib/profile.js"
 import * as Server from "./lib/server.js"
+import { call, expectStatus, pool } from "./lib/rest.js"
 
 const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
 const resultsFile = Path.join(root, "bench", "RESULTS.md")
 const started = Date.now()
 const log = (message: string) => console.log(`[bench ${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${message}`)
 const hrUs = () => Number(process.hrtime.bigint() / 1000n)
-
-// ---------------------------------------------------------------------------------------------- API
-
-interface Reply {
-  readonly status: number
-  readonly body: any
-}
-
-const call = async (base: string, method: string, path: string, options: { token?: string; body?: unknown } = {}) => {
-  const headers: Record<string, string> = {}
-  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
-  if (options.body !== undefined) headers["content-type"] = "application/json"
-  const response = await fetch(base + path, {
-    method,
-    headers,
-    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) })
-  })
-  const text = await response.text()
-  let body: unknown = text
-  try {
-    body = text === "" ? null : JSON.parse(text)
-  } catch {
-    // not JSON
-  }
-  return { status: response.status, body } satisfies Reply
-}
-
-const expectStatus = (reply: Reply, status: number, what: string): any => {
-  if (reply.status !== status) {
-    throw new Error(`${what}: expected ${status}, got ${reply.status} ${JSON.stringify(reply.body).slice(0, 300)}`)
-  }
-  return reply.body
-}
-
-/** Runs `f` over `items`, at most `n` at a time, in order of the items. */
-const pool = async <T, R>(items: ReadonlyArray<T>, n: number, f: (item: T, index: number) => Promise<R>) => {
-  const results = new Array<R>(items.length)
-  let next = 0
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++
-      results[i] = await f(items[i]!, i)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker))
-  return results
-}
 
 // -------------------------------------------------------------------------------------------- setup
 

@@ -38,6 +38,7 @@ import { fileURLToPath } from "node:url"
 import * as Database from "./lib/db.js"
 import * as Profile from "./lib/profile.js"
 import * as Server from "./lib/server.js"
+import { call, expectStatus, pool } from "./lib/rest.js"
 import { envNames, parseSettings, type Settings, usage } from "./ws/config.js"
 import type { Pair, Reply, Request, RunReport } from "./ws/ipc.js"
 import * as Proc from "./ws/proc.js"
@@ -48,51 +49,6 @@ const started = Date.now()
 const log = (message: string) => console.log(`[bench:ws ${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${message}`)
 
 // ---------------------------------------------------------------------------------------------- REST
-
-interface RestReply {
-  readonly status: number
-  readonly body: any
-}
-
-const call = async (base: string, method: string, path: string, options: { token?: string; body?: unknown } = {}) => {
-  const headers: Record<string, string> = {}
-  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
-  if (options.body !== undefined) headers["content-type"] = "application/json"
-  const response = await fetch(base + path, {
-    method,
-    headers,
-    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) })
-  })
-  const text = await response.text()
-  let body: unknown = text
-  try {
-    body = text === "" ? null : JSON.parse(text)
-  } catch {
-    // not JSON
-  }
-  return { status: response.status, body } satisfies RestReply
-}
-
-const expectStatus = (reply: RestReply, status: number, what: string): any => {
-  if (reply.status !== status) {
-    throw new Error(`${what}: expected ${status}, got ${reply.status} ${JSON.stringify(reply.body).slice(0, 300)}`)
-  }
-  return reply.body
-}
-
-/** Runs `f` over `items`, at most `n` at a time, results in the items' order. */
-const pool = async <T, R>(items: ReadonlyArray<T>, n: number, f: (item: T, index: number) => Promise<R>) => {
-  const results = new Array<R>(items.length)
-  let next = 0
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++
-      results[i] = await f(items[i]!, i)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker))
-  return results
-}
 
 const password = "bench-password-1"
 

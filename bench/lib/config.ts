@@ -3,6 +3,8 @@
  * `--kebab-name=value` (or `--kebab-name value`) arguments. `--flag` alone means true.
  */
 
+import { kebab, readRaw } from "./args.js"
+
 export const scenarioNames = ["send", "page", "send-rate"] as const
 export type ScenarioName = (typeof scenarioNames)[number]
 
@@ -70,8 +72,6 @@ const defaults = {
   waitQuiet: 180
 } as const
 
-const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
-const envName = (name: string) => `BENCH_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`
 
 const known = [
   ...Object.keys(defaults),
@@ -80,30 +80,6 @@ const known = [
   "dbPoolMax",
   "help"
 ]
-
-/** Raw values by camelCase name: arguments over environment. */
-const readRaw = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Map<string, string> => {
-  const raw = new Map<string, string>()
-  for (const name of known) {
-    const value = env[envName(name)]
-    if (value !== undefined && value !== "") raw.set(name, value)
-  }
-  if (env.BENCH_DATABASE_URL !== undefined && env.BENCH_DATABASE_URL !== "") raw.set("databaseUrl", env.BENCH_DATABASE_URL)
-  const byKebab = new Map(known.map((name) => [kebab(name), name]))
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!
-    if (!arg.startsWith("--")) throw new Error(`Unexpected argument ${arg} (settings are --name=value)`)
-    const [key, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined]
-    const negated = inline === undefined && key.startsWith("no-") && byKebab.has(key.slice(3))
-    const name = byKebab.get(negated ? key.slice(3) : key)
-    if (name === undefined) throw new Error(`Unknown setting --${key}; known: ${[...byKebab.keys()].join(", ")}`)
-    if (inline !== undefined) raw.set(name, inline)
-    else if (negated) raw.set(name, "false")
-    else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) raw.set(name, argv[++i]!)
-    else raw.set(name, "true")
-  }
-  return raw
-}
 
 export const usage = `npm run bench:http [-- --name=value ...]
 
@@ -150,7 +126,7 @@ const bool = (name: string, value: string) => {
 }
 
 export const parseSettings = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Settings | "help" => {
-  const raw = readRaw(argv, env)
+  const raw = readRaw(known, argv, env)
   if (raw.has("help")) return "help"
   const get = <K extends keyof typeof defaults>(name: K): string => raw.get(name) ?? String(defaults[name])
   const scenarios = get("scenarios").split(",").map((s) => s.trim()).filter((s) => s !== "")

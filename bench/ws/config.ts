@@ -3,6 +3,8 @@
  * overridden by `--kebab-name=value` arguments (`--flag` alone means true, `--no-flag` false).
  */
 
+import { envName, kebab, readRaw } from "../lib/args.js"
+
 export interface Settings {
   /** Server on which `bench_ws_<random>` is created (and dropped). */
   readonly databaseUrl: string
@@ -93,8 +95,6 @@ const defaults = {
 
 const known = [...Object.keys(defaults), "dbPoolMax", "singleCapacity", "help"]
 
-const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
-const envName = (name: string) => `BENCH_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`
 
 /** The `BENCH_*` variables this bench reads (for the record of the exact command). */
 export const envNames = known.filter((n) => n !== "help").map(envName)
@@ -132,28 +132,6 @@ Every setting is also read from BENCH_<NAME> (e.g. BENCH_RATES=1000,5000 BENCH_S
   --single-capacity N       --instances > 1: single-instance capacity (msgs/s) to compare with [the newest
                             single-instance section of bench/RESULTS.md with a capacity]`
 
-const readRaw = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Map<string, string> => {
-  const raw = new Map<string, string>()
-  for (const name of known) {
-    const value = env[envName(name)]
-    if (value !== undefined) raw.set(name, value)
-  }
-  const byKebab = new Map(known.map((name) => [kebab(name), name]))
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!
-    if (!arg.startsWith("--")) throw new Error(`Unexpected argument ${arg} (settings are --name=value)`)
-    const [key, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined]
-    const negated = inline === undefined && key.startsWith("no-") && byKebab.has(key.slice(3))
-    const name = byKebab.get(negated ? key.slice(3) : key)
-    if (name === undefined) throw new Error(`Unknown setting --${key}; known: ${[...byKebab.keys()].join(", ")}`)
-    if (inline !== undefined) raw.set(name, inline)
-    else if (negated) raw.set(name, "false")
-    else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) raw.set(name, argv[++i]!)
-    else raw.set(name, "true")
-  }
-  return raw
-}
-
 const int = (name: string, value: string, min: number) => {
   const n = Number(value)
   if (value.trim() === "" || !Number.isInteger(n) || n < min) {
@@ -177,7 +155,7 @@ const list = (name: string, value: string) =>
   value.split(",").map((s) => s.trim()).filter((s) => s !== "").map((s) => num(name, s, 1))
 
 export const parseSettings = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Settings | "help" => {
-  const raw = readRaw(argv, env)
+  const raw = readRaw(known, argv, env)
   if (raw.has("help")) return "help"
   const get = <K extends keyof typeof defaults>(name: K): string => raw.get(name) ?? String(defaults[name])
   const dbPoolMax = raw.get("dbPoolMax")

@@ -9,6 +9,7 @@
 import * as hdr from "hdr-histogram-js"
 import { performance } from "node:perf_hooks"
 import WebSocket from "ws"
+import { pool } from "../lib/rest.js"
 import type { Pair, Reply, Request, RunCommand, RunReport } from "./ipc.js"
 
 const reply = (message: Reply) => {
@@ -37,20 +38,6 @@ const open = (url: string, token: string) =>
     })
     ws.once("error", reject)
   })
-
-/** Runs `f` over `items`, at most `n` at a time. */
-const pool = async <T, R>(items: ReadonlyArray<T>, n: number, f: (item: T, index: number) => Promise<R>) => {
-  const results = new Array<R>(items.length)
-  let next = 0
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++
-      results[i] = await f(items[i]!, i)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker))
-  return results
-}
 
 const histogram = () =>
   hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 })
