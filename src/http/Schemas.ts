@@ -18,6 +18,21 @@ export const IntFromString = (min: number, max: number) =>
     Schema.annotations({ message: () => `must be an integer from ${min} to ${max}` })
   )
 
+/** `limit` (1 to 100, default 20) and `offset` query parameters of every paginated list. */
+export const pageParams = {
+  limit: Schema.optionalWith(IntFromString(1, 100), { default: () => 20 }),
+  offset: Schema.optionalWith(IntFromString(0, 1_000_000), { default: () => 0 })
+}
+
+/** One page of a list, as every paginated endpoint answers it. */
+export const Page = <S extends Schema.Schema.Any>(identifier: string, item: S) =>
+  Schema.Struct({
+    items: Schema.Array(item),
+    total: Schema.Int,
+    limit: Schema.Int,
+    offset: Schema.Int
+  }).annotations({ identifier })
+
 /**
  * A response with an explicit status, for endpoints whose success status
  * depends on what happened (201 created / 200 found): encoded by the same

@@ -15,7 +15,7 @@ import {
 } from "../../domain/chat/Model.js"
 import { Forbidden, RateLimited } from "../../domain/Errors.js"
 import { Role, UserId } from "../../domain/users/Model.js"
-import { IntFromString, optional, strict, StrictStruct } from "../Schemas.js"
+import { IntFromString, optional, Page, pageParams, strict, StrictStruct } from "../Schemas.js"
 import { Authentication } from "../Security.js"
 
 const MaxSeq = 2_147_483_647
@@ -54,12 +54,7 @@ export class ConversationCreated
   extends Schema.Class<ConversationCreated>("ConversationCreated")(conversationViewFields)
 {}
 
-export class ConversationPage extends Schema.Class<ConversationPage>("ConversationPage")({
-  items: Schema.Array(ConversationView),
-  total: Schema.Int,
-  limit: Schema.Int,
-  offset: Schema.Int
-}) {}
+export const ConversationPage = Page("ConversationPage", ConversationView)
 
 /** A stored message, answered with 201 when this request stored it (a retry gets 200 and the original). */
 export class MessageSent extends Schema.Class<MessageSent>("MessageSent")(MessageJson.fields) {}
@@ -95,10 +90,7 @@ export class MarkReadPayload extends Schema.Class<MarkReadPayload>("MarkReadPayl
   upToSeq: optional(Seq)
 })) {}
 
-export const PageParams = Schema.Struct({
-  limit: Schema.optionalWith(IntFromString(1, 100), { default: () => 20 }),
-  offset: Schema.optionalWith(IntFromString(0, 1_000_000), { default: () => 0 })
-}).annotations(strict)
+export const PageParams = Schema.Struct(pageParams).annotations(strict)
 
 export const HistoryParams = Schema.Struct({
   beforeSeq: optional(SeqFromString),
@@ -187,16 +179,10 @@ export const AdminConversationParams = Schema.Struct({
   status: optional(ConversationStatus),
   userId: optional(UserId),
   trainerId: optional(UserId),
-  limit: Schema.optionalWith(IntFromString(1, 100), { default: () => 20 }),
-  offset: Schema.optionalWith(IntFromString(0, 1_000_000), { default: () => 0 })
+  ...pageParams
 }).annotations(strict)
 
-export class AdminConversationPage extends Schema.Class<AdminConversationPage>("AdminConversationPage")({
-  items: Schema.Array(ConversationJson),
-  total: Schema.Int,
-  limit: Schema.Int,
-  offset: Schema.Int
-}) {}
+export const AdminConversationPage = Page("AdminConversationPage", ConversationJson)
 
 export class ClosePayload extends Schema.Class<ClosePayload>("ClosePayload")(StrictStruct({
   reason: optional(
@@ -208,12 +194,7 @@ export class ClosePayload extends Schema.Class<ClosePayload>("ClosePayload")(Str
 
 export const AuditEntryJson = AuditEntry.json.annotations({ identifier: "AuditEntry" })
 
-export class AuditPage extends Schema.Class<AuditPage>("AuditPage")({
-  items: Schema.Array(AuditEntryJson),
-  total: Schema.Int,
-  limit: Schema.Int,
-  offset: Schema.Int
-}) {}
+export const AuditPage = Page("AuditPage", AuditEntryJson)
 
 export class ModerationApi extends HttpApiGroup.make("moderation")
   .add(

@@ -3,22 +3,16 @@ import { Schema } from "effect"
 import { Forbidden } from "../../domain/Errors.js"
 import { EmailTaken, InvalidAssignment, UserNotFound, WrongCurrentPassword } from "../../domain/users/Errors.js"
 import { AvatarUrl, Email, Name, Password, Role, UserId, UserJson } from "../../domain/users/Model.js"
-import { IntFromString, optional, strict, StrictStruct } from "../Schemas.js"
+import { optional, Page, pageParams, strict, StrictStruct } from "../Schemas.js"
 import { Authentication } from "../Security.js"
 
 
 export const ListUsersParams = Schema.Struct({
   role: optional(Role),
-  limit: Schema.optionalWith(IntFromString(1, 100), { default: () => 20 }),
-  offset: Schema.optionalWith(IntFromString(0, 1_000_000), { default: () => 0 })
+  ...pageParams
 }).annotations(strict)
 
-export class UserPage extends Schema.Class<UserPage>("UserPage")({
-  items: Schema.Array(UserJson),
-  total: Schema.Int,
-  limit: Schema.Int,
-  offset: Schema.Int
-}) {}
+export const UserPage = Page("UserPage", UserJson)
 
 export class CreateUserPayload extends Schema.Class<CreateUserPayload>("CreateUserPayload")(StrictStruct({
   email: Email,
