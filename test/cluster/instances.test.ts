@@ -5,10 +5,7 @@ import { freshDatabase, freshRedis } from "../support/Database.js"
 import { startInstance } from "../support/Instances.js"
 import { TestServer } from "../support/TestApp.js"
 import { assign, createUser, signInAdmin } from "../support/Users.js"
-import { connect } from "../support/Ws.js"
-
-const is = (event: string, predicate: (data: any) => boolean = () => true) => (frame: { event: string; data: any }) =>
-  frame.event === event && predicate(frame.data)
+import { connect, is } from "../support/Ws.js"
 
 // Several instances share one Postgres and one Redis; PGlite is one process's database.
 const ready = process.env.DATABASE_URL && process.env.REDIS_URL

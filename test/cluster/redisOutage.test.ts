@@ -5,10 +5,7 @@ import { history, pair } from "../support/Chat.js"
 import { freshDatabase } from "../support/Database.js"
 import { exitOf, freePort, type Instance, startInstance } from "../support/Instances.js"
 import { TestServer } from "../support/TestApp.js"
-import { connect } from "../support/Ws.js"
-
-const is = (event: string, predicate: (data: any) => boolean = () => true) => (frame: { event: string; data: any }) =>
-  frame.event === event && predicate(frame.data)
+import { connect, is } from "../support/Ws.js"
 
 /** A Redis of the test's own, on its own port, that the test can kill and start again. */
 const ownRedis = (port: number) =>

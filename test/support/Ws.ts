@@ -21,6 +21,10 @@ export interface WsClient {
   readonly closed: Effect.Effect<{ readonly code: number; readonly reason: string }>
 }
 
+/** Matches a frame of `event` whose data passes `predicate`: for `next`. */
+export const is = (event: string, predicate: (data: any) => boolean = () => true) => (frame: Frame) =>
+  frame.event === event && predicate(frame.data)
+
 let counter = 0
 
 /** A real WebSocket client on /ws, closed with the scope. */

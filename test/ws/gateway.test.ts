@@ -5,10 +5,7 @@ import { history, pair, send } from "../support/Chat.js"
 import * as TestApp from "../support/TestApp.js"
 import { jwtSecret, TestServer } from "../support/TestApp.js"
 import { assign, createUser, register, signInAdmin } from "../support/Users.js"
-import { connect, refusedUpgrade } from "../support/Ws.js"
-
-const is = (event: string, predicate: (data: any) => boolean = () => true) => (frame: { event: string; data: any }) =>
-  frame.event === event && predicate(frame.data)
+import { connect, is, refusedUpgrade } from "../support/Ws.js"
 
 layer(TestApp.layer({ WS_TYPING_EXPIRY_MS: "400" }), { excludeTestServices: true })("gateway", (it) => {
   it.scoped("the upgrade needs a valid token of an active user, by header or query; otherwise 401 before upgrading", () =>
