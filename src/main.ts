@@ -2,6 +2,7 @@ import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Option } from "effect"
 import { realpathSync } from "node:fs"
 import { pathToFileURL } from "node:url"
+import { Attachments } from "./domain/attachments/Attachments.js"
 import { Conversations } from "./domain/chat/Conversations.js"
 import { Messages } from "./domain/chat/Messages.js"
 import { Presence } from "./domain/presence/Presence.js"
@@ -13,6 +14,7 @@ import * as JoseTokens from "./infra/crypto/JoseTokens.js"
 import * as JwtSecret from "./infra/crypto/JwtSecret.js"
 import * as Env from "./infra/Env.js"
 import * as Logging from "./infra/Logging.js"
+import * as SharpImages from "./infra/media/Sharp.js"
 import * as MemoryBus from "./infra/memory/Bus.js"
 import * as MemoryPresenceStore from "./infra/memory/PresenceStore.js"
 import * as MemoryRateLimiter from "./infra/memory/RateLimiter.js"
@@ -20,12 +22,14 @@ import * as RedisBus from "./infra/redis/Bus.js"
 import * as RedisPresenceStore from "./infra/redis/PresenceStore.js"
 import * as RedisRateLimiter from "./infra/redis/RateLimiter.js"
 import * as Redis from "./infra/redis/Redis.js"
+import * as SqlAttachmentsRepo from "./infra/sql/AttachmentsRepo.js"
 import * as SqlAuditLog from "./infra/sql/AuditLog.js"
 import * as SqlClientLive from "./infra/sql/Client.js"
 import * as SqlConversationsRepo from "./infra/sql/ConversationsRepo.js"
 import * as SqlMessagesRepo from "./infra/sql/MessagesRepo.js"
 import * as Migrations from "./infra/sql/Migrations.js"
 import * as SqlUsersRepo from "./infra/sql/UsersRepo.js"
+import * as Storage from "./infra/storage/Storage.js"
 import * as Gateway from "./ws/Gateway.js"
 
 /** Database chosen by config (Postgres or embedded PGlite), migrated before anything reads it. */
@@ -51,8 +55,11 @@ export const InfraLive = Layer.mergeAll(
   SqlConversationsRepo.layer,
   SqlMessagesRepo.layer,
   SqlAuditLog.layer,
+  SqlAttachmentsRepo.layer,
   Argon2Hasher.layer,
   JoseTokens.layer,
+  Storage.layer,
+  SharpImages.layer,
   SharedLive
 ).pipe(
   Layer.provideMerge(DatabaseLive),
@@ -62,7 +69,8 @@ export const InfraLive = Layer.mergeAll(
 /** The domain services over the ports, with the first admin in place. */
 export const DomainLive = FirstAdminLive.pipe(
   Layer.provideMerge(
-    Layer.mergeAll(Users.Default, Conversations.Default, Messages.Default, Presence.Default).pipe(
+    Attachments.Default.pipe(
+      Layer.provideMerge(Layer.mergeAll(Users.Default, Conversations.Default, Messages.Default, Presence.Default)),
       Layer.provideMerge(Auth.Default)
     )
   ),
@@ -74,12 +82,12 @@ export const AppLive = Gateway.layer.pipe(Layer.provideMerge(DomainLive))
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   // The secret is checked before anything touches the database: a refused start changes nothing.
-  Effect.zipRight(JwtSecret.load, Layer.launch(AppLive)).pipe(
+  const program = Effect.zipRight(JwtSecret.load, Layer.launch(AppLive)).pipe(
     // No tracer is exported from this process: spans would be made and dropped on every request.
     Effect.withTracerEnabled(false),
     Effect.provide(NodeContext.layer),
     Effect.provide(Logging.layer),
-    Effect.provide(Env.layer),
-    NodeRuntime.runMain({ disablePrettyLogger: true })
+    Effect.provide(Env.layer)
   )
+  NodeRuntime.runMain(program, { disablePrettyLogger: true })
 }

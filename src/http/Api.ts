@@ -1,4 +1,5 @@
 import { HttpApi, OpenApi } from "@effect/platform"
+import { AttachmentsApi } from "./attachments/Api.js"
 import { AuthApi } from "./auth/Api.js"
 import { ChatApi, ModerationApi } from "./chat/Api.js"
 import { SystemApi } from "./system/Api.js"
@@ -10,6 +11,7 @@ export class Api extends HttpApi.make("trainer-chat")
   .add(AuthApi)
   .add(UsersApi)
   .add(ChatApi)
+  .add(AttachmentsApi)
   .add(ModerationApi)
   .annotate(OpenApi.Title, "Trainer Chat")
   .annotate(OpenApi.Version, "0.1.0")

@@ -1,6 +1,7 @@
 import { HttpApiBuilder, HttpApiSwagger } from "@effect/platform"
 import { Config, Effect, Layer } from "effect"
 import { Api } from "./Api.js"
+import { AttachmentsLive } from "./attachments/Http.js"
 import { AuthLive } from "./auth/Http.js"
 import { ChatLive, ModerationLive } from "./chat/Http.js"
 import { problems, requestLog } from "./Middleware.js"
@@ -21,7 +22,7 @@ export const HttpConfig = Config.all({
 
 /** The REST API: contract plus handlers, independent of the server that carries it. */
 export const ApiLive = HttpApiBuilder.api(Api).pipe(
-  Layer.provide([SystemLive, AuthLive, UsersLive, ChatLive, ModerationLive]),
+  Layer.provide([SystemLive, AuthLive, UsersLive, ChatLive, AttachmentsLive, ModerationLive]),
   Layer.provide(AuthenticationLive)
 )
 

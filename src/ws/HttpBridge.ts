@@ -18,7 +18,15 @@ const overloaded = JSON.stringify({ _tag: "Overloaded", message: "The server is 
 export const serveHttp = (
   app: TemplatedApp,
   handler: WebHandler,
-  options: { readonly maxBodyBytes: number; readonly maxInFlight: number }
+  options: {
+    readonly maxBodyBytes: number
+    readonly maxInFlight: number
+    /**
+     * The routes whose request bodies stream to the handler as they arrive (uploads), with their
+     * own size cap; every other body is read whole first, up to `maxBodyBytes`.
+     */
+    readonly streamedBody?: (method: string, path: string) => number | undefined
+  }
 ) => {
   // Beyond this many requests in flight, new ones are refused at once (503) rather than queued without
   // bound behind the database pool: overload sheds load, it does not pile up or bring the process down.
@@ -45,31 +53,125 @@ export const serveHttp = (
     }
     let done = false
     let dispatched = false
+    const onAbort: Array<() => void> = []
     // A client that goes away does not interrupt its request: requests are short, and interrupting one
     // cancels its statement by backend id, which can hit another statement that reused the connection.
     res.onAborted(() => {
       done = true
+      for (const hook of onAbort) hook()
       // A body still being read never reaches the handler: its slot is free now.
       if (!dispatched) release()
     })
 
-    const respond = (response: Response) =>
-      response.arrayBuffer().then((body) => {
+    const respond = async (response: Response) => {
+      const reader = response.body?.getReader()
+      const first = reader === undefined ? undefined : await reader.read()
+      const second = first === undefined || first.done ? undefined : await reader!.read()
+      if (second === undefined || second.done) {
+        // One chunk or none: the usual answer, written at once.
         release()
         if (done) return
         done = true
         res.cork(() => {
-          res.writeStatus(`${response.status} ${STATUS_CODES[response.status] ?? ""}`)
-          response.headers.forEach((value, key) => {
-            if (!skipped.has(key)) res.writeHeader(key, value)
-          })
-          res.end(body)
+          writeHead(response)
+          res.end(first?.value ?? "")
         })
-      })
+        return
+      }
+      await streamBody(response, reader!, [first!.value!, second.value])
+    }
 
-    const dispatch = (body: Uint8Array | undefined) => {
+    const writeHead = (response: Response) => {
+      res.writeStatus(`${response.status} ${STATUS_CODES[response.status] ?? ""}`)
+      response.headers.forEach((value, key) => {
+        if (!skipped.has(key)) res.writeHeader(key, value)
+      })
+    }
+
+    /**
+     * A body of many chunks (a download) goes out as it is read, at the pace the client takes it:
+     * with its Content-Length when the handler gave one, chunked otherwise.
+     */
+    const streamBody = async (
+      response: Response,
+      reader: ReadableStreamDefaultReader<Uint8Array>,
+      firstChunks: Array<Uint8Array>
+    ) => {
+      const declared = Number(response.headers.get("content-length") ?? Number.NaN)
+      const total = Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined
+      // Set while uWS holds more than it could send: called with the socket's write offset once it drained.
+      let onDrained: ((offset: number) => boolean) | undefined
+      res.onWritable((offset) => onDrained === undefined ? true : onDrained(offset))
+      let wakeOnAbort: (() => void) | undefined
+      onAbort.push(() => wakeOnAbort?.())
+      /** Writes one chunk; resolves once uWS took all of it (or the client went away). */
+      const send = (chunk: Uint8Array) =>
+        new Promise<void>((resolve) => {
+          const settle = () => {
+            onDrained = undefined
+            wakeOnAbort = undefined
+            resolve()
+          }
+          if (total === undefined) {
+            // Chunked: uWS keeps the whole chunk, so waiting for the drain is enough.
+            let ok = true
+            res.cork(() => (ok = res.write(chunk)))
+            if (ok) return settle()
+            onDrained = () => (settle(), true)
+          } else {
+            // With a length: uWS may take part of the chunk; the rest is offered again from where it stopped.
+            const start = res.getWriteOffset()
+            let ok = false
+            res.cork(() => {
+              const [written, finished] = res.tryEnd(chunk, total)
+              ok = written || finished
+              if (finished) done = true
+            })
+            if (ok) return settle()
+            onDrained = (offset) => {
+              const [written, finished] = res.tryEnd(chunk.subarray(offset - start), total)
+              if (finished) done = true
+              if (written || finished) settle()
+              return written
+            }
+          }
+          wakeOnAbort = settle
+        })
+      try {
+        if (done) return
+        res.cork(() => writeHead(response))
+        const pending = [...firstChunks]
+        while (!done) {
+          const chunk = pending.shift() ?? await reader.read().then((next) => next.done ? undefined : next.value)
+          if (done) break
+          if (chunk === undefined) {
+            done = true
+            // Shorter than its announced length: cut the connection rather than let it pass as whole.
+            if (total === undefined) res.cork(() => res.end())
+            else res.close()
+            break
+          }
+          await send(chunk)
+        }
+      } catch {
+        // The body failed half-way (storage went away): the client must not take a cut file for a whole one.
+        if (!done) {
+          done = true
+          res.close()
+        }
+      } finally {
+        release()
+        void reader.cancel().catch(() => undefined)
+      }
+    }
+
+    const dispatch = (body: Uint8Array | ReadableStream<Uint8Array> | undefined) => {
       dispatched = true
-      return handler(new Request(url, { method, headers, ...(body === undefined ? {} : { body }) }), peer)
+      // A streamed body needs `duplex: "half"` (Node's fetch), which the DOM typings do not know yet.
+      const init: RequestInit & { duplex?: "half" } = body === undefined
+        ? { method, headers }
+        : { method, headers, body, duplex: "half" }
+      return handler(new Request(url, init), peer)
         .then(respond)
         .catch(() => {
           release()
@@ -86,11 +188,30 @@ export const serveHttp = (
       void dispatch(undefined)
       return
     }
-    if (Number(headers.get("content-length") ?? 0) > options.maxBodyBytes) {
+    const streamedLimit = options.streamedBody?.(method, req.getUrl())
+    const limit = streamedLimit ?? options.maxBodyBytes
+    if (Number(headers.get("content-length") ?? 0) > limit) {
       done = true
       release()
       res.writeStatus("413 Payload Too Large").writeHeader("content-type", "application/json")
-        .end(tooLarge(options.maxBodyBytes), true)
+        .end(tooLarge(limit), true)
+      return
+    }
+    const refuseTooLarge = () => {
+      done = true
+      release()
+      res.cork(() => {
+        res.writeStatus("413 Payload Too Large").writeHeader("content-type", "application/json")
+          .end(tooLarge(limit), true)
+      })
+    }
+    if (streamedLimit !== undefined) {
+      streamRequestBody(res, limit, {
+        isDone: () => done,
+        onAbort: (hook) => void onAbort.push(hook),
+        tooLarge: refuseTooLarge,
+        dispatch: (body) => void dispatch(body)
+      })
       return
     }
     const chunks: Array<Buffer> = []
@@ -98,18 +219,71 @@ export const serveHttp = (
     res.onData((chunk, isLast) => {
       if (done) return
       size += chunk.byteLength
-      if (size > options.maxBodyBytes) {
-        done = true
-        release()
-        res.cork(() => {
-          res.writeStatus("413 Payload Too Large").writeHeader("content-type", "application/json")
-            .end(tooLarge(options.maxBodyBytes), true)
-        })
-        return
-      }
+      if (size > limit) return refuseTooLarge()
       // The chunk is neutered after this callback: copy it.
       chunks.push(Buffer.from(new Uint8Array(chunk.slice(0))))
       if (isLast) void dispatch(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
     })
   })
+}
+
+/**
+ * Hands the handler a body that streams as uWS receives it: the handler gets the request at once,
+ * and uWS stops reading from the socket while the handler has not taken what is buffered.
+ */
+const streamRequestBody = (
+  res: HttpResponse,
+  limit: number,
+  hooks: {
+    readonly isDone: () => boolean
+    readonly onAbort: (fail: () => void) => void
+    readonly tooLarge: () => void
+    readonly dispatch: (body: ReadableStream<Uint8Array>) => void
+  }
+) => {
+  let size = 0
+  let paused = false
+  let closed = false
+  let controller: ReadableStreamDefaultController<Uint8Array> | undefined
+  const fail = (reason: string) => {
+    if (closed) return
+    closed = true
+    controller?.error(new Error(reason))
+  }
+  const body = new ReadableStream<Uint8Array>({
+    start: (c) => void (controller = c),
+    pull: () => {
+      if (paused && !hooks.isDone()) {
+        paused = false
+        res.resume()
+      }
+    },
+    // The handler stopped reading (it answered already): the rest is read and dropped.
+    cancel: () => {
+      closed = true
+      if (paused && !hooks.isDone()) {
+        paused = false
+        res.resume()
+      }
+    }
+  }, { highWaterMark: 8 })
+  hooks.onAbort(() => fail("The client went away during the upload"))
+  res.onData((chunk, isLast) => {
+    if (hooks.isDone() || closed) return
+    size += chunk.byteLength
+    if (size > limit) {
+      fail("The request body is too large")
+      return hooks.tooLarge()
+    }
+    // The chunk is neutered after this callback: copy it.
+    controller!.enqueue(new Uint8Array(chunk.slice(0)))
+    if (isLast) {
+      closed = true
+      controller!.close()
+    } else if ((controller!.desiredSize ?? 1) <= 0 && !paused) {
+      paused = true
+      res.pause()
+    }
+  })
+  hooks.dispatch(body)
 }

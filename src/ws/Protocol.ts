@@ -6,7 +6,9 @@
  * with the same `id`. Errors without an `id` come as `{ event: "error", data }`.
  */
 import { Schema } from "effect"
+import { AttachmentId } from "../domain/attachments/Model.js"
 import {
+  checkSendShape,
   ClientMessageId,
   Content,
   ConversationId,
@@ -40,10 +42,11 @@ export const JoinConversation = Struct({ conversationId: ConversationId, sinceSe
 export const LeaveConversation = Struct({ conversationId: ConversationId })
 export const SendMessage = Struct({
   conversationId: ConversationId,
-  content: Content,
+  content: optional(Content),
   type: optional(SendableType),
+  attachmentId: optional(AttachmentId),
   clientMessageId: ClientMessageId
-})
+}).pipe(Schema.filter(checkSendShape))
 export const Typing = Struct({ conversationId: ConversationId, isTyping: Schema.Boolean })
 export const MarkAsRead = Schema.Union(
   Struct({ messageId: MessageId }),
@@ -73,6 +76,8 @@ export const ErrorCode = Schema.Literal(
   "ConversationClosed",
   "ConversationArchived",
   "MessageNotFound",
+  "AttachmentNotFound",
+  "AttachmentUnavailable",
   "Forbidden",
   "NotJoined",
   "ShuttingDown",

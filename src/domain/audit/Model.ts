@@ -6,7 +6,8 @@ export const AuditAction = Schema.Literal(
   "conversations.list",
   "conversation.view",
   "conversation.messages.view",
-  "conversation.close"
+  "conversation.close",
+  "attachment.view"
 ).annotations({ identifier: "AuditAction" })
 export type AuditAction = typeof AuditAction.Type
 

@@ -1,20 +1,35 @@
+import { SqlClient } from "@effect/sql"
 import { Cache, Config, DateTime, Duration, Effect, Exit, Option } from "effect"
+import { AttachmentNotFound, AttachmentUnavailable } from "../attachments/Errors.js"
+import { type AttachmentId, urlOf } from "../attachments/Model.js"
+import { AttachmentsRepo } from "../ports/AttachmentsRepo.js"
 import { RateLimiter } from "../ports/RateLimiter.js"
 import { Bus } from "../ports/Bus.js"
 import { Forbidden } from "../Errors.js"
 import { AuditLog } from "../ports/AuditLog.js"
 import { ConversationsRepo } from "../ports/ConversationsRepo.js"
 import { type HistoryQuery, MessagesRepo } from "../ports/MessagesRepo.js"
-import type { User } from "../users/Model.js"
+import type { User, UserId } from "../users/Model.js"
 import { ConversationNotActive, ConversationNotFound, MessageNotFound } from "./Errors.js"
-import { type ConversationId, counterpartOf, type Message, type MessageId, type Participants, type Seq } from "./Model.js"
+import {
+  type ConversationId,
+  counterpartOf,
+  type Message,
+  type MessageId,
+  type Participants,
+  type SendableType,
+  type Seq
+} from "./Model.js"
 import { accessOf } from "./Policy.js"
 
+/** A send as both doors decode it (`checkSendShape` holds: text has content, image/file an attachment). */
 export interface SendMessage {
   readonly conversationId: ConversationId
-  readonly content: string
-  readonly type: "text"
-  readonly clientMessageId?: string
+  readonly type: SendableType
+  /** The text; for an image or file, an optional caption (the file's name when absent). */
+  readonly content?: string | undefined
+  readonly attachmentId?: AttachmentId | undefined
+  readonly clientMessageId?: string | undefined
 }
 
 export interface Sent {
@@ -37,6 +52,8 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
     const bus = yield* Bus
     const limiter = yield* RateLimiter
     const sendLimit = yield* SendLimitConfig
+    const attachments = yield* AttachmentsRepo
+    const sql = yield* SqlClient.SqlClient
 
     // Who is in a conversation never changes, so the hot path need not ask the database again.
     // Only found conversations are remembered: an unknown id is asked again next time.
@@ -65,21 +82,65 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
           ? Effect.succeed(participants)
           : Effect.fail(new Forbidden({ message: "Only the conversation's participants can do this" })))
 
+    /**
+     * An image or file message: stored and linked to its upload in one transaction, so an upload
+     * belongs to exactly one message even when two sends race for it.
+     */
+    const withAttachment = Effect.fnUntraced(
+      function*(actor: User, command: SendMessage, attachmentId: AttachmentId, receiverId: UserId) {
+        const found = yield* attachments.findById(attachmentId)
+        if (Option.isNone(found) || found.value.uploaderId !== actor.id) {
+          return yield* new AttachmentNotFound({ id: attachmentId })
+        }
+        const attachment = found.value
+        if (command.type === "image" && attachment.kind !== "image") {
+          return yield* new AttachmentUnavailable({ id: attachmentId, message: "An image message needs an image attachment" })
+        }
+        return yield* sql.withTransaction(Effect.gen(function*() {
+          const appended = yield* repo.appendInTransaction({
+            conversationId: command.conversationId,
+            senderId: actor.id,
+            receiverId,
+            content: command.content ?? attachment.fileName,
+            type: command.type,
+            clientMessageId: command.clientMessageId ?? null,
+            fileUrl: urlOf(attachment.id),
+            fileName: attachment.fileName
+          })
+          if (appended._tag !== "Created") return appended
+          const linked = yield* attachments.link({
+            id: attachment.id,
+            uploaderId: actor.id,
+            messageId: appended.message.id,
+            conversationId: command.conversationId
+          })
+          // Rolls the message back: the upload went to another message first.
+          if (!linked) {
+            return yield* new AttachmentUnavailable({ id: attachmentId, message: "The attachment belongs to another message" })
+          }
+          return appended
+        })).pipe(Effect.catchTag("SqlError", Effect.die))
+      }
+    )
+
     // The hot path: untraced (a span and its stack trace cost more than the rest of a send).
     const send = Effect.fnUntraced(function*(actor: User, command: SendMessage) {
       const members = yield* participantOnly(actor, command.conversationId)
       yield* limiter.hit({ bucket: "send:user", max: sendLimit.max, window: sendLimit.window }, actor.id)
       const clientMessageId = command.clientMessageId ?? null
-      const appended = yield* repo.append({
-        conversationId: command.conversationId,
-        senderId: actor.id,
-        receiverId: counterpartOf(members, actor.id),
-        content: command.content,
-        type: command.type,
-        clientMessageId,
-        fileUrl: null,
-        fileName: null
-      })
+      const receiverId = counterpartOf(members, actor.id)
+      const appended = command.attachmentId === undefined
+        ? yield* repo.append({
+          conversationId: command.conversationId,
+          senderId: actor.id,
+          receiverId,
+          content: command.content ?? "",
+          type: command.type,
+          clientMessageId,
+          fileUrl: null,
+          fileName: null
+        })
+        : yield* withAttachment(actor, command, command.attachmentId, receiverId)
       switch (appended._tag) {
         case "Created":
           // Committed: now (and only now) the world may hear of it. A retry publishes nothing.

@@ -35,9 +35,29 @@ export const MessageType = Schema.Literal("text", "image", "file", "system").ann
 export type MessageType = typeof MessageType.Type
 
 /** What a client may send: `system` messages are written by the server only. */
-export const SendableType = Schema.Literal("text").annotations({
-  message: () => "must be text (images and files come with attachments)"
+export const SendableType = Schema.Literal("text", "image", "file").annotations({
+  message: () => "must be text, image or file"
 })
+export type SendableType = typeof SendableType.Type
+
+/**
+ * The rule REST and WebSocket sends both check: a text message has content and no attachment; an
+ * image or file message references an uploaded attachment, and its content (a caption) is optional.
+ */
+export const checkSendShape = (input: {
+  readonly type?: SendableType | undefined
+  readonly content?: string | undefined
+  readonly attachmentId?: string | undefined
+}): true | string => {
+  const type = input.type ?? "text"
+  if (type === "text") {
+    if (input.attachmentId !== undefined) return "attachmentId: a text message has no attachment (send type image or file)"
+    return input.content === undefined ? "content: is missing (a text message needs content)" : true
+  }
+  return input.attachmentId === undefined
+    ? `attachmentId: is missing (a ${type} message needs an attachment: upload it first with POST /chat/attachments)`
+    : true
+}
 
 /** Trimmed; 1 to 4000 characters. */
 export const Content = Schema.Trim.pipe(

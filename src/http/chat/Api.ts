@@ -2,7 +2,10 @@ import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/p
 import { Schema } from "effect"
 import { AuditEntry } from "../../domain/audit/Model.js"
 import { ConversationNotActive, ConversationNotFound, MessageNotFound, NotAssigned } from "../../domain/chat/Errors.js"
+import { AttachmentNotFound, AttachmentUnavailable } from "../../domain/attachments/Errors.js"
+import { AttachmentId } from "../../domain/attachments/Model.js"
 import {
+  checkSendShape,
   ClientMessageId,
   Content,
   Conversation,
@@ -79,12 +82,16 @@ export const OpenConversationPayload = Schema.Union(
   StrictStruct({ userId: UserId, trainerId: UserId })
 ).annotations({ identifier: "OpenConversation", ...strict })
 
-export class SendMessagePayload extends Schema.Class<SendMessagePayload>("SendMessagePayload")(StrictStruct({
+export class SendMessageFields extends Schema.Class<SendMessageFields>("SendMessagePayload")(StrictStruct({
   conversationId: ConversationId,
-  content: Content,
+  content: optional(Content),
   type: Schema.optionalWith(SendableType, { default: () => "text" as const, exact: true }),
+  attachmentId: optional(AttachmentId),
   clientMessageId: optional(ClientMessageId)
 })) {}
+
+/** A text message carries content; an image or file message an attachment and, optionally, a caption. */
+export const SendMessagePayload = SendMessageFields.pipe(Schema.filter(checkSendShape))
 
 export class MarkReadPayload extends Schema.Class<MarkReadPayload>("MarkReadPayload")(StrictStruct({
   upToSeq: optional(Seq)
@@ -151,6 +158,8 @@ export class ChatApi extends HttpApiGroup.make("chat")
       .addSuccess(MessageJson.annotations({ identifier: "Message" }))
       .addError(ConversationNotFound)
       .addError(ConversationNotActive)
+      .addError(AttachmentNotFound)
+      .addError(AttachmentUnavailable)
       .addError(Forbidden)
       .addError(RateLimited)
       .annotate(

@@ -2,13 +2,15 @@ import { Migrator, SqlClient } from "@effect/sql"
 import { Effect, Layer } from "effect"
 import Init from "./migrations/0001_create_users_conversations_messages.js"
 import ReadStateAndAudit from "./migrations/0002_read_state_and_audit_log.js"
+import Attachments from "./migrations/0003_attachments.js"
 
 const table = "effect_sql_migrations"
 
 // Never renumber: an id names a migration that may already have run somewhere.
 const loader = Migrator.fromRecord({
   "0001_create_users_conversations_messages": Init,
-  "0002_read_state_and_audit_log": ReadStateAndAudit
+  "0002_read_state_and_audit_log": ReadStateAndAudit,
+  "0003_attachments": Attachments
 })
 
 /** Readiness flag: set once this process has seen the schema up to date. */

@@ -1,0 +1,84 @@
+import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, Multipart, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import {
+  AttachmentNotFound,
+  AttachmentTooLarge,
+  MissingFile,
+  UnsupportedMediaType
+} from "../../domain/attachments/Errors.js"
+import { AttachmentId, AttachmentKind } from "../../domain/attachments/Model.js"
+import { RateLimited } from "../../domain/Errors.js"
+import { optional } from "../Schemas.js"
+import { Authentication } from "../Security.js"
+
+/** An uploaded file, as its uploader gets it back: `id` goes into an image or file message. */
+export class AttachmentJson extends Schema.Class<AttachmentJson>("Attachment")({
+  id: AttachmentId,
+  kind: AttachmentKind,
+  fileName: Schema.String,
+  mimeType: Schema.String,
+  size: Schema.Int,
+  /** Where to download it (relative to the API's base URL): the message's `fileUrl`. */
+  url: Schema.String,
+  /** A small preview of an image (WebP, at most 320 px); null for documents. */
+  thumbnailUrl: Schema.NullOr(Schema.String),
+  createdAt: Schema.DateTimeUtc
+}) {}
+
+export const UploadParams = Schema.Struct({
+  /** The file's name when the body is the file itself (a form carries it in its file part). */
+  fileName: optional(Schema.String.pipe(Schema.maxLength(1000)))
+}).annotations({ parseOptions: { onExcessProperty: "error", errors: "all" } })
+
+export const DownloadParams = Schema.Struct({
+  size: optional(Schema.Literal("thumb").annotations({ message: () => "must be thumb (or absent, for the file)" }))
+}).annotations({ parseOptions: { onExcessProperty: "error", errors: "all" } })
+
+/** The Range asked for lies outside the file. */
+export class RangeNotSatisfiable extends Schema.TaggedError<RangeNotSatisfiable>()(
+  "RangeNotSatisfiable",
+  { size: Schema.Int, message: Schema.optionalWith(Schema.String, { default: () => "The range lies outside the file" }) },
+  HttpApiSchema.annotations({ status: 416 })
+) {}
+
+const id = HttpApiSchema.param("id", AttachmentId)
+
+export class AttachmentsApi extends HttpApiGroup.make("attachments")
+  .add(
+    HttpApiEndpoint.post("upload", "/attachments")
+      .setPayload(HttpApiSchema.MultipartStream(Schema.Struct({ file: Multipart.SingleFileSchema })))
+      .setUrlParams(UploadParams)
+      .addSuccess(AttachmentJson, { status: 201 })
+      .addError(MissingFile)
+      .addError(AttachmentTooLarge)
+      .addError(UnsupportedMediaType)
+      .addError(RateLimited)
+      .annotate(OpenApi.Summary, "Upload an image or a document, to send it in a message next")
+      .annotate(
+        OpenApi.Description,
+        "Either multipart/form-data with one file part, or the file itself as the body with its Content-Type " +
+          "and ?fileName= (or a Content-Disposition filename). Images: JPEG, PNG, WebP, GIF up to 10 MB; " +
+          "documents: PDF, plain text, DOCX, XLSX up to 25 MB (limits are configurable). The type is read " +
+          "from the bytes: a claim that disagrees, or another type, gets 415. JPEG metadata (EXIF, GPS) is " +
+          "removed. An upload not sent in a message within ATTACHMENT_UNATTACHED_TTL (24 h) is deleted."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("download")`/attachments/${id}`
+      .setUrlParams(DownloadParams)
+      .addSuccess(
+        Schema.Uint8ArrayFromSelf.pipe(HttpApiSchema.withEncoding({ kind: "Uint8Array", contentType: "application/octet-stream" }))
+      )
+      .addError(AttachmentNotFound)
+      .addError(RangeNotSatisfiable)
+      .annotate(OpenApi.Summary, "Download an attachment (participants and admins; its uploader before it is sent)")
+      .annotate(
+        OpenApi.Description,
+        "Answers with the file's own Content-Type; images inline, documents as a download. Supports " +
+          "Range: bytes=… (206). ?size=thumb gives an image's thumbnail."
+      )
+  )
+  .middleware(Authentication)
+  .prefix("/chat")
+  .annotate(OpenApi.Title, "Attachments")
+{}
