@@ -21,12 +21,17 @@ const pathOf = (request: HttpServerRequest.HttpServerRequest) => request.url.spl
  * generic 500 that never carries a stack. Typed API errors pass through: the
  * API encodes them itself.
  */
-export const problems = (options: { readonly maxBodyBytes: number }) => (app: HttpApp.Default) =>
+export const problems = (options: {
+  readonly maxBodyBytes: number
+  /** Routes whose bodies stream (uploads), with their own limit. */
+  readonly streamedBody?: (method: string, path: string) => number | undefined
+}) => (app: HttpApp.Default) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
-    if (Number(request.headers["content-length"] ?? 0) > options.maxBodyBytes) return tooLarge(options.maxBodyBytes)
+    const limit = options.streamedBody?.(request.method, pathOf(request)) ?? options.maxBodyBytes
+    if (Number(request.headers["content-length"] ?? 0) > limit) return tooLarge(limit)
     return yield* app.pipe(
-      HttpIncomingMessage.withMaxBodySize(Option.some(options.maxBodyBytes)),
+      HttpIncomingMessage.withMaxBodySize(Option.some(limit)),
       Effect.catchSome((error: unknown) =>
         HttpServerError.isServerError(error) && error._tag === "RouteNotFound"
           ? Option.some(Effect.succeed(problem(404, "RouteNotFound", `No route for ${request.method} ${pathOf(request)}`)))

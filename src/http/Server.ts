@@ -1,6 +1,8 @@
 import { HttpApiBuilder, HttpApiSwagger } from "@effect/platform"
 import { Config, Effect, Layer } from "effect"
+import { AttachmentsConfig, uploadBodyCap } from "../domain/attachments/Attachments.js"
 import { Api } from "./Api.js"
+import { uploadPath } from "./attachments/Api.js"
 import { AttachmentsLive } from "./attachments/Http.js"
 import { AuthLive } from "./auth/Http.js"
 import { ChatLive, ModerationLive } from "./chat/Http.js"
@@ -43,11 +45,14 @@ const corsFor = (frontendUrl: string) => {
 
 /** Everything the HTTP app serves: the API, its docs, CORS and the problem answers, whatever server carries it. */
 export const RoutesLive = Layer.unwrapEffect(
-  Effect.map(HttpConfig, (config) =>
+  Effect.map(Effect.all([HttpConfig, AttachmentsConfig]), ([config, uploads]) =>
     Layer.mergeAll(
       DocsLive,
       corsFor(config.frontendUrl),
-      HttpApiBuilder.middleware(problems(config))
+      HttpApiBuilder.middleware(problems({
+        maxBodyBytes: config.maxBodyBytes,
+        streamedBody: (method, path) => method === "POST" && path === uploadPath ? uploadBodyCap(uploads) : undefined
+      }))
     ).pipe(Layer.provideMerge(ApiLive)))
 )
 

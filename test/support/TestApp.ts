@@ -3,6 +3,9 @@ import { ConfigProvider, Context, Effect, Layer, Logger, LogLevel } from "effect
 import { Api } from "../../src/http/Api.js"
 import { AppLive } from "../../src/main.js"
 import { Gateway } from "../../src/ws/Gateway.js"
+import * as Fs from "node:fs/promises"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { freshDatabase, freshRedis } from "./Database.js"
 
 export const admin = { email: "admin@test.local", password: "admin-password-1" } as const
@@ -75,6 +78,11 @@ export const layer = (config: Record<string, string> = {}, options: { readonly l
     Effect.gen(function*() {
       const database = yield* freshDatabase
       const redis = yield* freshRedis
+      // Attachments on disk go to a directory of the suite's own, whatever the database.
+      const storage = yield* Effect.acquireRelease(
+        Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "chat-files-"))),
+        (dir) => Effect.promise(() => Fs.rm(dir, { recursive: true, force: true }))
+      )
       const provider = ConfigProvider.fromMap(
         new Map(Object.entries({
           PORT: "0",
@@ -86,6 +94,7 @@ export const layer = (config: Record<string, string> = {}, options: { readonly l
           AUTH_RATE_LIMIT_PER_IP: "100000",
           AUTH_RATE_LIMIT_PER_EMAIL: "100000",
           SEND_RATE_LIMIT: "100000",
+          STORAGE_DIR: storage,
           ...database,
           ...redis,
           ...config

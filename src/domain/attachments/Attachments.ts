@@ -24,6 +24,10 @@ export const AttachmentsConfig = Config.all({
   uploadWindow: Config.duration("UPLOAD_RATE_WINDOW").pipe(Config.withDefault(Duration.minutes(1)))
 })
 
+/** The largest body an upload request may have: the largest file plus room for a form's parts. */
+export const uploadBodyCap = (config: Config.Config.Success<typeof AttachmentsConfig>) =>
+  Math.max(config.maxImageBytes, config.maxDocumentBytes) + 1024 * 1024
+
 /** An upload as a door receives it: the bytes as they arrive, and what the client says about them. */
 export interface Upload<E> {
   readonly body: Stream.Stream<Uint8Array, E>

@@ -7,6 +7,7 @@ const SOI = 0xd8
 const EOI = 0xd9
 const SOS = 0xda
 const APP0 = 0xe0
+const APP1 = 0xe1
 const APP2 = 0xe2
 const APP14 = 0xee
 const APP15 = 0xef
@@ -25,7 +26,7 @@ const hasPrefix = (bytes: Uint8Array, at: number, text: string): boolean =>
  * Kept: every non-APP segment, APP0 JFIF (its thumbnail, which may show the uncropped original,
  * removed), APP2 ICC profile and APP14 Adobe (both change the colours). Dropped: every other APPn
  * (EXIF incl. GPS and XMP in APP1, MPF in APP2, IPTC in APP13, Ducky in APP12, C2PA in APP11, ...)
- * and COM.
+ * and COM. EXIF is not seen here: the `Stripper` replaces it with `orientationOnly`.
  */
 const rewrite = (segment: Uint8Array): Uint8Array | undefined => {
   const marker = segment[1] ?? 0
@@ -39,6 +40,60 @@ const rewrite = (segment: Uint8Array): Uint8Array | undefined => {
   jfif.set([0x00, 0x10], 2)
   jfif.set([0, 0], 16)
   return jfif
+}
+
+const isExif = (segment: Uint8Array): boolean => segment[1] === APP1 && hasPrefix(segment, 4, "Exif\0\0")
+
+const TIFF = 10 // after FF E1, the length and "Exif\0\0"
+const ORIENTATION = 0x0112
+const SHORT = 3
+
+interface Orientation {
+  readonly littleEndian: boolean
+  readonly value: number
+}
+
+/**
+ * The Orientation in IFD0 of an EXIF segment if it is 2..8, with the byte order of its TIFF data;
+ * undefined if it is 1 or absent, or if the TIFF header or IFD0 are malformed (offsets are taken
+ * from the upload, so every read is bounds-checked first).
+ */
+const readOrientation = (segment: Uint8Array): Orientation | undefined => {
+  if (segment.length < TIFF + 8) return undefined
+  const tiff = new DataView(segment.buffer, segment.byteOffset + TIFF, segment.length - TIFF)
+  const order = tiff.getUint16(0)
+  if (order !== 0x4949 && order !== 0x4d4d) return undefined
+  const littleEndian = order === 0x4949
+  if (tiff.getUint16(2, littleEndian) !== 42) return undefined
+  const ifd = tiff.getUint32(4, littleEndian)
+  if (ifd < 8 || ifd + 2 > tiff.byteLength) return undefined
+  const entries = tiff.getUint16(ifd, littleEndian)
+  const end = ifd + 2 + entries * 12
+  if (end + 4 > tiff.byteLength) return undefined
+  for (let entry = ifd + 2; entry < end; entry += 12) {
+    if (tiff.getUint16(entry, littleEndian) !== ORIENTATION) continue
+    const type = tiff.getUint16(entry + 2, littleEndian)
+    const count = tiff.getUint32(entry + 4, littleEndian)
+    const value = tiff.getUint16(entry + 8, littleEndian)
+    return type === SHORT && count === 1 && value >= 2 && value <= 8 ? { littleEndian, value } : undefined
+  }
+  return undefined
+}
+
+/** A minimal EXIF APP1 segment: a TIFF header and an IFD0 holding only the Orientation. */
+const orientationOnly = ({ littleEndian, value }: Orientation): Uint8Array => {
+  const segment = new Uint8Array(TIFF + 26)
+  const view = new DataView(segment.buffer)
+  segment.set([0xff, APP1, 0, segment.length - 2, ...Array.from("Exif\0\0", (c) => c.charCodeAt(0))])
+  view.setUint16(TIFF, littleEndian ? 0x4949 : 0x4d4d)
+  view.setUint16(TIFF + 2, 42, littleEndian)
+  view.setUint32(TIFF + 4, 8, littleEndian)
+  view.setUint16(TIFF + 8, 1, littleEndian)
+  view.setUint16(TIFF + 10, ORIENTATION, littleEndian)
+  view.setUint16(TIFF + 12, SHORT, littleEndian)
+  view.setUint32(TIFF + 14, 1, littleEndian)
+  view.setUint16(TIFF + 18, value, littleEndian)
+  return segment
 }
 
 type Phase =
@@ -65,6 +120,7 @@ class Stripper {
   private segment = new Uint8Array(0)
   private filled = 0
   private scans = 0
+  private exifSeen = false
   private out: Array<Uint8Array> = []
 
   push(chunks: Iterable<Uint8Array>): Either.Either<Array<Uint8Array>, InvalidJpeg> {
@@ -160,7 +216,7 @@ class Stripper {
   }
 
   private endSegment(): void {
-    const kept = rewrite(this.segment)
+    const kept = isExif(this.segment) ? this.replaceExif(this.segment) : rewrite(this.segment)
     if (kept !== undefined) this.out.push(kept)
     this.segment = new Uint8Array(0)
     if (this.marker === SOS) {
@@ -169,6 +225,17 @@ class Stripper {
     } else {
       this.phase = "marker"
     }
+  }
+
+  /**
+   * Only the first EXIF segment, and only before the image data, is read; its Orientation (if it
+   * rotates or mirrors) is kept in a new segment, and a malformed one is simply dropped.
+   */
+  private replaceExif(segment: Uint8Array): Uint8Array | undefined {
+    if (this.exifSeen || this.scans > 0) return undefined
+    this.exifSeen = true
+    const orientation = readOrientation(segment)
+    return orientation === undefined ? undefined : orientationOnly(orientation)
   }
 
   /** Copies up to the next FF that is neither stuffing nor RSTn (or to the chunk's end). */
@@ -211,7 +278,9 @@ const strip = <E>(
 /**
  * The JPEG in `body` without its metadata (see `rewrite` for what is kept), streamed: chunks may
  * split segments anywhere, and only one header segment is buffered at a time. The image data is
- * unchanged, so it decodes to the same pixels; EXIF orientation is lost with the EXIF.
+ * unchanged, so it decodes to the same pixels. The EXIF Orientation survives: if the first EXIF
+ * segment rotates or mirrors the image (2..8), a minimal EXIF segment with only that tag takes its
+ * place; a malformed EXIF segment is dropped without failing.
  * Fails with `InvalidJpeg` if the bytes are not a JPEG or its headers are cut or malformed.
  */
 export const stripJpegMetadata = <E, R>(

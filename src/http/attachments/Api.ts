@@ -43,6 +43,9 @@ export class RangeNotSatisfiable extends Schema.TaggedError<RangeNotSatisfiable>
 
 const id = HttpApiSchema.param("id", AttachmentId)
 
+/** Where uploads go: their bodies stream, within their own size limit rather than the JSON bodies' one. */
+export const uploadPath = "/chat/attachments"
+
 export class AttachmentsApi extends HttpApiGroup.make("attachments")
   .add(
     HttpApiEndpoint.post("upload", "/attachments")

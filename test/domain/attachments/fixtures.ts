@@ -174,3 +174,69 @@ export const withSegments = (jpeg: Uint8Array, ...segments: ReadonlyArray<Uint8A
 
 export const contains = (haystack: Uint8Array, needle: string): boolean =>
   Buffer.from(haystack.buffer, haystack.byteOffset, haystack.length).includes(needle, 0, "latin1")
+
+export type ExifValue =
+  | { readonly short: number }
+  | { readonly ascii: string }
+  | { readonly ifd: ReadonlyArray<ExifEntry> }
+
+export interface ExifEntry {
+  readonly tag: number
+  readonly value: ExifValue
+}
+
+/** An APP1 EXIF segment built by hand: a TIFF header, then IFD0 and the IFDs it points to. */
+export const exifSegment = (byteOrder: "II" | "MM", ifd0: ReadonlyArray<ExifEntry>): Uint8Array => {
+  const littleEndian = byteOrder === "II"
+  const u16 = (value: number) => {
+    const out = Buffer.alloc(2)
+    if (littleEndian) out.writeUInt16LE(value)
+    else out.writeUInt16BE(value)
+    return out
+  }
+  const u32 = (value: number) => {
+    const out = Buffer.alloc(4)
+    if (littleEndian) out.writeUInt32LE(value)
+    else out.writeUInt32BE(value)
+    return out
+  }
+  const layout = (entries: ReadonlyArray<ExifEntry>, at: number): Uint8Array => {
+    const fields: Array<Uint8Array> = [u16(entries.length)]
+    const data: Array<Uint8Array> = []
+    let end = at + 2 + entries.length * 12 + 4
+    const append = (block: Uint8Array) => {
+      const offset = end
+      const padded = block.length % 2 === 0 ? block : concat(block, new Uint8Array(1))
+      data.push(padded)
+      end += padded.length
+      return offset
+    }
+    for (const { tag, value } of entries) {
+      if ("short" in value) {
+        fields.push(u16(tag), u16(3), u32(1), u16(value.short), u16(0))
+      } else if ("ascii" in value) {
+        const text = bytes(`${value.ascii}\0`)
+        const inline = text.length <= 4
+        fields.push(u16(tag), u16(2), u32(text.length), inline ? concat(text, new Uint8Array(4 - text.length)) : u32(append(text)))
+      } else {
+        fields.push(u16(tag), u16(4), u32(1), u32(append(layout(value.ifd, end))))
+      }
+    }
+    return concat(...fields, u32(0), ...data)
+  }
+  return segment(0xe1, concat(bytes("Exif\0\0"), bytes(byteOrder), u16(42), u32(8), layout(ifd0, 8)))
+}
+
+/** A JPEG's header segments (marker, length and payload), up to and including the first SOS. */
+export const headerSegments = (jpeg: Uint8Array): Array<Uint8Array> => {
+  const segments: Array<Uint8Array> = []
+  const view = Buffer.from(jpeg.buffer, jpeg.byteOffset, jpeg.length)
+  let at = 2
+  while (at + 4 <= view.length) {
+    const end = at + 2 + view.readUInt16BE(at + 2)
+    segments.push(jpeg.subarray(at, end))
+    if (view.readUInt8(at + 1) === 0xda) break
+    at = end
+  }
+  return segments
+}
