@@ -27,7 +27,7 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 # DATA_DIR holds the embedded database (PGlite) when no Postgres is configured: the only place the
 # app writes, so the only place the node user owns. Mount a volume there to keep it.
-RUN mkdir -p /app/data && chown node:node /app/data
+RUN mkdir -p /app/data /app/attachments && chown node:node /app/data /app/attachments
 ENV DATA_DIR=/app/data \
     HOST=0.0.0.0 \
     PORT=3000
