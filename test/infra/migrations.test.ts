@@ -30,6 +30,6 @@ it.live("migrations create the schema once, even when instances start together",
       yield* Effect.provide(Effect.zipRight(Migrations.run, Migrations.run), clientOn(database))
     }
     const after = yield* Effect.provide(Effect.zipRight(Migrations.run, schema), clientOn(database))
-    expect(after.tables).toEqual(["audit_log", "conversations", "effect_sql_migrations", "messages", "users"])
-    expect(after.migrations).toEqual([1, 2])
+    expect(after.tables).toEqual(["attachments", "audit_log", "conversations", "effect_sql_migrations", "messages", "users"])
+    expect(after.migrations).toEqual([1, 2, 3])
   }).pipe(Effect.scoped, Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))))

@@ -48,14 +48,19 @@ export const checkSendShape = (input: {
   readonly type?: SendableType | undefined
   readonly content?: string | undefined
   readonly attachmentId?: string | undefined
-}): true | string => {
+}): true | { readonly path: ReadonlyArray<string>; readonly message: string } => {
   const type = input.type ?? "text"
   if (type === "text") {
-    if (input.attachmentId !== undefined) return "attachmentId: a text message has no attachment (send type image or file)"
-    return input.content === undefined ? "content: is missing (a text message needs content)" : true
+    if (input.attachmentId !== undefined) {
+      return { path: ["attachmentId"], message: "a text message has no attachment (send type image or file)" }
+    }
+    return input.content === undefined ? { path: ["content"], message: "is missing (a text message needs content)" } : true
   }
   return input.attachmentId === undefined
-    ? `attachmentId: is missing (a ${type} message needs an attachment: upload it first with POST /chat/attachments)`
+    ? {
+      path: ["attachmentId"],
+      message: `is missing (a ${type} message needs an attachment: upload it first with POST /chat/attachments)`
+    }
     : true
 }
 
