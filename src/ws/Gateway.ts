@@ -6,11 +6,15 @@ import { Messages } from "../domain/chat/Messages.js"
 import { counterpartOf, type ConversationId, encodeMessage, type MessageJson } from "../domain/chat/Model.js"
 import { Bus } from "../domain/ports/Bus.js"
 import { Presence } from "../domain/presence/Presence.js"
+import { AttachmentsConfig, uploadBodyCap } from "../domain/attachments/Attachments.js"
+import { uploadPath } from "../http/attachments/Api.js"
 import { Auth } from "../domain/users/Auth.js"
 import type { User, UserId } from "../domain/users/Model.js"
 import { PeerAddress } from "../http/ClientIp.js"
 import { HttpConfig, makeHttpApp } from "../http/Server.js"
+import { serveFastRoutes } from "./FastRoutes.js"
 import { serveHttp } from "./HttpBridge.js"
+import { InFlight } from "./InFlight.js"
 import { InOrder } from "./InOrder.js"
 import {
   ClientEnvelope,
@@ -41,7 +45,9 @@ export const GatewayConfig = Config.all({
   shutdownGraceMs: Config.integer("SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000)),
   /** Requests (REST) and frames (WebSocket) being worked on at once; beyond, new ones are refused. */
   httpMaxInFlight: Config.integer("HTTP_MAX_IN_FLIGHT").pipe(Config.withDefault(512)),
-  wsMaxInFlight: Config.integer("WS_MAX_IN_FLIGHT").pipe(Config.withDefault(4096))
+  wsMaxInFlight: Config.integer("WS_MAX_IN_FLIGHT").pipe(Config.withDefault(4096)),
+  /** Send and history pages served on uWS directly (see FastRoutes); off, they take the generic HttpApp path. */
+  httpFastRoutes: Config.boolean("HTTP_FAST_ROUTES").pipe(Config.withDefault(true))
 })
 
 interface SocketData {
@@ -105,6 +111,8 @@ const domainError = (error: { readonly _tag: string; readonly message?: string }
     }
     case "ConversationNotFound":
     case "MessageNotFound":
+    case "AttachmentNotFound":
+    case "AttachmentUnavailable":
     case "Forbidden":
       return { code: error._tag, message: error.message ?? error._tag }
     default:
@@ -118,6 +126,7 @@ export const layer = Layer.scoped(
     const uws = yield* Uws.load
     const http = yield* HttpConfig
     const config = yield* GatewayConfig
+    const uploads = yield* AttachmentsConfig
     const auth = yield* Auth
     const messages = yield* Messages
     const bus = yield* Bus
@@ -340,8 +349,9 @@ export const layer = Layer.scoped(
         id,
         messages.send(data.user, {
           conversationId: input.conversationId,
+          type: input.type ?? "text",
           content: input.content,
-          type: "text",
+          attachmentId: input.attachmentId,
           clientMessageId: input.clientMessageId
         }),
         ({ message }) => {
@@ -681,9 +691,21 @@ export const layer = Layer.scoped(
       }
     })
 
+    const httpInFlight = new InFlight(config.httpMaxInFlight)
+    if (config.httpFastRoutes) {
+      yield* serveFastRoutes(app, {
+        fibers,
+        inFlight: httpInFlight,
+        maxBodyBytes: http.maxBodyBytes,
+        frontendUrl: http.frontendUrl
+      })
+    }
+    // Uploads stream to storage as they arrive.
+    const uploadCap = uploadBodyCap(uploads)
     serveHttp(app, (request, peer) => webHandler(request, Context.make(PeerAddress, peer)), {
+      streamedBody: (method, path) => method === "POST" && path === uploadPath ? uploadCap : undefined,
       maxBodyBytes: http.maxBodyBytes,
-      maxInFlight: config.httpMaxInFlight
+      inFlight: httpInFlight
     })
 
     const listenSocket = yield* Effect.async<Uws.us_listen_socket, Error>((resume) => {

@@ -1,4 +1,5 @@
 import { STATUS_CODES } from "node:http"
+import type { InFlight } from "./InFlight.js"
 import type { HttpRequest, HttpResponse, TemplatedApp } from "./Uws.js"
 
 export type WebHandler = (request: Request, peer: string) => Promise<Response>
@@ -20,7 +21,8 @@ export const serveHttp = (
   handler: WebHandler,
   options: {
     readonly maxBodyBytes: number
-    readonly maxInFlight: number
+    /** Shared with the routes served on uWS directly: one limit for all REST requests. */
+    readonly inFlight: InFlight
     /**
      * The routes whose request bodies stream to the handler as they arrive (uploads), with their
      * own size cap; every other body is read whole first, up to `maxBodyBytes`.
@@ -30,7 +32,6 @@ export const serveHttp = (
 ) => {
   // Beyond this many requests in flight, new ones are refused at once (503) rather than queued without
   // bound behind the database pool: overload sheds load, it does not pile up or bring the process down.
-  let inFlight = 0
   return app.any("/*", (res: HttpResponse, req: HttpRequest) => {
     const method = req.getCaseSensitiveMethod().toUpperCase()
     const query = req.getQuery()
@@ -38,17 +39,16 @@ export const serveHttp = (
     const headers = new Headers()
     req.forEach((key, value) => headers.append(key, value))
     const peer = Buffer.from(res.getRemoteAddressAsText()).toString()
-    if (inFlight >= options.maxInFlight) {
+    if (!options.inFlight.tryAcquire()) {
       res.writeStatus("503 Service Unavailable").writeHeader("content-type", "application/json")
         .writeHeader("retry-after", "1").end(overloaded)
       return
     }
-    inFlight++
     let released = false
     const release = () => {
       if (!released) {
         released = true
-        inFlight--
+        options.inFlight.release()
       }
     }
     let done = false

@@ -1,0 +1,397 @@
+import { HttpApiError, HttpApiSchema } from "@effect/platform"
+import { Cause, Effect, Either, Exit, FiberSet, Option, ParseResult, Schema, type SchemaAST } from "effect"
+import { STATUS_CODES } from "node:http"
+import { Messages } from "../domain/chat/Messages.js"
+import { encodeMessage } from "../domain/chat/Model.js"
+import { RateLimited, Unauthorized } from "../domain/Errors.js"
+import { Auth } from "../domain/users/Auth.js"
+import { Api } from "../http/Api.js"
+import { ChatApi } from "../http/chat/Api.js"
+import type { InFlight } from "./InFlight.js"
+import type { HttpRequest, HttpResponse, TemplatedApp } from "./Uws.js"
+
+/** An answer as the HttpApp gives it: JSON text (empty: no body), and a Retry-After for a 429. */
+interface Reply {
+  readonly status: number
+  readonly body: string
+  readonly retryAfter?: string
+}
+
+const json = (status: number, value: unknown): Reply => ({ status, body: JSON.stringify(value) })
+
+// The answers of src/http/Middleware.ts (`problems`) and src/ws/HttpBridge.ts, word for word.
+const malformedBody = json(400, { _tag: "MalformedBody", message: "The request body is not valid JSON" })
+const internalError = json(500, { _tag: "InternalServerError", message: "Something went wrong on our side" })
+const tooLargeBody = (max: number) =>
+  JSON.stringify({ _tag: "PayloadTooLarge", message: `The request body exceeds ${max} bytes` })
+const overloadedBody = JSON.stringify({ _tag: "Overloaded", message: "The server is busy: retry in a moment" })
+// What the HttpApp answers (no body, no log line) when its fiber is interrupted or a failure has no schema.
+const interrupted: Reply = { status: 503, body: "" }
+const unencodable: Reply = { status: 500, body: "" }
+
+const missingBearer = new Unauthorized({ message: "Missing bearer token" })
+
+const utf8 = new TextDecoder()
+
+/** As the bridge's web `Request` would give a header: one value, printable ASCII, trimmed. */
+const plainHeader = /^[\x20-\x7e]*$/
+/** A path segment and a query that URL normalisation and percent-decoding leave exactly as they are. */
+const plainSegment = /^[\w-]+$/
+const plainQuery = /^[\w.=&-]*$/
+
+interface RequestHeaders {
+  readonly authorization: string
+  readonly contentType: string
+  readonly contentLength: string
+  readonly origin: string | undefined
+}
+
+/** The headers these routes read; undefined when one is repeated or unusual (the generic path handles those). */
+const readHeaders = (req: HttpRequest): RequestHeaders | undefined => {
+  let authorization: string | undefined
+  let contentType: string | undefined
+  let contentLength: string | undefined
+  let origin: string | undefined
+  let unusual = false
+  req.forEach((key, value) => {
+    switch (key) {
+      case "authorization":
+        unusual ||= authorization !== undefined || !plainHeader.test(value)
+        authorization = value.trim()
+        return
+      case "content-type":
+        unusual ||= contentType !== undefined || !plainHeader.test(value)
+        contentType = value.trim()
+        return
+      case "content-length":
+        unusual ||= contentLength !== undefined || !plainHeader.test(value)
+        contentLength = value.trim()
+        return
+      case "origin":
+        unusual ||= origin !== undefined || !plainHeader.test(value)
+        origin = value.trim()
+        return
+    }
+  })
+  return unusual
+    ? undefined
+    : { authorization: authorization ?? "", contentType: contentType ?? "", contentLength: contentLength ?? "", origin }
+}
+
+/** HttpApiBuilder reads a body without content type, or with a JSON one, as JSON; others take the generic path. */
+const isJson = (contentType: string) => contentType === "" || contentType.toLowerCase().includes("application/json")
+
+/** As src/http/Security.ts: the scheme checked whatever its case, the platform's 7 characters cut off. */
+const bearerOf = (authorization: string) => /^bearer\s/i.test(authorization) ? authorization.slice(7).trim() : ""
+
+/** The query as the HttpApp's router (find-my-way) parses it, for the characters `plainQuery` lets through. */
+const parseQuery = (query: string): Record<string, string | Array<string>> => {
+  const params = new Map<string, string | Array<string>>()
+  for (const pair of query.split("&")) {
+    const eq = pair.indexOf("=")
+    if (eq === -1 && pair === "") continue
+    const key = eq === -1 ? pair : pair.slice(0, eq)
+    const value = eq === -1 ? "" : pair.slice(eq + 1)
+    const seen = params.get(key)
+    params.set(key, seen === undefined ? value : typeof seen === "string" ? [seen, value] : [...seen, value])
+  }
+  return Object.fromEntries(params)
+}
+
+// `normalizeUrlParams` of HttpApiBuilder (internal there): a lone value for a key that is not a single string
+// in the schema becomes an array of one.
+const isSingleStringType = (ast: SchemaAST.AST, key?: PropertyKey): boolean => {
+  switch (ast._tag) {
+    case "StringKeyword":
+    case "Literal":
+    case "TemplateLiteral":
+    case "Enums":
+      return true
+    case "TypeLiteral": {
+      if (key === undefined) return false
+      const property = ast.propertySignatures.find((ps) => ps.name === key)
+      return property !== undefined
+        ? isSingleStringType(property.type, key)
+        : ast.indexSignatures.some((is) => Schema.is(Schema.make(is.parameter))(key) && isSingleStringType(is.type))
+    }
+    case "Union":
+      return ast.types.some((type) => isSingleStringType(type, key))
+    case "Suspend":
+      return isSingleStringType(ast.f(), key)
+    case "Refinement":
+    case "Transformation":
+      return isSingleStringType(ast.from, key)
+  }
+  return false
+}
+
+const normalizeUrlParams = (params: Record<string, string | Array<string>>, ast: SchemaAST.AST) => {
+  const out: Record<string, string | Array<string>> = {}
+  for (const key in params) {
+    const value = params[key]
+    if (value !== undefined) out[key] = Array.isArray(value) || isSingleStringType(ast, key) ? value : [value]
+  }
+  return out
+}
+
+/**
+ * The API's error schemas in the order HttpApiBuilder tries them (the API's, then each group's endpoints'
+ * and the group's own): the first that encodes a failure gives its body and its annotated status.
+ */
+const makeErrorReply = () => {
+  const schemas = new Set<Schema.Schema.Any>()
+  const collect = ({ ast }: { readonly ast: SchemaAST.AST }) => HttpApiSchema.deunionize(schemas, Schema.make(ast))
+  collect(Api.errorSchema)
+  for (const group of Object.values(Api.groups)) {
+    for (const endpoint of Object.values(group.endpoints)) collect(endpoint.errorSchema)
+    collect(group.errorSchema)
+  }
+  const codecs = Array.from(schemas, ({ ast }) => ({
+    encode: Schema.encodeUnknownEither(Schema.make<unknown, unknown, never>(ast)),
+    status: HttpApiSchema.getStatusErrorAST(ast),
+    empty: HttpApiSchema.isVoid(ast)
+  }))
+  return (error: unknown): Reply | undefined => {
+    for (const codec of codecs) {
+      const encoded = codec.encode(error)
+      if (Either.isLeft(encoded)) continue
+      const body = codec.empty ? "" : JSON.stringify(encoded.right)
+      // As withRetryAfter (src/http/RetryAfter.ts) does for the send handler.
+      return error instanceof RateLimited
+        ? { status: codec.status, body, retryAfter: String(error.retryAfterSeconds) }
+        : { status: codec.status, body }
+    }
+    return undefined
+  }
+}
+
+/** What HttpMiddleware.cors adds to every answer of the HttpApp, for the origins of FRONTEND_URL. */
+const makeCors = (frontendUrl: string): (origin: string | undefined) => string | undefined => {
+  // As src/http/Server.ts (corsFor) reads FRONTEND_URL.
+  const listed = frontendUrl.split(",").map((origin) => origin.trim()).filter((origin) => origin !== "")
+  const origins = listed.length === 0 || listed.includes("*") ? ["*"] : listed
+  const [only] = origins
+  if (origins.length === 1 && only !== undefined) return () => only
+  return (origin) => origin !== undefined && origins.includes(origin) ? origin : undefined
+}
+
+const statusLine = (status: number) => `${status} ${STATUS_CODES[status] ?? ""}`
+
+/** One request on a fast route, from its admission (an in-flight slot) to its answer. */
+class Exchange {
+  /** Answered, or the client went away: `res` is not touched again. */
+  done = false
+  /** Handed to the domain: its slot is held until it answers, even if the client goes away. */
+  dispatched = false
+  start = 0
+  private released = false
+
+  constructor(
+    readonly res: HttpResponse,
+    /** `METHOD /path` for the request log. */
+    readonly line: string,
+    readonly allowOrigin: string | undefined,
+    private readonly slots: InFlight
+  ) {}
+
+  release() {
+    if (this.released) return
+    this.released = true
+    this.slots.release()
+  }
+
+  aborted() {
+    this.done = true
+    if (!this.dispatched) this.release()
+  }
+
+  answer(reply: Reply) {
+    this.release()
+    if (this.done) return
+    this.done = true
+    const { allowOrigin, res } = this
+    res.cork(() => {
+      // The headers in the order the bridge writes the HttpApp's (a web `Headers` iterates sorted by name).
+      res.writeStatus(statusLine(reply.status))
+      if (allowOrigin !== undefined) res.writeHeader("access-control-allow-origin", allowOrigin)
+      if (reply.body !== "") res.writeHeader("content-type", "application/json")
+      if (reply.retryAfter !== undefined) res.writeHeader("retry-after", reply.retryAfter)
+      if (allowOrigin !== undefined) res.writeHeader("vary", "Origin")
+      res.end(reply.body)
+    })
+  }
+}
+
+const sendPath = "/chat/messages"
+
+/**
+ * `POST /chat/messages` and `GET /chat/conversations/:id/messages`, served on uWS directly instead of
+ * through the bridge and the HttpApp (whose per-request cost is most of these requests' CPU), with the
+ * same answers: statuses, bodies, headers, the request log line. The contract's own schemas decode the
+ * requests and encode the errors; anything unusual (a body that is not JSON, a repeated header, an
+ * encoded path or query) is left to the generic `/*` route (`req.setYield`), which answers it as before.
+ * Register before `serveHttp`.
+ */
+export const serveFastRoutes = (
+  app: TemplatedApp,
+  options: {
+    /** Where the work runs: shutdown waits for it. */
+    readonly fibers: FiberSet.FiberSet<unknown, unknown>
+    readonly inFlight: InFlight
+    readonly maxBodyBytes: number
+    readonly frontendUrl: string
+  }
+) =>
+  Effect.gen(function*() {
+    const auth = yield* Auth
+    const messages = yield* Messages
+    const run = yield* FiberSet.runtime(options.fibers)<never>()
+    const { inFlight, maxBodyBytes } = options
+
+    const send = ChatApi.endpoints.sendMessage
+    const history = ChatApi.endpoints.history
+    if (send?.name !== "sendMessage" || history?.name !== "history") {
+      return yield* Effect.dieMessage("FastRoutes: the chat contract has no sendMessage or history endpoint")
+    }
+    const decodePayload = Schema.decodeUnknownEither(yield* Effect.orDie(send.payloadSchema))
+    const decodePath = Schema.decodeUnknownEither(yield* Effect.orDie(history.pathSchema))
+    const paramsSchema = yield* Effect.orDie(history.urlParamsSchema)
+    const decodeParams = Schema.decodeUnknownEither(paramsSchema)
+    const errorReply = makeErrorReply()
+    const corsFor = makeCors(options.frontendUrl)
+
+    /** The body HttpApiDecodeError.fromParseError gives, encoded as the API encodes it. */
+    const decodeFailure = (error: ParseResult.ParseError): Reply =>
+      errorReply(
+        new HttpApiError.HttpApiDecodeError({
+          issues: ParseResult.ArrayFormatter.formatErrorSync(error),
+          message: ParseResult.TreeFormatter.formatErrorSync(error)
+        })
+      ) ?? unencodable
+
+    /** The request log line of `requestLog` (src/http/Middleware.ts). */
+    const logged = (x: Exchange, reply: Reply) =>
+      Effect.as(Effect.logInfo(`${x.line} ${reply.status}`).pipe(Effect.annotateLogs({ ms: Date.now() - x.start })), reply)
+
+    // As the HttpApp: a defect is a logged 500 (`problems`); a failure, its schema's answer; an interruption, 503.
+    const fromCause = (x: Exchange, cause: Cause.Cause<unknown>): Effect.Effect<Reply> => {
+      const defect = Cause.dieOption(cause)
+      if (Option.isSome(defect)) {
+        return Effect.zipRight(Effect.logError("Unhandled error", Cause.die(defect.value)), logged(x, internalError))
+      }
+      const failure = Cause.failureOption(cause)
+      if (Option.isNone(failure)) return Effect.succeed(interrupted)
+      const reply = errorReply(failure.value)
+      return reply === undefined ? Effect.succeed(unencodable) : logged(x, reply)
+    }
+
+    const serve = (x: Exchange, work: Effect.Effect<Reply, unknown>) => {
+      x.dispatched = true
+      x.start = Date.now()
+      const fiber = run(Effect.matchCauseEffect(work, {
+        onSuccess: (reply) => logged(x, reply),
+        onFailure: (cause) => fromCause(x, cause)
+      }))
+      fiber.addObserver((exit) => x.answer(Exit.isSuccess(exit) ? exit.value : interrupted))
+    }
+
+    /** Takes an in-flight slot, or refuses at once as the bridge does (503, without CORS or log line). */
+    const admit = (res: HttpResponse) => {
+      if (inFlight.tryAcquire()) return true
+      res.writeStatus("503 Service Unavailable").writeHeader("content-type", "application/json")
+        .writeHeader("retry-after", "1").end(overloadedBody)
+      return false
+    }
+
+    const tooLarge = (res: HttpResponse) =>
+      res.writeStatus("413 Payload Too Large").writeHeader("content-type", "application/json")
+        .end(tooLargeBody(maxBodyBytes), true)
+
+    const sendWork = (token: string, text: string): Effect.Effect<Reply, unknown> => {
+      // The order of the HttpApp: authentication first, then the body.
+      if (token === "") return Effect.fail(missingBearer)
+      return Effect.flatMap(auth.authenticate(token), (actor) => {
+        let body: unknown
+        try {
+          body = JSON.parse(text)
+        } catch {
+          return Effect.succeed(malformedBody)
+        }
+        const payload = decodePayload(body)
+        if (Either.isLeft(payload)) return Effect.succeed(decodeFailure(payload.left))
+        return Effect.map(
+          messages.send(actor, payload.right),
+          ({ created, message }) => json(created ? 201 : 200, encodeMessage(message))
+        )
+      })
+    }
+
+    const historyWork = (token: string, id: string, query: string): Effect.Effect<Reply, unknown> => {
+      if (token === "") return Effect.fail(missingBearer)
+      return Effect.flatMap(auth.authenticate(token), (actor) => {
+        const path = decodePath({ id })
+        if (Either.isLeft(path)) return Effect.succeed(decodeFailure(path.left))
+        const params = decodeParams(normalizeUrlParams(parseQuery(query), paramsSchema.ast))
+        if (Either.isLeft(params)) return Effect.succeed(decodeFailure(params.left))
+        return Effect.map(
+          messages.history(actor, path.right.id, params.right),
+          (page) => json(200, { messages: page.messages.map(encodeMessage), hasMore: page.hasMore })
+        )
+      })
+    }
+
+    app.post(sendPath, (res, req) => {
+      const headers = readHeaders(req)
+      if (headers === undefined || !isJson(headers.contentType) || req.getUrl() !== sendPath) {
+        req.setYield(true)
+        return
+      }
+      if (!admit(res)) return
+      if (Number(headers.contentLength) > maxBodyBytes) {
+        inFlight.release()
+        tooLarge(res)
+        return
+      }
+      const x = new Exchange(res, `POST ${sendPath}`, corsFor(headers.origin), inFlight)
+      const token = bearerOf(headers.authorization)
+      res.onAborted(() => x.aborted())
+      let chunks: Array<Buffer> | undefined
+      let size = 0
+      res.onData((chunk, isLast) => {
+        if (x.done) return
+        size += chunk.byteLength
+        if (size > maxBodyBytes) {
+          x.done = true
+          x.release()
+          res.cork(() => tooLarge(res))
+          return
+        }
+        // The chunk is neutered when this callback returns: copied, or decoded now.
+        if (!isLast) {
+          chunks ??= []
+          chunks.push(Buffer.from(new Uint8Array(chunk)))
+          return
+        }
+        const last = new Uint8Array(chunk)
+        serve(x, sendWork(token, utf8.decode(chunks === undefined ? last : Buffer.concat([...chunks, last]))))
+      })
+    })
+
+    app.get("/chat/conversations/:id/messages", (res, req) => {
+      const id = req.getParameter(0)
+      const query = req.getQuery() || ""
+      const path = req.getUrl()
+      const headers = readHeaders(req)
+      if (
+        headers === undefined || !plainSegment.test(id) || !plainQuery.test(query) || query.includes("__proto__") ||
+        path !== `/chat/conversations/${id}/messages`
+      ) {
+        req.setYield(true)
+        return
+      }
+      if (!admit(res)) return
+      const x = new Exchange(res, `GET ${path}`, corsFor(headers.origin), inFlight)
+      res.onAborted(() => x.aborted())
+      serve(x, historyWork(bearerOf(headers.authorization), id, query))
+    })
+  })
