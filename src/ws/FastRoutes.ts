@@ -2,7 +2,7 @@ import { HttpApiError, HttpApiSchema } from "@effect/platform"
 import { Cause, Effect, Either, Exit, FiberSet, Option, ParseResult, Schema, type SchemaAST } from "effect"
 import { STATUS_CODES } from "node:http"
 import { Messages } from "../domain/chat/Messages.js"
-import { encodeMessage } from "../domain/chat/Model.js"
+import { encodeMessage, historyPageJson } from "../domain/chat/Model.js"
 import { RateLimited, Unauthorized } from "../domain/Errors.js"
 import { Auth } from "../domain/users/Auth.js"
 import { Api } from "../http/Api.js"
@@ -334,8 +334,8 @@ export const serveFastRoutes = (
         const params = decodeParams(normalizeUrlParams(parseQuery(query), paramsSchema.ast))
         if (Either.isLeft(params)) return Effect.succeed(decodeFailure(params.left))
         return Effect.map(
-          messages.history(actor, path.right.id, params.right),
-          (page) => json(200, { messages: page.messages.map(encodeMessage), hasMore: page.hasMore })
+          messages.historyJson(actor, path.right.id, params.right),
+          (page): Reply => ({ status: 200, body: historyPageJson(page) })
         )
       })
     }

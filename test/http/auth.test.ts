@@ -71,7 +71,9 @@ layer(TestApp.layer(), { excludeTestServices: true })("auth", (it) => {
         [{ email: uniqueEmail(), password: "password-123", firstName: "   ", lastName: "B" }, ["firstName"]],
         [{ email: uniqueEmail(), password: "password-123", firstName: "A", lastName: "x".repeat(101) }, ["lastName"]],
         [{ email: uniqueEmail(), password: 12345678, firstName: "A", lastName: "B" }, ["password"]],
-        [{ email: uniqueEmail(), password: "password-123", firstName: "A", lastName: "B", role: "admin" }, ["role"]]
+        [{ email: uniqueEmail(), password: "password-123", firstName: "A", lastName: "B", role: "admin" }, ["role"]],
+        // Postgres text cannot hold NUL: refused as input, never a 500.
+        [{ email: `a\u0000${uniqueEmail()}`, password: "password-123", firstName: "A\u0000", lastName: "B" }, ["email", "firstName"]]
       ]
       for (const [body, fields] of cases) {
         const reply = yield* server.request("POST", "/auth/register", { body })

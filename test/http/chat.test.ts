@@ -328,6 +328,8 @@ layer(TestApp.layer(), { excludeTestServices: true })("chat", (it) => {
         [{ conversationId, content: "   " }, "content"],
         [{ conversationId, content: "x".repeat(4001) }, "content"],
         [{ conversationId, content: 42 }, "content"],
+        [{ conversationId, content: "a\u0000b" }, "content"],
+        [{ conversationId, content: "hi", clientMessageId: "a\u0000" }, "clientMessageId"],
         [{ conversationId, content: "hi", type: "system" }, "type"],
         [{ conversationId, content: "hi", type: "image" }, "attachmentId"],
         [{ conversationId, type: "text" }, "content"],

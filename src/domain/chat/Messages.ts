@@ -156,7 +156,8 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
       }
     })
 
-    const history = Effect.fnUntraced(function*(actor: User, id: ConversationId, query: HistoryQuery) {
+    /** The actor may read the conversation: participants, and admins (audited). */
+    const readable = Effect.fnUntraced(function*(actor: User, id: ConversationId, query: HistoryQuery) {
       const { level } = yield* access(actor, id)
       if (level === "admin") {
         yield* audit.record({
@@ -170,8 +171,14 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
           }
         })
       }
-      return yield* repo.history(id, query)
     })
+
+    const history = (actor: User, id: ConversationId, query: HistoryQuery) =>
+      Effect.zipRight(readable(actor, id, query), repo.history(id, query))
+
+    /** The same page, each message already as its JSON text (see `MessagesRepo.historyJson`): for REST. */
+    const historyJson = (actor: User, id: ConversationId, query: HistoryQuery) =>
+      Effect.zipRight(readable(actor, id, query), repo.historyJson(id, query))
 
     /** The receiver marks one message read; marking it again changes nothing. */
     const markRead = Effect.fnUntraced(function*(actor: User, id: MessageId) {
@@ -224,6 +231,6 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
       return { total: byConversation.reduce((sum, c) => sum + c.count, 0), byConversation }
     })
 
-    return { access, send, history, markRead, markConversationRead, unreadCount } as const
+    return { access, send, history, historyJson, markRead, markConversationRead, unreadCount } as const
   })
 }) {}

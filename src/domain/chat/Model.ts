@@ -68,8 +68,9 @@ export const checkSendShape = (input: {
 export const Content = Schema.Trim.pipe(
   Schema.compose(
     Schema.String.pipe(
-      Schema.filter((s) => s.length >= 1 && s.length <= 4000, {
-        message: () => "must be 1 to 4000 characters after trimming"
+      // No NUL: Postgres text cannot hold one.
+      Schema.filter((s) => s.length >= 1 && s.length <= 4000 && !s.includes("\0"), {
+        message: () => "must be 1 to 4000 characters after trimming, without NUL"
       })
     )
   )
@@ -77,7 +78,9 @@ export const Content = Schema.Trim.pipe(
 
 /** The client's own id for a send, so that a retry is recognised. */
 export const ClientMessageId = Schema.String.pipe(
-  Schema.filter((s) => s.length >= 1 && s.length <= 64, { message: () => "must be 1 to 64 characters" })
+  Schema.filter((s) => s.length >= 1 && s.length <= 64 && !s.includes("\0"), {
+    message: () => "must be 1 to 64 characters, without NUL"
+  })
 )
 
 export class Conversation extends Model.Class<Conversation>("Conversation")({
@@ -138,6 +141,10 @@ export const encodeMessage = (m: MessageJson): typeof MessageJson.Encoded => ({
   createdAt: DateTime.formatIso(m.createdAt),
   updatedAt: DateTime.formatIso(m.updatedAt)
 })
+
+/** A history page's JSON, from messages already in their JSON text: what `JSON.stringify` would write. */
+export const historyPageJson = (page: { readonly messages: ReadonlyArray<string>; readonly hasMore: boolean }) =>
+  `{"messages":[${page.messages.join(",")}],"hasMore":${page.hasMore}}`
 
 /** Who is who in a conversation: fixed at creation, so safe to cache. */
 export interface Participants {

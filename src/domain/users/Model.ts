@@ -15,7 +15,7 @@ export type Role = typeof Role.Type
 
 const EmailShape = Schema.String.pipe(
   Schema.maxLength(254),
-  Schema.pattern(/^[^\s@]+@[^\s@]+\.[^\s@]+$/),
+  Schema.pattern(/^[^\s@\0]+@[^\s@\0]+\.[^\s@\0]+$/),
   Schema.brand("Email"),
   Schema.annotations({ message: () => "must be a valid email address" })
 )
@@ -31,8 +31,9 @@ export type Email = typeof Email.Type
 /** One check, one message: the message never echoes the value (it may be a password). */
 const StringBetween = (min: number, max: number) =>
   Schema.String.pipe(
-    Schema.filter((s) => s.length >= min && s.length <= max, {
-      message: () => `must be ${min} to ${max} characters`
+    // No NUL: Postgres text cannot hold one.
+    Schema.filter((s) => s.length >= min && s.length <= max && !s.includes("\0"), {
+      message: () => `must be ${min} to ${max} characters, without NUL`
     })
   )
 
@@ -40,7 +41,7 @@ export const Name = Schema.Trim.pipe(Schema.compose(StringBetween(1, 100)))
 
 export const AvatarUrl = Schema.String.pipe(
   Schema.maxLength(2048),
-  Schema.pattern(/^https?:\/\/\S+$/),
+  Schema.pattern(/^https?:\/\/[^\s\0]+$/),
   Schema.annotations({ message: () => "must be an http(s) URL of at most 2048 characters" })
 )
 

@@ -196,7 +196,9 @@ export const AdminConversationPage = Page("AdminConversationPage", ConversationJ
 export class ClosePayload extends Schema.Class<ClosePayload>("ClosePayload")(StrictStruct({
   reason: optional(
     Schema.Trim.pipe(Schema.compose(Schema.String.pipe(
-      Schema.filter((s) => s.length >= 1 && s.length <= 500, { message: () => "must be 1 to 500 characters" })
+      Schema.filter((s) => s.length >= 1 && s.length <= 500 && !s.includes("\0"), {
+        message: () => "must be 1 to 500 characters, without NUL"
+      })
     )))
   )
 })) {}

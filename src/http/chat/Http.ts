@@ -10,7 +10,7 @@ import { CurrentUser } from "../Security.js"
 import { withRetryAfter } from "../RetryAfter.js"
 import { withStatus } from "../Schemas.js"
 import { ConversationCreated, ConversationView } from "./Api.js"
-import { encodeMessage } from "../../domain/chat/Model.js"
+import { encodeMessage, historyPageJson } from "../../domain/chat/Model.js"
 
 const profile = (user: User) => ({
   id: user.id,
@@ -88,8 +88,8 @@ export const ChatLive = HttpApiBuilder.group(Api, "chat", (handlers) =>
         Effect.flatMap(CurrentUser, (actor) => Effect.map(conversations.get(actor, path.id), (c) => present(actor, c))))
       .handle("history", ({ path, urlParams }) =>
         Effect.flatMap(CurrentUser, (actor) =>
-          Effect.map(messages.history(actor, path.id, urlParams), (page) =>
-            HttpServerResponse.unsafeJson({ messages: page.messages.map(encodeMessage), hasMore: page.hasMore }))))
+          Effect.map(messages.historyJson(actor, path.id, urlParams), (page) =>
+            HttpServerResponse.text(historyPageJson(page), { contentType: "application/json" }))))
       .handle("markConversationRead", ({ path, payload }) =>
         Effect.flatMap(CurrentUser, (actor) => messages.markConversationRead(actor, path.id, payload.upToSeq)))
       .handle("sendMessage", ({ payload }) =>

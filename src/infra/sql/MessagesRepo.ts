@@ -1,4 +1,4 @@
-import { SqlClient, SqlSchema } from "@effect/sql"
+import { SqlClient, SqlSchema, type Statement } from "@effect/sql"
 import { Chunk, Config, DateTime, Deferred, Effect, Layer, Option, Queue, Schema } from "effect"
 import { ConversationId, Message, MessageId, type MessageType, previewOf, type Seq } from "../../domain/chat/Model.js"
 import { type Appended, type HistoryQuery, MessagesRepo, type NewMessage } from "../../domain/ports/MessagesRepo.js"
@@ -35,10 +35,40 @@ const fromRow = (row: MessageRow): Message =>
     updatedAt: DateTime.unsafeFromDate(row.updatedAt)
   }, { disableValidation: true })
 
+/**
+ * A message row as the JSON text `encodeMessage` gives, written by Postgres: keys in the same order,
+ * no whitespace, strings escaped by `to_json` as `JSON.stringify` escapes them, timestamps as
+ * `toISOString` writes them (UTC, milliseconds cut off as the driver's Date cuts them).
+ */
+const jsonColumns: ReadonlyArray<readonly [key: string, expression: string]> = [
+  ["id", "id"],
+  ["conversationId", "conversation_id"],
+  ["seq", "seq"],
+  ["senderId", "sender_id"],
+  ["receiverId", "receiver_id"],
+  ["content", "content"],
+  ["type", "type"],
+  ["isRead", "is_read"],
+  ["readAt", "read_at"],
+  ["fileUrl", "file_url"],
+  ["fileName", "file_name"],
+  ["clientMessageId", "client_message_id"],
+  ["createdAt", "created_at"],
+  ["updatedAt", "updated_at"]
+]
+const isoOf = (column: string) =>
+  `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+const jsonValue = (key: string, column: string) =>
+  key.endsWith("At") ? `COALESCE(to_json(${isoOf(column)})::text, 'null')` : `COALESCE(to_json(${column})::text, 'null')`
+const jsonExpression = `'{' || ${
+  jsonColumns.map(([key, column], i) => `'${i === 0 ? "" : ","}"${key}":' || ${jsonValue(key, column)}`).join(" || ")
+} || '}' AS json`
+
 export const layer = Layer.scoped(
   MessagesRepo,
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
+    const asJson = sql.literal(jsonExpression)
 
     /**
      * One statement, one round trip (system messages, written by the server, go in whatever the status): the conversation row is locked and its
@@ -106,7 +136,7 @@ export const layer = Layer.scoped(
       execute: (id) => sql`SELECT * FROM messages WHERE id = ${id}`
     })
 
-    const page = (conversationId: ConversationId, query: HistoryQuery) => {
+    const pageRows = <Row extends object>(conversationId: ConversationId, query: HistoryQuery, columns: Statement.Fragment) => {
       const bounds = sql.and([
         sql`conversation_id = ${conversationId}`,
         ...(query.afterSeq === undefined ? [] : [sql`seq > ${query.afterSeq}`]),
@@ -114,14 +144,26 @@ export const layer = Layer.scoped(
       ])
       // Catching up reads forward from afterSeq; otherwise the newest page (before beforeSeq) is wanted.
       const order = query.afterSeq === undefined ? sql`ORDER BY seq DESC` : sql`ORDER BY seq ASC`
-      return sql<MessageRow>`SELECT * FROM messages WHERE ${bounds} ${order} LIMIT ${query.limit + 1}`.pipe(
+      return sql<Row>`SELECT ${columns} FROM messages WHERE ${bounds} ${order} LIMIT ${query.limit + 1}`.pipe(
         Effect.map((rows) => {
           const hasMore = rows.length > query.limit
-          const kept = (hasMore ? rows.slice(0, query.limit) : rows).map(fromRow)
-          return { messages: query.afterSeq === undefined ? kept.reverse() : kept, hasMore }
+          const kept = rows.slice(0, query.limit)
+          return { rows: query.afterSeq === undefined ? kept.reverse() : kept, hasMore }
         })
       )
     }
+
+    const page = (conversationId: ConversationId, query: HistoryQuery) =>
+      Effect.map(pageRows<MessageRow>(conversationId, query, sql.literal("*")), ({ hasMore, rows }) => ({
+        messages: rows.map(fromRow),
+        hasMore
+      }))
+
+    const pageJson = (conversationId: ConversationId, query: HistoryQuery) =>
+      Effect.map(pageRows<{ readonly json: string }>(conversationId, query, asJson), ({ hasMore, rows }) => ({
+        messages: rows.map((row) => row.json),
+        hasMore
+      }))
 
     const markRead = SqlSchema.findOne({
       Request: Schema.Struct({ id: MessageId, receiverId: UserId }),
@@ -273,6 +315,7 @@ export const layer = Layer.scoped(
         append(message).pipe(Effect.orDie, Effect.withSpan("MessagesRepo.appendInTransaction")),
       findById: (id) => Effect.orDie(findById(id)),
       history: (conversationId, query) => Effect.orDie(page(conversationId, query)),
+      historyJson: (conversationId, query) => Effect.orDie(pageJson(conversationId, query)),
       markRead: (id, receiverId) => markRead({ id, receiverId }).pipe(Effect.orDie, Effect.withSpan("MessagesRepo.markRead"))
     })
   })
