@@ -10,7 +10,7 @@ import { TestServer } from "../support/TestApp.js"
 import { signInAdmin } from "../support/Users.js"
 
 layer(TestApp.layer(), { excludeTestServices: true })("history pages as JSON text", (it) => {
-  it.effect("Postgres writes each message exactly as JSON.stringify(encodeMessage(m)) does", () =>
+  it.effect("each message of a page is exactly the text JSON.stringify(encodeMessage(m)) writes", () =>
     Effect.gen(function*() {
       const server = yield* TestServer
       const sql = yield* SqlClient.SqlClient

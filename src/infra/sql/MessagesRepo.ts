@@ -35,40 +35,66 @@ const fromRow = (row: MessageRow): Message =>
     updatedAt: DateTime.unsafeFromDate(row.updatedAt)
   }, { disableValidation: true })
 
+/** A `messages` row as history pages read it: column names as they are, timestamps as epoch milliseconds. */
+interface WireRow {
+  readonly id: string
+  readonly conversation_id: string
+  readonly seq: number
+  readonly sender_id: string | null
+  readonly receiver_id: string | null
+  readonly content: string
+  readonly type: string
+  readonly is_read: boolean
+  readonly read_at: number | null
+  readonly file_url: string | null
+  readonly file_name: string | null
+  readonly client_message_id: string | null
+  readonly created_at: number
+  readonly updated_at: number
+}
+
+// Milliseconds cut off as the driver's Date cuts them, so the text equals `toISOString` of the decoded row.
+const epochMs = (column: string) => `floor(extract(epoch FROM ${column}) * 1000)::float8 AS ${column}`
+const wireColumns = [
+  "id",
+  "conversation_id",
+  "seq",
+  "sender_id",
+  "receiver_id",
+  "content",
+  "type",
+  "is_read",
+  epochMs("read_at"),
+  "file_url",
+  "file_name",
+  "client_message_id",
+  epochMs("created_at"),
+  epochMs("updated_at")
+].join(", ")
+
+const text = (value: string | null) => value === null ? "null" : JSON.stringify(value)
+const iso = (ms: number | null) => ms === null ? "null" : `"${new Date(ms).toISOString()}"`
+
 /**
- * A message row as the JSON text `encodeMessage` gives, written by Postgres: keys in the same order,
- * no whitespace, strings escaped by `to_json` as `JSON.stringify` escapes them, timestamps as
- * `toISOString` writes them (UTC, milliseconds cut off as the driver's Date cuts them).
+ * The row as `JSON.stringify(encodeMessage(message))` writes it (same keys, same order), without
+ * making a Message on the way: ids and the type are plain ASCII; free text goes through JSON.stringify.
  */
-const jsonColumns: ReadonlyArray<readonly [key: string, expression: string]> = [
-  ["id", "id"],
-  ["conversationId", "conversation_id"],
-  ["seq", "seq"],
-  ["senderId", "sender_id"],
-  ["receiverId", "receiver_id"],
-  ["content", "content"],
-  ["type", "type"],
-  ["isRead", "is_read"],
-  ["readAt", "read_at"],
-  ["fileUrl", "file_url"],
-  ["fileName", "file_name"],
-  ["clientMessageId", "client_message_id"],
-  ["createdAt", "created_at"],
-  ["updatedAt", "updated_at"]
-]
-const isoOf = (column: string) =>
-  `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
-const jsonValue = (key: string, column: string) =>
-  key.endsWith("At") ? `COALESCE(to_json(${isoOf(column)})::text, 'null')` : `COALESCE(to_json(${column})::text, 'null')`
-const jsonExpression = `'{' || ${
-  jsonColumns.map(([key, column], i) => `'${i === 0 ? "" : ","}"${key}":' || ${jsonValue(key, column)}`).join(" || ")
-} || '}' AS json`
+const wireJson = (r: WireRow): string => {
+  const created = iso(r.created_at)
+  return `{"id":"${r.id}","conversationId":"${r.conversation_id}","seq":${r.seq},"senderId":${text(r.sender_id)},` +
+    `"receiverId":${text(r.receiver_id)},"content":${JSON.stringify(r.content)},"type":"${r.type}",` +
+    `"isRead":${r.is_read},"readAt":${iso(r.read_at)},"fileUrl":${text(r.file_url)},"fileName":${text(r.file_name)},` +
+    `"clientMessageId":${text(r.client_message_id)},"createdAt":${created},` +
+    `"updatedAt":${r.updated_at === r.created_at ? created : iso(r.updated_at)}}`
+}
 
 export const layer = Layer.scoped(
   MessagesRepo,
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const asJson = sql.literal(jsonExpression)
+    // History pages skip the driver's name transform: their rows are read by column name.
+    const raw = sql.withoutTransforms()
+    const asWire = raw.literal(wireColumns)
 
     /**
      * One statement, one round trip (system messages, written by the server, go in whatever the status): the conversation row is locked and its
@@ -136,15 +162,20 @@ export const layer = Layer.scoped(
       execute: (id) => sql`SELECT * FROM messages WHERE id = ${id}`
     })
 
-    const pageRows = <Row extends object>(conversationId: ConversationId, query: HistoryQuery, columns: Statement.Fragment) => {
-      const bounds = sql.and([
-        sql`conversation_id = ${conversationId}`,
-        ...(query.afterSeq === undefined ? [] : [sql`seq > ${query.afterSeq}`]),
-        ...(query.beforeSeq === undefined ? [] : [sql`seq < ${query.beforeSeq}`])
+    const pageRows = <Row extends object>(
+      client: SqlClient.SqlClient,
+      conversationId: ConversationId,
+      query: HistoryQuery,
+      columns: Statement.Fragment
+    ) => {
+      const bounds = client.and([
+        client`conversation_id = ${conversationId}`,
+        ...(query.afterSeq === undefined ? [] : [client`seq > ${query.afterSeq}`]),
+        ...(query.beforeSeq === undefined ? [] : [client`seq < ${query.beforeSeq}`])
       ])
       // Catching up reads forward from afterSeq; otherwise the newest page (before beforeSeq) is wanted.
-      const order = query.afterSeq === undefined ? sql`ORDER BY seq DESC` : sql`ORDER BY seq ASC`
-      return sql<Row>`SELECT ${columns} FROM messages WHERE ${bounds} ${order} LIMIT ${query.limit + 1}`.pipe(
+      const order = query.afterSeq === undefined ? client`ORDER BY seq DESC` : client`ORDER BY seq ASC`
+      return client<Row>`SELECT ${columns} FROM messages WHERE ${bounds} ${order} LIMIT ${query.limit + 1}`.pipe(
         Effect.map((rows) => {
           const hasMore = rows.length > query.limit
           const kept = rows.slice(0, query.limit)
@@ -154,14 +185,14 @@ export const layer = Layer.scoped(
     }
 
     const page = (conversationId: ConversationId, query: HistoryQuery) =>
-      Effect.map(pageRows<MessageRow>(conversationId, query, sql.literal("*")), ({ hasMore, rows }) => ({
+      Effect.map(pageRows<MessageRow>(sql, conversationId, query, sql.literal("*")), ({ hasMore, rows }) => ({
         messages: rows.map(fromRow),
         hasMore
       }))
 
     const pageJson = (conversationId: ConversationId, query: HistoryQuery) =>
-      Effect.map(pageRows<{ readonly json: string }>(conversationId, query, asJson), ({ hasMore, rows }) => ({
-        messages: rows.map((row) => row.json),
+      Effect.map(pageRows<WireRow>(raw, conversationId, query, asWire), ({ hasMore, rows }) => ({
+        messages: rows.map(wireJson),
         hasMore
       }))
 
