@@ -275,8 +275,8 @@ const streamRequestBody = (
       fail("The request body is too large")
       return hooks.tooLarge()
     }
-    // The chunk is neutered after this callback: copy it.
-    controller!.enqueue(new Uint8Array(chunk.slice(0)))
+    // The chunk is neutered after this callback: copy it (uWS may end with an empty one: nothing to pass on).
+    if (chunk.byteLength > 0) controller!.enqueue(new Uint8Array(chunk.slice(0)))
     if (isLast) {
       closed = true
       controller!.close()

@@ -1,5 +1,6 @@
 import { describe, expect, layer, type Vitest } from "@effect/vitest"
 import { Effect, Layer } from "effect"
+import * as Http from "node:http"
 import sharp from "sharp"
 import { docxEntries, pdf, photo, xlsxEntries, zip } from "../domain/attachments/fixtures.js"
 import { history, pair } from "../support/Chat.js"
@@ -59,6 +60,34 @@ const upload = (
   const query = options.name === undefined ? "" : `?fileName=${encodeURIComponent(options.name)}`
   return call(`/chat/attachments${query}`, { method: "POST", headers, body: bytes })
 }
+
+/** A raw upload the way curl sends a large body: headers with `Expect: 100-continue`, the body once told to go on. */
+const uploadExpectingContinue = (token: string, bytes: Buffer, type: string) =>
+  Effect.flatMap(TestServer, (server) =>
+    Effect.async<{ readonly status: number; readonly body: any }>((resume) => {
+      const request = Http.request(new URL(`${server.url}/chat/attachments?fileName=scan.pdf`), {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${token}`,
+          "content-type": type,
+          "content-length": bytes.byteLength,
+          expect: "100-continue"
+        }
+      }, (response) => {
+        const chunks: Array<Buffer> = []
+        response.on("data", (chunk: Buffer) => chunks.push(chunk))
+        response.on("end", () =>
+          resume(Effect.succeed({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString()) })))
+      })
+      // Sent on "100 Continue", or after a second without it (as curl does).
+      let sent = false
+      const send = () => {
+        if (!sent) (sent = true, request.end(bytes))
+      }
+      request.on("continue", send)
+      setTimeout(send, 1000)
+      request.on("error", (error) => resume(Effect.die(error)))
+    }))
 
 const download = (token: string, url: string, headers: Record<string, string> = {}) =>
   call(url, { headers: { authorization: `Bearer ${token}`, ...headers } })
@@ -395,7 +424,23 @@ layer(TestApp.layer(limits), { excludeTestServices: true })("attachments on disk
     }))
 })
 
-layer(TestApp.layer({ ...limits, UPLOAD_RATE_LIMIT: "3" }), { excludeTestServices: true })("attachment limits", (it) => {
+layer(TestApp.layer({ UPLOAD_RATE_LIMIT: "3" }), { excludeTestServices: true })("attachment limits", (it) => {
+  it.effect("a 20 MB document streams up and back whole (default limits)", () =>
+    Effect.gen(function*() {
+      const { user } = yield* pair
+      const big = Buffer.concat([Buffer.from(pdf), Buffer.alloc(20 * 1024 * 1024, 0x20)])
+      const reply = yield* upload(user.token, big, { type: "application/pdf", name: "scan.pdf" })
+      expect([reply.status, reply.body.size]).toEqual([201, big.byteLength])
+      const back = yield* download(user.token, reply.body.url)
+      expect(back.bytes.equals(big)).toBe(true)
+      // As curl and mobile clients send large bodies: Expect: 100-continue first (uWS then ends with an empty chunk).
+      const expecting = yield* uploadExpectingContinue(user.token, big, "application/pdf")
+      expect([expecting.status, expecting.body.size]).toEqual([201, big.byteLength])
+      const tooBig = yield* upload(user.token, Buffer.concat([big, Buffer.alloc(6 * 1024 * 1024)]), { type: "application/pdf" })
+      expect(tooBig.status).toBe(413)
+    }), { timeout: 60_000 })
+
+
   it.effect("uploads are rate limited per user: 429 with Retry-After", () =>
     Effect.gen(function*() {
       const { user } = yield* pair

@@ -174,6 +174,18 @@ const contract = (it: Vitest.MethodsNonLive<Storage | Backend, true>) => {
       expect(Option.map(file, ({ bytes, size }) => [size, bytes.length])).toEqual(Option.some([0, 0]))
     }))
 
+  it.effect("empty chunks in a body (a socket may deliver one last) are nothing to store", () =>
+    Effect.gen(function*() {
+      const storage = yield* Storage
+      const key = newKey()
+      const data = random(100_000)
+      const body = Stream.make(new Uint8Array(0), data.subarray(0, 40_000), new Uint8Array(0), data.subarray(40_000), new Uint8Array(0))
+      expect(yield* storage.put(key, body, { contentType: "application/pdf" })).toEqual({ size: data.length })
+      const file = yield* read(key)
+      if (Option.isSome(file)) same(file.value.bytes, data)
+      else expect.fail("stored nothing")
+    }))
+
   it.effect("ranges are inclusive and report the whole size; an end past the end is clamped", () =>
     Effect.gen(function*() {
       const storage = yield* Storage

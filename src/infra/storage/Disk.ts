@@ -65,7 +65,8 @@ export const make = (root: string) =>
       const write = Effect.scoped(Effect.gen(function*() {
         const file = yield* fs.open(temp, { flag: "wx" }).pipe(Effect.mapError(failWith(`Cannot create ${temp}`)))
         const size = yield* Stream.runFoldEffect(body, 0, (size, chunk) =>
-          file.writeAll(chunk).pipe(
+          // An empty chunk is nothing to write (and writeAll would take its 0 bytes written for a failure).
+          chunk.byteLength === 0 ? Effect.succeed(size) : file.writeAll(chunk).pipe(
             Effect.mapError(failWith(`Cannot write ${temp}`)),
             Effect.as(size + chunk.byteLength)
           ))
