@@ -34,11 +34,15 @@ export const DocsLive = Layer.mergeAll(
   HttpApiBuilder.middlewareOpenApi({ path: "/api/openapi.json" })
 )
 
+/** Answer headers a browser page on another origin may read (a 429's wait, a download's name and range). */
+export const corsExposedHeaders = ["retry-after", "content-disposition", "content-range"]
+
 const corsFor = (frontendUrl: string) => {
   const origins = frontendUrl.split(",").map((origin) => origin.trim()).filter((origin) => origin !== "")
   return HttpApiBuilder.middlewareCors({
     allowedOrigins: origins.length === 0 || origins.includes("*") ? ["*"] : origins,
     allowedHeaders: ["authorization", "content-type"],
+    exposedHeaders: corsExposedHeaders,
     maxAge: 600
   })
 }

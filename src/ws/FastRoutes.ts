@@ -6,6 +6,7 @@ import { encodeMessage, historyPageJson } from "../domain/chat/Model.js"
 import { RateLimited, Unauthorized } from "../domain/Errors.js"
 import { Auth } from "../domain/users/Auth.js"
 import { Api } from "../http/Api.js"
+import { corsExposedHeaders } from "../http/Server.js"
 import { ChatApi } from "../http/chat/Api.js"
 import type { InFlight } from "./InFlight.js"
 import type { HttpRequest, HttpResponse, TemplatedApp } from "./Uws.js"
@@ -175,6 +176,8 @@ const makeCors = (frontendUrl: string): (origin: string | undefined) => string |
   return (origin) => origin !== undefined && origins.includes(origin) ? origin : undefined
 }
 
+const exposedHeaders = corsExposedHeaders.join(",")
+
 const statusLine = (status: number) => `${status} ${STATUS_CODES[status] ?? ""}`
 
 /** One request on a fast route, from its admission (an in-flight slot) to its answer. */
@@ -214,6 +217,7 @@ class Exchange {
       // The headers in the order the bridge writes the HttpApp's (a web `Headers` iterates sorted by name).
       res.writeStatus(statusLine(reply.status))
       if (allowOrigin !== undefined) res.writeHeader("access-control-allow-origin", allowOrigin)
+      res.writeHeader("access-control-expose-headers", exposedHeaders)
       if (reply.body !== "") res.writeHeader("content-type", "application/json")
       if (reply.retryAfter !== undefined) res.writeHeader("retry-after", reply.retryAfter)
       if (allowOrigin !== undefined) res.writeHeader("vary", "Origin")

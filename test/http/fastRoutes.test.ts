@@ -31,7 +31,7 @@ interface Seen {
   readonly body: string
 }
 
-const compared = ["access-control-allow-origin", "content-type", "retry-after", "vary"]
+const compared = ["access-control-allow-origin", "access-control-expose-headers", "content-type", "retry-after", "vary"]
 /** Over the wire, the answers of the uWS bridge itself count too (413 and 503 close or not, and their length). */
 const comparedOnTheWire = [...compared, "connection", "content-length"]
 
@@ -491,6 +491,8 @@ layer(TestApp.layer(limitedConfig), { excludeTestServices: true })("fast routes,
         expect(seconds[i]).toBeGreaterThan(55)
         expect(pick(answer.headers, compared)).toEqual({
           "access-control-allow-origin": "*",
+          // A page on another origin may read how long to wait.
+          "access-control-expose-headers": "retry-after,content-disposition,content-range",
           "content-type": "application/json",
           "retry-after": String(seconds[i]),
           vary: "Origin"
