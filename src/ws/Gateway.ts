@@ -723,7 +723,14 @@ export const layer = Layer.scoped(
         shuttingDown = true
         uws.us_listen_socket_close(listenSocket)
         for (const ws of [...sockets]) ws.end(1001, "server shutting down")
-        yield* FiberSet.awaitEmpty(fibers).pipe(Effect.timeoutOption(config.shutdownGraceMs))
+        // REST requests in flight (an upload, a send on the generic path) finish too, within the same grace.
+        const restDone = Effect.void.pipe(
+          Effect.delay("20 millis"),
+          Effect.repeat({ until: () => httpInFlight.size === 0 })
+        )
+        yield* Effect.all([FiberSet.awaitEmpty(fibers), restDone], { concurrency: "unbounded" }).pipe(
+          Effect.timeoutOption(config.shutdownGraceMs)
+        )
         yield* Effect.logInfo("Gateway closed")
       })
     )

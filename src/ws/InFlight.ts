@@ -17,4 +17,9 @@ export class InFlight {
   release(): void {
     this.count--
   }
+
+  /** Requests being worked on now. */
+  get size(): number {
+    return this.count
+  }
 }

@@ -1,6 +1,9 @@
 import { Effect, Schedule, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
+import * as Fs from "node:fs/promises"
 import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { admin, jwtSecret, serverAt } from "./TestApp.js"
 
 export const freePort = Effect.async<number>((resume) => {
@@ -31,6 +34,11 @@ export interface Instance {
 export const startInstance = (env: Record<string, string>): Effect.Effect<Instance, Error, Scope.Scope> =>
   Effect.gen(function*() {
     const port = yield* freePort
+    // Attachments of this instance, unless the caller shares a directory (or S3) between instances.
+    const storage = yield* Effect.acquireRelease(
+      Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "chat-instance-files-"))),
+      (dir) => Effect.promise(() => Fs.rm(dir, { recursive: true, force: true }))
+    )
     const child = yield* Effect.acquireRelease(
       Effect.sync(() =>
         spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
@@ -47,6 +55,7 @@ export const startInstance = (env: Record<string, string>): Effect.Effect<Instan
             SEND_RATE_LIMIT: "100000",
             WS_SEND_PER_SECOND: "10000",
             WS_SEND_BURST: "10000",
+            STORAGE_DIR: storage,
             ...env,
             PORT: String(port)
           },
