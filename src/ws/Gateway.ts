@@ -551,7 +551,10 @@ export const layer = Layer.scoped(
           return
         }
         case "UserRevoked": {
-          for (const ws of [...socketsOf(event.userId)]) ws.end(CloseCodes.revoked, "user deactivated")
+          for (const ws of [...socketsOf(event.userId)]) {
+            if (event.reason === "deactivated") ws.end(CloseCodes.revoked, "user deactivated")
+            else ws.end(CloseCodes.signedOut, "password changed: sign in again")
+          }
           return
         }
       }

@@ -132,6 +132,8 @@ export const CloseCodes = {
   tokenExpired: 4001,
   /** The user was deactivated. */
   revoked: 4003,
+  /** The user's password changed: every earlier token is void. Sign in again. */
+  signedOut: 4004,
   /** Too many bad frames in a row. */
   abuse: 4008,
   /** The client reads too slowly: more than WS_MAX_BACKPRESSURE_BYTES waited for it. Reconnect and resume. */

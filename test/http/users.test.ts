@@ -4,6 +4,7 @@ import * as Crypto from "node:crypto"
 import * as TestApp from "../support/TestApp.js"
 import { TestServer } from "../support/TestApp.js"
 import { assign, createUser, register, signIn, signInAdmin, type SignedIn, uniqueEmail } from "../support/Users.js"
+import { connect, refusedUpgrade } from "../support/Ws.js"
 
 const userKeys = [
   "assignedTrainerId",
@@ -333,7 +334,7 @@ layer(TestApp.layer(), { excludeTestServices: true })("users", (it) => {
       }
     }))
 
-  it.effect("PATCH /users/:id: a password changes only with the right currentPassword", () =>
+  it.scoped("PATCH /users/:id: a password changes only with the right currentPassword, and signs out every earlier token", () =>
     Effect.gen(function*() {
       const user = yield* register("pw")
       const attempts: ReadonlyArray<Record<string, unknown>> = [
@@ -352,6 +353,10 @@ layer(TestApp.layer(), { excludeTestServices: true })("users", (it) => {
       expect(short.status).toBe(400)
       expect(short.body._tag).toBe("HttpApiDecodeError")
 
+      // Another device, signed in earlier (tokens carry whole seconds), with a socket open.
+      const device = yield* signIn(user.email, user.password)
+      const socket = yield* connect(device.token)
+      yield* Effect.sleep("1100 millis")
       const changed = yield* send(user, "PATCH", `/users/${user.id}`, {
         password: "new-password-1",
         currentPassword: user.password
@@ -362,7 +367,16 @@ layer(TestApp.layer(), { excludeTestServices: true })("users", (it) => {
       const server = yield* TestServer
       const old = yield* server.request("POST", "/auth/login", { body: { email: user.email, password: user.password } })
       expect(old.status).toBe(401)
-      expect((yield* signIn(user.email, "new-password-1")).id).toBe(user.id)
+      // Every token issued before the change is void, on REST and WebSocket alike.
+      for (const stale of [user, device]) {
+        const me = yield* send(stale, "GET", "/users/me")
+        expect([me.status, me.body.message]).toEqual([401, "Token revoked: sign in again"])
+      }
+      expect((yield* socket.closed).code).toBe(4004)
+      expect((yield* refusedUpgrade(device.token)).message).toMatch(/^401 /)
+      const fresh = yield* signIn(user.email, "new-password-1")
+      expect(fresh.id).toBe(user.id)
+      expect((yield* send(fresh, "GET", "/users/me")).status).toBe(200)
     }))
 
   it.effect("PATCH /users/:id: admins change names and isActive, but not their own isActive nor passwords", () =>

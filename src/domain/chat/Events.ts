@@ -64,7 +64,11 @@ export const PresenceChanged = Schema.TaggedStruct("PresenceChanged", {
 export const UserChanged = Schema.TaggedStruct("UserChanged", { userId: UserId })
 
 /** The user can no longer be signed in (deactivated): their sockets close. */
-export const UserRevoked = Schema.TaggedStruct("UserRevoked", { userId: UserId })
+export const UserRevoked = Schema.TaggedStruct("UserRevoked", {
+  userId: UserId,
+  /** Deactivated, or signed out everywhere by a password change. */
+  reason: Schema.Literal("deactivated", "credentials")
+})
 
 export const ChatEvent = Schema.Union(
   MessageCreated,

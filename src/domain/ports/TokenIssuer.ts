@@ -10,6 +10,8 @@ export interface Claims {
 export interface VerifiedClaims extends Claims {
   /** When the token expires, in seconds since the epoch. */
   readonly exp: number
+  /** When the token was issued, in seconds since the epoch. */
+  readonly iat: number
 }
 
 export interface IssuedToken {

@@ -1,4 +1,4 @@
-import { Context, type Effect, type Option } from "effect"
+import { Context, type DateTime, type Effect, type Option } from "effect"
 import type { EmailTaken } from "../users/Errors.js"
 import type { Email, Role, User, UserId } from "../users/Model.js"
 
@@ -17,6 +17,7 @@ export interface UserPatch {
   readonly avatar?: string | null
   readonly isActive?: boolean
   readonly passwordHash?: string
+  readonly tokensValidAfter?: DateTime.Utc | null
 }
 
 export interface UserQuery {

@@ -1,4 +1,4 @@
-import { Cache, Config, Duration, Effect, Option, Queue, Redacted } from "effect"
+import { Cache, Config, DateTime, Duration, Effect, Option, Queue, Redacted } from "effect"
 import { Bus } from "../ports/Bus.js"
 import { Unauthorized } from "../Errors.js"
 import { PasswordHasher } from "../ports/PasswordHasher.js"
@@ -120,6 +120,10 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
       const claims = yield* tokens.verify(token)
       const user = yield* users.get(claims.sub)
       if (Option.isNone(user) || !user.value.isActive) return yield* new Unauthorized()
+      const validAfter = user.value.tokensValidAfter
+      if (validAfter !== null && claims.iat * 1000 < DateTime.toEpochMillis(validAfter)) {
+        return yield* new Unauthorized({ message: "Token revoked: sign in again" })
+      }
       return { user: user.value, expiresAt: claims.exp }
     })
 

@@ -58,6 +58,8 @@ export class User extends Model.Class<User>("User")({
   avatar: Schema.NullOr(AvatarUrl),
   isActive: Schema.Boolean,
   assignedTrainerId: Schema.NullOr(UserId),
+  /** Tokens issued before this instant (the last password change) no longer sign the user in. */
+  tokensValidAfter: Model.Sensitive(Schema.NullOr(Model.DateTimeFromDate)),
   createdAt: Model.DateTimeInsertFromDate,
   updatedAt: Model.DateTimeUpdateFromDate
 }) {}

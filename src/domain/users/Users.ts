@@ -1,5 +1,5 @@
 import { SqlClient } from "@effect/sql"
-import { Effect, Option, type Redacted } from "effect"
+import { DateTime, Effect, Option, type Redacted } from "effect"
 import { Bus } from "../ports/Bus.js"
 import { ConversationsRepo } from "../ports/ConversationsRepo.js"
 import { Forbidden } from "../Errors.js"
@@ -111,12 +111,16 @@ export class Users extends Effect.Service<Users>()("Users/Users", {
           return yield* new WrongCurrentPassword()
         }
         patch.passwordHash = yield* hasher.hash(input.password)
+        // Every token issued so far stops working (tokens carry whole seconds: those of this very second stay).
+        const now = yield* DateTime.now
+        patch.tokensValidAfter = DateTime.unsafeMake(Math.floor(DateTime.toEpochMillis(now) / 1000) * 1000)
       }
       const updated = yield* repo.update(id, patch).pipe(
         Effect.flatMap(Option.match({ onNone: () => Effect.fail(notFound(id)), onSome: Effect.succeed }))
       )
       yield* changed(id)
-      if (input.isActive === false) yield* bus.publish({ _tag: "UserRevoked", userId: id })
+      if (input.isActive === false) yield* bus.publish({ _tag: "UserRevoked", userId: id, reason: "deactivated" })
+      if (input.password !== undefined) yield* bus.publish({ _tag: "UserRevoked", userId: id, reason: "credentials" })
       return updated
     })
 

@@ -9,7 +9,7 @@ import * as JwtSecret from "./JwtSecret.js"
 export const issuer = "trainer-chat"
 export const audience = "trainer-chat-api"
 
-const Claims = Schema.Struct({ sub: UserId, role: Role, exp: Schema.Number })
+const Claims = Schema.Struct({ sub: UserId, role: Role, exp: Schema.Number, iat: Schema.Number })
 const decodeClaims = Schema.decodeUnknown(Claims)
 
 /** HS256 tokens from `JWT_SECRET`, living `JWT_TTL` (default one day). */
@@ -46,7 +46,7 @@ export const layer = Layer.effect(
           const known = verified.get(token)
           if (known !== undefined && known.exp * 1000 > Date.now()) return Effect.succeed(known)
           return Effect.tryPromise({
-            try: () => jwtVerify(token, secret, { algorithms: ["HS256"], issuer, audience, requiredClaims: ["exp"] }),
+            try: () => jwtVerify(token, secret, { algorithms: ["HS256"], issuer, audience, requiredClaims: ["exp", "iat"] }),
             catch: (cause) =>
               new Unauthorized({
                 message: cause instanceof errors.JWTExpired ? "Token expired" : "Invalid token"

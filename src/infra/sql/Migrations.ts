@@ -3,6 +3,7 @@ import { Effect, Layer } from "effect"
 import Init from "./migrations/0001_create_users_conversations_messages.js"
 import ReadStateAndAudit from "./migrations/0002_read_state_and_audit_log.js"
 import Attachments from "./migrations/0003_attachments.js"
+import TokensValidAfter from "./migrations/0004_tokens_valid_after.js"
 
 const table = "effect_sql_migrations"
 
@@ -10,7 +11,8 @@ const table = "effect_sql_migrations"
 const loader = Migrator.fromRecord({
   "0001_create_users_conversations_messages": Init,
   "0002_read_state_and_audit_log": ReadStateAndAudit,
-  "0003_attachments": Attachments
+  "0003_attachments": Attachments,
+  "0004_tokens_valid_after": TokensValidAfter
 })
 
 /** Readiness flag: set once this process has seen the schema up to date. */

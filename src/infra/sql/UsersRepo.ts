@@ -7,7 +7,7 @@ import { isUniqueViolation } from "./Errors.js"
 
 const Count = Schema.Struct({ total: Schema.Number })
 
-const Patch = Schema.partial(User.update.pipe(Schema.pick("firstName", "lastName", "avatar", "isActive", "passwordHash")))
+const Patch = Schema.partial(User.update.pipe(Schema.pick("firstName", "lastName", "avatar", "isActive", "passwordHash", "tokensValidAfter")))
 
 export const layer = Layer.effect(
   UsersRepo,
@@ -81,7 +81,14 @@ export const layer = Layer.effect(
       findById: (id) => Effect.orDie(findById(id)),
       findByEmail: (email) => findByEmail(email).pipe(Effect.orDie, Effect.withSpan("UsersRepo.findByEmail")),
       insert: (user) =>
-        insert({ ...user, isActive: true, assignedTrainerId: null, createdAt: undefined, updatedAt: undefined }).pipe(
+        insert({
+          ...user,
+          isActive: true,
+          assignedTrainerId: null,
+          tokensValidAfter: null,
+          createdAt: undefined,
+          updatedAt: undefined
+        }).pipe(
           Effect.catchAll((error) =>
             isUniqueViolation("users_email_key")(error) ? Effect.fail(new EmailTaken()) : Effect.die(error)
           ),
