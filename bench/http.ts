@@ -522,7 +522,8 @@ const main = async () => {
           AUTH_RATE_LIMIT_PER_EMAIL: "1000000",
           // The per-user send limit (60 per 10 s by default) would answer most sends 429 at 3,000/s over 200 users.
           SEND_RATE_LIMIT: "1000000",
-          ...(settings.dbPoolMax === undefined ? {} : { DB_POOL_MAX: String(settings.dbPoolMax) })
+          ...(settings.dbPoolMax === undefined ? {} : { DB_POOL_MAX: String(settings.dbPoolMax) }),
+          ...settings.serverEnv
         },
         port,
         logFile: Path.join(tmp, `server-${++starts}.log`),
@@ -836,7 +837,7 @@ const main = async () => {
       } GiB RAM; Node ${process.version}; ${postgresVersion.replace(/ on .*/, "")}`,
       `- server: \`${server.command}\` (NODE_ENV=production, LOG_LEVEL=Warn, DB_POOL_MAX=${
         settings.dbPoolMax ?? "20 (default)"
-      }); code: ${measuredSource}`,
+      }${Object.entries(settings.serverEnv).map(([k, v]) => `, ${k}=${v}`).join("")}); code: ${measuredSource}`,
       `- data: ${settings.trainers} trainers, ${settings.users} users, ${counts!.conversations} conversations (setup ${
         setupSeconds.toFixed(1)
       } s); ${f0(counts!.messages)} messages at the end`,

@@ -32,3 +32,11 @@ export const readRaw = (
   }
   return raw
 }
+
+/** `--server-env "A=1 B=2"`: more environment for the server under test. */
+export const parseServerEnv = (text: string): Record<string, string> =>
+  Object.fromEntries(text.split(/\s+/).filter((s) => s !== "").map((pair) => {
+    const at = pair.indexOf("=")
+    if (at <= 0) throw new Error(`server-env: expected NAME=value, got ${JSON.stringify(pair)}`)
+    return [pair.slice(0, at), pair.slice(at + 1)]
+  }))

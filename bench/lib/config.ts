@@ -3,7 +3,7 @@
  * `--kebab-name=value` (or `--kebab-name value`) arguments. `--flag` alone means true.
  */
 
-import { kebab, readRaw } from "./args.js"
+import { kebab, parseServerEnv, readRaw } from "./args.js"
 
 export const scenarioNames = ["send", "page", "send-rate"] as const
 export type ScenarioName = (typeof scenarioNames)[number]
@@ -43,6 +43,8 @@ export interface Settings {
   readonly dbStats: boolean
   /** Passed to the server as DB_POOL_MAX when set. */
   readonly dbPoolMax: number | undefined
+  /** More environment for the server (wins over the bench's settings). */
+  readonly serverEnv: Readonly<Record<string, string>>
   /** Append the run to bench/RESULTS.md. */
   readonly record: boolean
   /** Seconds to wait, at most, for other processes to leave the CPU before the load starts. */
@@ -78,6 +80,7 @@ const known = [
   "sendRateConnections",
   "pageConnections",
   "dbPoolMax",
+  "serverEnv",
   "help"
 ]
 
@@ -106,6 +109,7 @@ Every setting is also read from BENCH_<NAME> (e.g. BENCH_DURATION=10); arguments
   --no-probe                  skip the unloaded one-at-a-time probe at the end (~35 s)
   --no-db-stats               skip counting transactions per response (11 s waits around each scenario)
   --db-pool-max N             DB_POOL_MAX for the server [server default, 20]
+  --server-env "A=1 B=2"      more environment for the server (wins over the bench's settings) [none]
   --no-record                 do not append to bench/RESULTS.md
   --wait-quiet S              wait up to S seconds for other processes to go idle first [${defaults.waitQuiet}]`
 
@@ -162,6 +166,7 @@ export const parseSettings = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEn
     probe: bool("probe", get("probe")),
     dbStats: bool("dbStats", get("dbStats")),
     dbPoolMax: dbPoolMax === undefined ? undefined : int("dbPoolMax", dbPoolMax, 1),
+    serverEnv: parseServerEnv(raw.get("serverEnv") ?? ""),
     record: bool("record", get("record")),
     waitQuiet: num("waitQuiet", get("waitQuiet"), 0)
   }

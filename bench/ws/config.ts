@@ -3,7 +3,7 @@
  * overridden by `--kebab-name=value` arguments (`--flag` alone means true, `--no-flag` false).
  */
 
-import { envName, kebab, readRaw } from "../lib/args.js"
+import { envName, kebab, parseServerEnv, readRaw } from "../lib/args.js"
 
 export interface Settings {
   /** Server on which `bench_ws_<random>` is created (and dropped). */
@@ -177,11 +177,7 @@ export const parseSettings = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEn
     idleSockets: int("idleSockets", get("idleSockets"), 0),
     contentBytes: int("contentBytes", get("contentBytes"), 40),
     build: bool("build", get("build")),
-    serverEnv: Object.fromEntries(get("serverEnv").split(/\s+/).filter((s) => s !== "").map((pair) => {
-      const at = pair.indexOf("=")
-      if (at <= 0) throw new Error(`server-env: expected NAME=value, got ${JSON.stringify(pair)}`)
-      return [pair.slice(0, at), pair.slice(at + 1)]
-    })),
+    serverEnv: parseServerEnv(get("serverEnv")),
     source,
     cpuProf: bool("cpuProf", get("cpuProf")),
     dbPoolMax: dbPoolMax === undefined || dbPoolMax === "" ? undefined : int("dbPoolMax", dbPoolMax, 1),
