@@ -30,6 +30,7 @@ import { type LoadRequest, type LoadResult, runLoad, summarize } from "./lib/loa
 import * as Profile from "./lib/profile.js"
 import * as Server from "./lib/server.js"
 import { call, expectStatus, pool } from "./lib/rest.js"
+import { makeCleanups } from "./lib/cleanup.js"
 
 const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
 const resultsFile = Path.join(root, "bench", "RESULTS.md")
@@ -437,24 +438,7 @@ const main = async () => {
   const settings = parsed
   if (settings.settle >= settings.duration) throw new Error("--settle must be shorter than --duration")
 
-  const cleanups: Array<() => Promise<unknown>> = []
-  let cleaning: Promise<void> | undefined
-  const cleanup = () =>
-    (cleaning ??= (async () => {
-      for (const f of cleanups.reverse()) {
-        try {
-          await f()
-        } catch (error) {
-          console.error("cleanup:", error)
-        }
-      }
-    })())
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.once(signal, () => {
-      log(`${signal}: cleaning up`)
-      void cleanup().finally(() => process.exit(130))
-    })
-  }
+  const { cleanups, cleanup } = makeCleanups(log)
 
   try {
     const gitCommit = await Server.run("git", ["rev-parse", "--short", "HEAD"], root).then((s) => s.trim()).catch(() => "?")

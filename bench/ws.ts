@@ -41,7 +41,8 @@ import * as Server from "./lib/server.js"
 import { call, expectStatus, pool } from "./lib/rest.js"
 import { envNames, parseSettings, type Settings, usage } from "./ws/config.js"
 import type { Pair, Reply, Request, RunReport } from "./ws/ipc.js"
-import * as Proc from "./ws/proc.js"
+import * as Proc from "./lib/proc.js"
+import { makeCleanups } from "./lib/cleanup.js"
 
 const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
 const resultsFile = Path.join(root, "bench", "RESULTS.md")
@@ -181,22 +182,27 @@ const latencyOf = (encoded: ReadonlyArray<string>): Latency => {
     }
 }
 
-interface RunResult {
+/** A run: the load generators' counts (summed), and what the bench measured around them. */
+interface RunResult extends
+  Pick<
+    RunReport,
+    | "runNo"
+    | "scheduled"
+    | "sent"
+    | "acked"
+    | "errors"
+    | "unanswered"
+    | "badAcks"
+    | "undelivered"
+    | "duplicated"
+    | "misdelivered"
+    | "echoes"
+    | "closedSockets"
+  >
+{
   readonly kind: "warm-up" | "fixed" | "search"
-  readonly runNo: number
   readonly offered: number
   readonly seconds: number
-  readonly scheduled: number
-  readonly sent: number
-  readonly acked: number
-  readonly errors: Record<string, number>
-  readonly unanswered: number
-  readonly badAcks: number
-  readonly undelivered: number
-  readonly duplicated: number
-  readonly misdelivered: number
-  readonly echoes: number
-  readonly closedSockets: number
   /** Rows of this run in the database, and their distinct clientMessageIds. */
   readonly stored: number
   readonly storedDistinct: number
@@ -312,24 +318,7 @@ const main = async () => {
   }
   const settings = parsed
 
-  const cleanups: Array<() => Promise<unknown>> = []
-  let cleaning: Promise<void> | undefined
-  const cleanup = () =>
-    (cleaning ??= (async () => {
-      for (const f of cleanups.reverse()) {
-        try {
-          await f()
-        } catch (error) {
-          console.error("cleanup:", error)
-        }
-      }
-    })())
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.once(signal, () => {
-      log(`${signal}: cleaning up`)
-      void cleanup().finally(() => process.exit(130))
-    })
-  }
+  const { cleanups, cleanup } = makeCleanups(log)
 
   let failed = false
   try {

@@ -1,5 +1,5 @@
-import * as Fs from "node:fs"
 import * as Os from "node:os"
+import * as Proc from "./proc.js"
 
 /**
  * Where the machine's CPU went during a scenario, from /proc (Linux only; empty elsewhere):
@@ -30,45 +30,14 @@ interface Sample {
   readonly bench: number
 }
 
-/** utime + stime of a process, in clock ticks; 0 when it is gone. */
-const processTicks = (pid: number | "self"): number => {
-  try {
-    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    // After "pid (comm) ", field 3 (state) is index 0: utime is field 14, stime field 15.
-    return Number(fields[11]) + Number(fields[12])
-  } catch {
-    return 0
-  }
-}
-
-const postgresTicks = (): number => {
-  let sum = 0
-  for (const entry of Fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = Fs.readFileSync(`/proc/${entry}/stat`, "utf8")
-      if (stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) !== "postgres") continue
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-      sum += Number(fields[11]) + Number(fields[12])
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return sum
-}
-
 const sample = (serverPid: number): Sample | undefined => {
-  try {
-    const line = Fs.readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!
-    const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number)
-    const total = ticks.reduce((a, b) => a + b, 0)
-    const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0)
-    const irq = (ticks[5] ?? 0) + (ticks[6] ?? 0)
-    const steal = ticks[7] ?? 0
-    return { total, idle, irq, steal, server: processTicks(serverPid), postgres: postgresTicks(), bench: processTicks("self") }
-  } catch {
-    return undefined
+  const machine = Proc.machineTicks()
+  if (machine.total === 0) return undefined
+  return {
+    ...machine,
+    server: Proc.processTicks(serverPid),
+    postgres: Proc.postgresTicks(),
+    bench: Proc.processTicks("self")
   }
 }
 
@@ -94,13 +63,8 @@ export const measure = (serverPid: number): (() => CpuSplit | undefined) => {
 /** CPU used by every process but this one over `ms`, in % of one core; undefined without /proc. */
 export const busyElsewhere = async (ms: number): Promise<number | undefined> => {
   const read = () => {
-    try {
-      const line = Fs.readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!
-      const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number)
-      return { total: ticks.reduce((a, b) => a + b, 0), idle: (ticks[3] ?? 0) + (ticks[4] ?? 0), self: processTicks("self") }
-    } catch {
-      return undefined
-    }
+    const machine = Proc.machineTicks()
+    return machine.total === 0 ? undefined : { total: machine.total, idle: machine.idle, self: Proc.processTicks("self") }
   }
   const before = read()
   await new Promise((resolve) => setTimeout(resolve, ms))
