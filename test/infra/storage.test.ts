@@ -18,7 +18,7 @@ import {
 } from "effect"
 import * as Crypto from "node:crypto"
 import * as NodePath from "node:path"
-import S3rver from "s3rver"
+import { localS3 } from "../support/S3.js"
 import { type ByteRange, Storage, type StoredFile } from "../../src/domain/ports/Storage.js"
 import * as Disk from "../../src/infra/storage/Disk.js"
 import * as S3 from "../../src/infra/storage/S3.js"
@@ -58,21 +58,9 @@ const DiskBackend = Layer.unwrapScoped(Effect.gen(function*() {
 
 /** `StorageLive.layer` with `S3_BUCKET` set, on an s3rver started for the suite. */
 const S3Backend = Layer.unwrapScoped(Effect.gen(function*() {
-  const fs = yield* FileSystem.FileSystem
-  const directory = yield* fs.makeTempDirectoryScoped({ prefix: "s3rver-test-" })
-  const server = new S3rver({ address: "127.0.0.1", port: 0, silent: true, directory, configureBuckets: [{ name: "attachments" }] })
-  const address = yield* Effect.acquireRelease(
-    Effect.promise(() => server.run()),
-    () => Effect.promise(() => server.close())
-  )
-  const endpoint = `http://127.0.0.1:${address.port}`
-  const config = {
-    S3_BUCKET: "attachments",
-    S3_ENDPOINT: endpoint,
-    S3_ACCESS_KEY_ID: "S3RVER",
-    S3_SECRET_ACCESS_KEY: "S3RVER",
-    S3_PREFIX: "/chat"
-  }
+  const s3 = yield* localS3("attachments")
+  const endpoint = s3.S3_ENDPOINT
+  const config = { ...s3, S3_PREFIX: "/chat" }
   const client = yield* Effect.acquireRelease(
     Effect.sync(() =>
       new S3Client({

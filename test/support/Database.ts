@@ -4,9 +4,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Option, Redacted, type Scope } from "effect"
 import * as Crypto from "node:crypto"
-import * as Fs from "node:fs/promises"
-import * as Os from "node:os"
-import * as Path from "node:path"
+import { tempDir } from "./TempDir.js"
 
 /**
  * Where a test suite keeps its data, chosen from the environment: with
@@ -18,10 +16,7 @@ export const freshDatabase: Effect.Effect<Record<string, string>, SqlError, Scop
   function*() {
     const url = Option.fromNullable(process.env.DATABASE_URL).pipe(Option.filter((u) => u !== ""))
     if (Option.isNone(url)) {
-      const dir = yield* Effect.acquireRelease(
-        Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "chat-test-"))),
-        (dir) => Effect.promise(() => Fs.rm(dir, { recursive: true, force: true }))
-      )
+      const dir = yield* tempDir("chat-test-")
       return { DATA_DIR: dir }
     }
     const name = `chat_test_${Crypto.randomBytes(6).toString("hex")}`

@@ -1,10 +1,8 @@
 import { Effect, Schedule, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import * as Fs from "node:fs/promises"
 import * as Net from "node:net"
-import * as Os from "node:os"
-import * as Path from "node:path"
 import { admin, jwtSecret, serverAt } from "./TestApp.js"
+import { tempDir } from "./TempDir.js"
 
 export const freePort = Effect.async<number>((resume) => {
   const server = Net.createServer().listen(0, "127.0.0.1", () => {
@@ -35,10 +33,7 @@ export const startInstance = (env: Record<string, string>): Effect.Effect<Instan
   Effect.gen(function*() {
     const port = yield* freePort
     // Attachments of this instance, unless the caller shares a directory (or S3) between instances.
-    const storage = yield* Effect.acquireRelease(
-      Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "chat-instance-files-"))),
-      (dir) => Effect.promise(() => Fs.rm(dir, { recursive: true, force: true }))
-    )
+    const storage = yield* tempDir("chat-instance-files-")
     const child = yield* Effect.acquireRelease(
       Effect.sync(() =>
         spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {

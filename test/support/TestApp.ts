@@ -3,10 +3,8 @@ import { ConfigProvider, Context, Effect, Layer, Logger, LogLevel } from "effect
 import { Api } from "../../src/http/Api.js"
 import { AppLive } from "../../src/main.js"
 import { Gateway } from "../../src/ws/Gateway.js"
-import * as Fs from "node:fs/promises"
-import * as Os from "node:os"
-import * as Path from "node:path"
 import { freshDatabase, freshRedis } from "./Database.js"
+import { tempDir } from "./TempDir.js"
 
 export const admin = { email: "admin@test.local", password: "admin-password-1" } as const
 export const jwtSecret = "test-secret-0123456789abcdef0123456789abcdef"
@@ -79,10 +77,7 @@ export const layer = (config: Record<string, string> = {}, options: { readonly l
       const database = yield* freshDatabase
       const redis = yield* freshRedis
       // Attachments on disk go to a directory of the suite's own, whatever the database.
-      const storage = yield* Effect.acquireRelease(
-        Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "chat-files-"))),
-        (dir) => Effect.promise(() => Fs.rm(dir, { recursive: true, force: true }))
-      )
+      const storage = yield* tempDir("chat-files-")
       const provider = ConfigProvider.fromMap(
         new Map(Object.entries({
           PORT: "0",
