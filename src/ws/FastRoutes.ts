@@ -8,6 +8,7 @@ import { Auth } from "../domain/users/Auth.js"
 import { Api } from "../http/Api.js"
 import { corsExposedHeaders } from "../http/Server.js"
 import { ChatApi } from "../http/chat/Api.js"
+import { refuseOverloaded, refuseTooLarge } from "./HttpBridge.js"
 import type { InFlight } from "./InFlight.js"
 import type { HttpRequest, HttpResponse, TemplatedApp } from "./Uws.js"
 
@@ -20,12 +21,9 @@ interface Reply {
 
 const json = (status: number, value: unknown): Reply => ({ status, body: JSON.stringify(value) })
 
-// The answers of src/http/Middleware.ts (`problems`) and src/ws/HttpBridge.ts, word for word.
+// The answers of src/http/Middleware.ts (`problems`), word for word.
 const malformedBody = json(400, { _tag: "MalformedBody", message: "The request body is not valid JSON" })
 const internalError = json(500, { _tag: "InternalServerError", message: "Something went wrong on our side" })
-const tooLargeBody = (max: number) =>
-  JSON.stringify({ _tag: "PayloadTooLarge", message: `The request body exceeds ${max} bytes` })
-const overloadedBody = JSON.stringify({ _tag: "Overloaded", message: "The server is busy: retry in a moment" })
 // What the HttpApp answers (no body, no log line) when its fiber is interrupted or a failure has no schema.
 const interrupted: Reply = { status: 503, body: "" }
 const unencodable: Reply = { status: 500, body: "" }
@@ -302,14 +300,11 @@ export const serveFastRoutes = (
     /** Takes an in-flight slot, or refuses at once as the bridge does (503, without CORS or log line). */
     const admit = (res: HttpResponse) => {
       if (inFlight.tryAcquire()) return true
-      res.writeStatus("503 Service Unavailable").writeHeader("content-type", "application/json")
-        .writeHeader("retry-after", "1").end(overloadedBody)
+      refuseOverloaded(res)
       return false
     }
 
-    const tooLarge = (res: HttpResponse) =>
-      res.writeStatus("413 Payload Too Large").writeHeader("content-type", "application/json")
-        .end(tooLargeBody(maxBodyBytes), true)
+    const tooLarge = (res: HttpResponse) => refuseTooLarge(res, maxBodyBytes)
 
     const sendWork = (token: string, text: string): Effect.Effect<Reply, unknown> => {
       // The order of the HttpApp: authentication first, then the body.

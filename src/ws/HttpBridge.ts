@@ -4,12 +4,19 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from "./Uws.js"
 
 export type WebHandler = (request: Request, peer: string) => Promise<Response>
 
-const tooLarge = (max: number) =>
-  JSON.stringify({ _tag: "PayloadTooLarge", message: `The request body exceeds ${max} bytes` })
-
 const skipped = new Set(["content-length", "transfer-encoding", "connection"])
 
+/** 413 for a body beyond `max` bytes; the connection closes (the rest of the body is not read). */
+export const refuseTooLarge = (res: HttpResponse, max: number) =>
+  res.writeStatus("413 Payload Too Large").writeHeader("content-type", "application/json")
+    .end(JSON.stringify({ _tag: "PayloadTooLarge", message: `The request body exceeds ${max} bytes` }), true)
+
 const overloaded = JSON.stringify({ _tag: "Overloaded", message: "The server is busy: retry in a moment" })
+
+/** 503 beyond the in-flight limit: nothing was done, retry in a moment. */
+export const refuseOverloaded = (res: HttpResponse) =>
+  res.writeStatus("503 Service Unavailable").writeHeader("content-type", "application/json")
+    .writeHeader("retry-after", "1").end(overloaded)
 
 /**
  * Serves every plain HTTP request on the uWS app through a web handler (the
@@ -40,8 +47,7 @@ export const serveHttp = (
     req.forEach((key, value) => headers.append(key, value))
     const peer = Buffer.from(res.getRemoteAddressAsText()).toString()
     if (!options.inFlight.tryAcquire()) {
-      res.writeStatus("503 Service Unavailable").writeHeader("content-type", "application/json")
-        .writeHeader("retry-after", "1").end(overloaded)
+      refuseOverloaded(res)
       return
     }
     let released = false
@@ -190,26 +196,17 @@ export const serveHttp = (
     }
     const streamedLimit = options.streamedBody?.(method, req.getUrl())
     const limit = streamedLimit ?? options.maxBodyBytes
-    if (Number(headers.get("content-length") ?? 0) > limit) {
+    const tooLarge = () => {
       done = true
       release()
-      res.writeStatus("413 Payload Too Large").writeHeader("content-type", "application/json")
-        .end(tooLarge(limit), true)
-      return
+      res.cork(() => refuseTooLarge(res, limit))
     }
-    const refuseTooLarge = () => {
-      done = true
-      release()
-      res.cork(() => {
-        res.writeStatus("413 Payload Too Large").writeHeader("content-type", "application/json")
-          .end(tooLarge(limit), true)
-      })
-    }
+    if (Number(headers.get("content-length") ?? 0) > limit) return tooLarge()
     if (streamedLimit !== undefined) {
       streamRequestBody(res, limit, {
         isDone: () => done,
         onAbort: (hook) => void onAbort.push(hook),
-        tooLarge: refuseTooLarge,
+        tooLarge,
         dispatch: (body) => void dispatch(body)
       })
       return
@@ -219,7 +216,7 @@ export const serveHttp = (
     res.onData((chunk, isLast) => {
       if (done) return
       size += chunk.byteLength
-      if (size > limit) return refuseTooLarge()
+      if (size > limit) return tooLarge()
       // The chunk is neutered after this callback: copy it.
       chunks.push(Buffer.from(new Uint8Array(chunk.slice(0))))
       if (isLast) void dispatch(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto"
 import { Chunk, Config, DateTime, Duration, Effect, Option, Schedule, Stream } from "effect"
 import { ConversationNotFound } from "../chat/Errors.js"
+import { nextChunk } from "../Streams.js"
 import { Messages } from "../chat/Messages.js"
 import { AttachmentsRepo } from "../ports/AttachmentsRepo.js"
 import { AuditLog } from "../ports/AuditLog.js"
@@ -62,10 +63,7 @@ export class Attachments extends Effect.Service<Attachments>()("Chat/Attachments
         let size = 0
         let ended = false
         while (!ended && size < SNIFF_BYTES) {
-          const next = yield* pull.pipe(
-            Effect.map(Option.some),
-            Effect.catchAll(Option.match({ onNone: () => Effect.succeed(Option.none()), onSome: Effect.fail }))
-          )
+          const next = yield* nextChunk(pull)
           if (Option.isNone(next)) ended = true
           else for (const chunk of next.value) (head.push(chunk), size += chunk.byteLength)
         }

@@ -5,6 +5,7 @@ import { AttachmentTooLarge, MissingFile } from "../../domain/attachments/Errors
 import { contentDisposition } from "../../domain/attachments/FileName.js"
 import { type Attachment, urlOf } from "../../domain/attachments/Model.js"
 import type { ByteRange } from "../../domain/ports/Storage.js"
+import { nextChunk } from "../../domain/Streams.js"
 import { Api } from "../Api.js"
 import { withRetryAfter } from "../RetryAfter.js"
 import { CurrentUser } from "../Security.js"
@@ -82,10 +83,7 @@ export const AttachmentsLive = HttpApiBuilder.group(Api, "attachments", (handler
       Effect.gen(function*() {
         const pull = yield* Stream.toPull(parts)
         while (true) {
-          const next = yield* pull.pipe(
-            Effect.map(Option.some),
-            Effect.catchAll(Option.match({ onNone: () => Effect.succeed(Option.none()), onSome: Effect.fail }))
-          )
+          const next = yield* nextChunk(pull)
           if (Option.isNone(next)) return yield* new MissingFile({ message: "The form carries no file part" })
           const file = next.value.pipe((chunk) => Array.from(chunk).find(Multipart.isFile))
           if (file !== undefined) {
