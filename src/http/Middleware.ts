@@ -8,6 +8,10 @@ import {
 } from "@effect/platform"
 import { Cause, Effect, Option } from "effect"
 
+/** The answers of the problems below, as every REST door writes them. */
+export const malformedBody = { _tag: "MalformedBody", message: "The request body is not valid JSON" } as const
+export const internalError = { _tag: "InternalServerError", message: "Something went wrong on our side" } as const
+
 const problem = (status: number, tag: string, message: string) =>
   HttpServerResponse.unsafeJson({ _tag: tag, message }, { status })
 
@@ -46,11 +50,11 @@ const fromDefect = (defect: unknown, maxBodyBytes: number): Effect.Effect<HttpSe
   if (HttpServerResponse.isServerResponse(defect)) return Effect.succeed(defect)
   if (HttpServerError.isServerError(defect) && defect._tag === "RequestError" && defect.reason === "Decode") {
     const exceeded = defect.cause instanceof Error && defect.cause.message.includes("maxBytes exceeded")
-    return Effect.succeed(exceeded ? tooLarge(maxBodyBytes) : problem(400, "MalformedBody", "The request body is not valid JSON"))
+    return Effect.succeed(exceeded ? tooLarge(maxBodyBytes) : HttpServerResponse.unsafeJson(malformedBody, { status: 400 }))
   }
   return Effect.as(
     Effect.logError("Unhandled error", Cause.die(defect)),
-    problem(500, "InternalServerError", "Something went wrong on our side")
+    HttpServerResponse.unsafeJson(internalError, { status: 500 })
   )
 }
 

@@ -6,6 +6,7 @@ import { encodeMessage, historyPageJson } from "../domain/chat/Model.js"
 import { RateLimited, Unauthorized } from "../domain/Errors.js"
 import { Auth } from "../domain/users/Auth.js"
 import { Api } from "../http/Api.js"
+import * as Middleware from "../http/Middleware.js"
 import { corsExposedHeaders } from "../http/Server.js"
 import { ChatApi } from "../http/chat/Api.js"
 import { refuseOverloaded, refuseTooLarge } from "./HttpBridge.js"
@@ -21,9 +22,9 @@ interface Reply {
 
 const json = (status: number, value: unknown): Reply => ({ status, body: JSON.stringify(value) })
 
-// The answers of src/http/Middleware.ts (`problems`), word for word.
-const malformedBody = json(400, { _tag: "MalformedBody", message: "The request body is not valid JSON" })
-const internalError = json(500, { _tag: "InternalServerError", message: "Something went wrong on our side" })
+// The answers of src/http/Middleware.ts (`problems`).
+const malformedBody = json(400, Middleware.malformedBody)
+const internalError = json(500, Middleware.internalError)
 // What the HttpApp answers (no body, no log line) when its fiber is interrupted or a failure has no schema.
 const interrupted: Reply = { status: 503, body: "" }
 const unencodable: Reply = { status: 500, body: "" }

@@ -1,4 +1,5 @@
 import { STATUS_CODES } from "node:http"
+import { internalError } from "../http/Middleware.js"
 import type { InFlight } from "./InFlight.js"
 import type { HttpRequest, HttpResponse, TemplatedApp } from "./Uws.js"
 
@@ -185,7 +186,7 @@ export const serveHttp = (
           done = true
           res.cork(() => {
             res.writeStatus("500 Internal Server Error").writeHeader("content-type", "application/json")
-              .end(JSON.stringify({ _tag: "InternalServerError", message: "Something went wrong on our side" }))
+              .end(JSON.stringify(internalError))
           })
         })
     }
