@@ -96,38 +96,6 @@ export const layer = Layer.scoped(
     const raw = sql.withoutTransforms()
     const asWire = raw.literal(wireColumns)
 
-    /**
-     * One statement, one round trip (system messages, written by the server, go in whatever the status): the conversation row is locked and its
-     * counter bumped, so concurrent sends are numbered 1, 2, 3, … in commit
-     * order; if the insert fails (a concurrent retry of the same
-     * clientMessageId), the whole statement rolls back and no seq is used.
-     */
-    const insert = (m: NewMessage) =>
-      sql<MessageRow>`
-        WITH conv AS (
-          UPDATE conversations c SET
-            last_seq = c.last_seq + 1,
-            last_message_at = now(),
-            last_message_preview = ${previewOf(m.content)},
-            user_unread = c.user_unread + CASE WHEN c.user_id = ${m.receiverId}::uuid THEN 1 ELSE 0 END,
-            trainer_unread = c.trainer_unread + CASE WHEN c.trainer_id = ${m.receiverId}::uuid THEN 1 ELSE 0 END,
-            updated_at = now()
-          WHERE c.id = ${m.conversationId} AND (c.status = 'active' OR ${m.type}::message_type = 'system')
-            AND NOT EXISTS (
-              SELECT 1 FROM messages d
-              WHERE d.conversation_id = ${m.conversationId} AND d.sender_id = ${m.senderId}::uuid
-                AND d.client_message_id = ${m.clientMessageId}::text
-            )
-          RETURNING c.id, c.last_seq, c.last_message_at
-        )
-        INSERT INTO messages (conversation_id, seq, sender_id, receiver_id, content, type, client_message_id,
-                              file_url, file_name, created_at, updated_at)
-        SELECT id, last_seq, ${m.senderId}::uuid, ${m.receiverId}::uuid, ${m.content}, ${m.type}::message_type,
-               ${m.clientMessageId}::text, ${m.fileUrl}::text, ${m.fileName}::text, last_message_at, last_message_at
-        FROM conv
-        RETURNING *`
-
-
     const findByClientId = SqlSchema.findOne({
       Request: Schema.Struct({ conversationId: ConversationId, senderId: UserId, clientMessageId: Schema.String }),
       Result: Message,
@@ -144,17 +112,6 @@ export const layer = Layer.scoped(
             onNone: (): Appended => ({ _tag: "Rejected" }),
             onSome: (message): Appended => ({ _tag: "Duplicate", message })
           })))
-
-    const append = (m: NewMessage): Effect.Effect<Appended, unknown> =>
-      insert(m).pipe(
-        Effect.flatMap((rows) =>
-          rows.length === 0
-            // Not active, gone, or a retry of a message already stored.
-            ? original(m)
-            : Effect.succeed<Appended>({ _tag: "Created", message: fromRow(rows[0]!) })
-        ),
-        Effect.catchIf(isUniqueViolation("messages_client_id_key"), () => original(m))
-      )
 
     const findById = SqlSchema.findOne({
       Request: MessageId,
@@ -216,64 +173,39 @@ export const layer = Layer.scoped(
 
 
     /**
-     * Many appends, one statement: conversations are locked in id order (no
-     * deadlock between batches), each gets its next seqs in arrival order, and
-     * one row per conversation carries the new preview and unread counts.
-     * Appends that were already stored (a retried clientMessageId) or whose
-     * conversation is not active are left out and resolved one by one.
+     * Many appends, one statement (`append_messages`, migration 0005): each message gets its
+     * conversation's next seq, in input order, with the preview and unread counts, or is left out
+     * (a retried clientMessageId already stored, a conversation not active): those are resolved one
+     * by one. If an insert fails (a concurrent retry of the same clientMessageId), nothing of the
+     * statement is written and no seq is used.
      */
     const insertMany = (batch: ReadonlyArray<NewMessage>) => {
       const column = <A>(f: (m: NewMessage) => A) => batch.map(f)
       return sql<MessageRow & { readonly ord: number }>`
-        WITH input AS (
-          SELECT t.* FROM unnest(
-            ${batch.map((_, i) => i)}::int[], ${column((m) => m.conversationId)}::uuid[],
-            ${column((m) => m.senderId)}::uuid[], ${column((m) => m.receiverId)}::uuid[],
-            ${column((m) => m.content)}::text[], ${column((m) => m.type)}::text[],
-            ${column((m) => m.clientMessageId)}::text[], ${column((m) => m.fileUrl)}::text[],
-            ${column((m) => m.fileName)}::text[], ${column((m) => previewOf(m.content))}::text[]
-          ) AS t(ord, conversation_id, sender_id, receiver_id, content, type, client_message_id, file_url, file_name,
-                 preview)
-          WHERE t.client_message_id IS NULL OR NOT EXISTS (
-            SELECT 1 FROM messages d
-            WHERE d.conversation_id = t.conversation_id AND d.sender_id = t.sender_id
-              AND d.client_message_id = t.client_message_id
-          )
-        ), locked AS MATERIALIZED (
-          SELECT c.id, c.last_seq, c.user_id, c.trainer_id FROM conversations c
-          WHERE c.id IN (SELECT conversation_id FROM input) AND c.status = 'active'
-          ORDER BY c.id
-          FOR UPDATE
-        ), numbered AS (
-          SELECT i.*, l.user_id, l.trainer_id,
-                 (l.last_seq + row_number() OVER (PARTITION BY i.conversation_id ORDER BY i.ord))::int AS seq
-          FROM input i JOIN locked l ON l.id = i.conversation_id
-        ), totals AS (
-          SELECT conversation_id, max(seq) AS last_seq, (array_agg(preview ORDER BY seq DESC))[1] AS preview,
-                 count(*) FILTER (WHERE receiver_id = user_id)::int AS to_user,
-                 count(*) FILTER (WHERE receiver_id = trainer_id)::int AS to_trainer
-          FROM numbered GROUP BY conversation_id
-        ), conv AS (
-          UPDATE conversations c SET
-            last_seq = t.last_seq, last_message_at = now(), last_message_preview = t.preview,
-            user_unread = c.user_unread + t.to_user, trainer_unread = c.trainer_unread + t.to_trainer,
-            updated_at = now()
-          FROM totals t WHERE c.id = t.conversation_id
-        ), ins AS (
-          INSERT INTO messages (conversation_id, seq, sender_id, receiver_id, content, type, client_message_id,
-                                file_url, file_name, created_at, updated_at)
-          SELECT conversation_id, seq, sender_id, receiver_id, content, type::message_type, client_message_id,
-                 file_url, file_name, now(), now()
-          FROM numbered
-          RETURNING *
-        )
-        SELECT ins.*, n.ord FROM ins JOIN numbered n ON n.conversation_id = ins.conversation_id AND n.seq = ins.seq`
+        SELECT * FROM append_messages(
+          ${batch.map((_, i) => i)}::int[], ${column((m) => m.conversationId)}::uuid[],
+          ${column((m) => m.senderId)}::uuid[], ${column((m) => m.receiverId)}::uuid[],
+          ${column((m) => m.content)}::text[], ${column((m) => m.type)}::text[],
+          ${column((m) => m.clientMessageId)}::text[], ${column((m) => m.fileUrl)}::text[],
+          ${column((m) => m.fileName)}::text[], ${column((m) => previewOf(m.content))}::text[]
+        )`
     }
+
+    const append = (m: NewMessage): Effect.Effect<Appended, unknown> =>
+      insertMany([m]).pipe(
+        Effect.flatMap((rows) =>
+          rows.length === 0
+            // Not active, gone, or a retry of a message already stored.
+            ? original(m)
+            : Effect.succeed<Appended>({ _tag: "Created", message: fromRow(rows[0]!) })
+        ),
+        Effect.catchIf(isUniqueViolation("messages_client_id_key"), () => original(m))
+      )
 
     const appendMany = (batch: ReadonlyArray<NewMessage>): Effect.Effect<ReadonlyArray<Appended>, unknown> =>
       insertMany(batch).pipe(
         Effect.flatMap((rows) => {
-          const stored = new Map(rows.map(({ ord, ...row }) => [Number(ord), fromRow(row)]))
+          const stored = new Map(rows.map(({ ord, ...row }) => [ord, fromRow(row)]))
           return Effect.forEach(batch, (m, i) => {
             const message = stored.get(i)
             return message === undefined ? original(m) : Effect.succeed<Appended>({ _tag: "Created", message })
@@ -299,13 +231,25 @@ export const layer = Layer.scoped(
       readonly message: NewMessage
       readonly done: Deferred.Deferred<Appended, unknown>
     }
-    const queue = yield* Effect.acquireRelease(Queue.unbounded<Pending>(), Queue.shutdown)
+    /**
+     * One queue and one worker per shard, a conversation always in the same shard: batches of
+     * different shards commit side by side without waiting for each other's locks, and one
+     * conversation's messages are numbered in the order they arrived.
+     */
+    const shards = yield* Effect.forEach(
+      Array.from({ length: Math.max(1, batchWorkers) }),
+      () => Effect.acquireRelease(Queue.unbounded<Pending>(), Queue.shutdown)
+    )
+    const shardOf = (conversationId: ConversationId) => {
+      const n = Number.parseInt(conversationId.slice(-8), 16)
+      return shards[Number.isNaN(n) ? 0 : n % shards.length]!
+    }
 
     const keyOf = (m: NewMessage) =>
       m.clientMessageId === null ? undefined : `${m.conversationId}/${m.senderId}/${m.clientMessageId}`
 
     /** Takes what has arrived (at least one), appends it in one statement, answers each caller. */
-    const worker = Effect.gen(function*() {
+    const worker = (queue: Queue.Queue<Pending>) => Effect.gen(function*() {
       const taken = Chunk.toReadonlyArray(yield* Queue.takeBetween(queue, 1, batchSize))
       // The same retry twice in one batch: the first is stored, the second gets the first's answer.
       const firstByKey = new Map<string, number>()
@@ -319,7 +263,7 @@ export const layer = Layer.scoped(
         return undefined
       })
       const messages = unique.map((p) => p.message)
-    const results = yield* Effect.exit(messages.length === 1 ? Effect.map(append(messages[0]!), (r) => [r]) : appendMany(messages))
+      const results = yield* Effect.exit(messages.length === 1 ? Effect.map(append(messages[0]!), (r) => [r]) : appendMany(messages))
       yield* Effect.forEach(unique, (pending, i) =>
         Deferred.complete(pending.done, Effect.map(results, (all) => all[i]!)))
       yield* Effect.forEach(taken, (pending, i) => {
@@ -334,11 +278,11 @@ export const layer = Layer.scoped(
         )
       })
     })
-    yield* Effect.forkScoped(Effect.forever(worker)).pipe(Effect.replicateEffect(batchWorkers))
+    yield* Effect.forEach(shards, (queue) => Effect.forkScoped(Effect.forever(worker(queue))))
 
     const enqueue = (message: NewMessage) =>
       Effect.flatMap(Deferred.make<Appended, unknown>(), (done) =>
-        Effect.zipRight(Queue.offer(queue, { message, done }), Deferred.await(done)))
+        Effect.zipRight(Queue.offer(shardOf(message.conversationId), { message, done }), Deferred.await(done)))
 
     return MessagesRepo.of({
       append: (message) => Effect.orDie(enqueue(message)),

@@ -4,6 +4,7 @@ import Init from "./migrations/0001_create_users_conversations_messages.js"
 import ReadStateAndAudit from "./migrations/0002_read_state_and_audit_log.js"
 import Attachments from "./migrations/0003_attachments.js"
 import TokensValidAfter from "./migrations/0004_tokens_valid_after.js"
+import AppendMessages from "./migrations/0005_append_messages.js"
 
 const table = "effect_sql_migrations"
 
@@ -12,7 +13,8 @@ const loader = Migrator.fromRecord({
   "0001_create_users_conversations_messages": Init,
   "0002_read_state_and_audit_log": ReadStateAndAudit,
   "0003_attachments": Attachments,
-  "0004_tokens_valid_after": TokensValidAfter
+  "0004_tokens_valid_after": TokensValidAfter,
+  "0005_append_messages": AppendMessages
 })
 
 /** Readiness flag: set once this process has seen the schema up to date. */

@@ -1,0 +1,80 @@
+import { expect, layer } from "@effect/vitest"
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+import type { ConversationId } from "../../src/domain/chat/Model.js"
+import { MessagesRepo, type NewMessage } from "../../src/domain/ports/MessagesRepo.js"
+import type { UserId } from "../../src/domain/users/Model.js"
+import { pair } from "../support/Chat.js"
+import * as TestApp from "../support/TestApp.js"
+import { createUser } from "../support/Users.js"
+
+const text = (conversationId: string, senderId: string, receiverId: string | null, content: string): NewMessage => ({
+  conversationId: conversationId as ConversationId,
+  senderId: senderId as UserId,
+  receiverId: receiverId as UserId | null,
+  content,
+  type: "text",
+  clientMessageId: null,
+  fileUrl: null,
+  fileName: null
+})
+
+// The log's own guard (append_messages): no foreign keys to users on this hot path, so the
+// statement itself refuses a sender or receiver who is not the conversation's participant.
+layer(TestApp.layer(), { excludeTestServices: true })("append_messages", (it) => {
+  it.effect("refuses senders and receivers who are not the conversation's participants, using no seq", () =>
+    Effect.gen(function*() {
+      const repo = yield* MessagesRepo
+      const sql = yield* SqlClient.SqlClient
+      const { conversationId, trainer, user } = yield* pair
+      const stranger = yield* createUser("user")
+      const ghost = "00000000-0000-4000-8000-000000000000"
+      const refused = [
+        text(conversationId, stranger.id, trainer.id, "stranger to trainer"),
+        text(conversationId, user.id, stranger.id, "user to stranger"),
+        text(conversationId, user.id, user.id, "user to self"),
+        text(conversationId, ghost, user.id, "unknown sender"),
+        text(conversationId, user.id, null, "text to no one"),
+        { ...text(conversationId, trainer.id, user.id, "system to someone"), type: "system" as const }
+      ]
+      for (const m of refused) expect((yield* repo.append(m))._tag, m.content).toBe("Rejected")
+      // The same, batched with good ones (concurrent appends share a statement): only those are numbered.
+      const mixed = [
+        text(conversationId, user.id, trainer.id, "one"),
+        ...refused,
+        text(conversationId, trainer.id, user.id, "two")
+      ]
+      const results = yield* Effect.forEach(mixed, (m) => repo.append(m), { concurrency: "unbounded" })
+      expect(results.map((r) => r._tag)).toEqual(["Created", ...refused.map(() => "Rejected"), "Created"])
+      const rows = yield* sql<{ seq: number; content: string }>`
+        SELECT seq, content FROM messages WHERE conversation_id = ${conversationId} ORDER BY seq`
+      expect(rows.map((r) => r.seq)).toEqual([1, 2])
+      expect(rows.map((r) => r.content).sort()).toEqual(["one", "two"])
+      const [conv] = yield* sql<{ lastSeq: number; userUnread: number; trainerUnread: number }>`
+        SELECT last_seq, user_unread, trainer_unread FROM conversations WHERE id = ${conversationId}`
+      expect(conv).toEqual({ lastSeq: 2, userUnread: 1, trainerUnread: 1 })
+    }))
+
+  it.effect("a batch numbers each conversation's messages in arrival order", () =>
+    Effect.gen(function*() {
+      const repo = yield* MessagesRepo
+      const sql = yield* SqlClient.SqlClient
+      const [a, b] = yield* Effect.all([pair, pair])
+      const batch = Array.from({ length: 60 }, (_, i) => {
+        const p = i % 3 === 0 ? b : a
+        return i % 2 === 0
+          ? text(p.conversationId, p.user.id, p.trainer.id, `m${i}`)
+          : text(p.conversationId, p.trainer.id, p.user.id, `m${i}`)
+      })
+      const results = yield* Effect.forEach(batch, (m) => repo.append(m), { concurrency: "unbounded" })
+      for (const p of [a, b]) {
+        const mine = results.flatMap((r, i) =>
+          r._tag === "Created" && batch[i]!.conversationId === p.conversationId ? [r.message] : []
+        )
+        expect(mine.map((m) => m.seq)).toEqual(mine.map((_, i) => i + 1))
+        const rows = yield* sql<{ content: string }>`
+          SELECT content FROM messages WHERE conversation_id = ${p.conversationId} ORDER BY seq`
+        expect(rows.map((r) => r.content)).toEqual(mine.map((m) => m.content))
+      }
+    }))
+})
