@@ -16,9 +16,11 @@ import * as Env from "./infra/Env.js"
 import * as Logging from "./infra/Logging.js"
 import * as SharpImages from "./infra/media/Sharp.js"
 import * as MemoryBus from "./infra/memory/Bus.js"
+import * as MemoryPageVersions from "./infra/memory/PageVersions.js"
 import * as MemoryPresenceStore from "./infra/memory/PresenceStore.js"
 import * as MemoryRateLimiter from "./infra/memory/RateLimiter.js"
 import * as RedisBus from "./infra/redis/Bus.js"
+import * as RedisPageVersions from "./infra/redis/PageVersions.js"
 import * as RedisPresenceStore from "./infra/redis/PresenceStore.js"
 import * as RedisRateLimiter from "./infra/redis/RateLimiter.js"
 import * as Redis from "./infra/redis/Redis.js"
@@ -37,13 +39,14 @@ export const DatabaseLive = Migrations.layer.pipe(Layer.provideMerge(SqlClientLi
 
 /**
  * What instances share: Redis when `REDIS_URL`/`REDIS_HOST` is set (fan-out,
- * presence, rate limits across instances), otherwise this process's memory.
+ * presence, rate limits, page versions across instances), otherwise this process's memory.
  */
 export const SharedLive = Layer.unwrapEffect(
   Effect.map(Redis.RedisConfig, Option.match({
-    onNone: () => Layer.mergeAll(MemoryRateLimiter.layer, MemoryBus.layer, MemoryPresenceStore.layer),
+    onNone: () =>
+      Layer.mergeAll(MemoryRateLimiter.layer, MemoryBus.layer, MemoryPresenceStore.layer, MemoryPageVersions.layer),
     onSome: (settings) =>
-      Layer.mergeAll(RedisRateLimiter.layer, RedisBus.layer, RedisPresenceStore.layer).pipe(
+      Layer.mergeAll(RedisRateLimiter.layer, RedisBus.layer, RedisPresenceStore.layer, RedisPageVersions.layer).pipe(
         Layer.provideMerge(Layer.scoped(Redis.RedisConnection, Redis.make(settings)))
       )
   }))

@@ -1,6 +1,6 @@
 import { expect, it } from "@effect/vitest"
 import { Effect, Logger, LogLevel } from "effect"
-import { pair, send } from "../support/Chat.js"
+import { history, pair, send } from "../support/Chat.js"
 import { freshDatabase, freshRedis } from "../support/Database.js"
 import { startInstance } from "../support/Instances.js"
 import { TestServer } from "../support/TestApp.js"
@@ -51,6 +51,18 @@ it.live.skipIf(!ready)(`three instances behave as one (${why})`, () =>
     expect((yield* sender.next(is("newMessage", (m) => m.id === rest.body.id))).data.seq).toBe(6)
     yield* Effect.sleep("200 millis")
     expect(web.frames.filter((f) => f.event === "newMessage").map((f) => f.data.seq)).toEqual([1, 2, 3, 4, 5, 6])
+
+    // History pages cached on one instance follow changes made on another (page versions in Redis).
+    const seqsOn = (instance: typeof a) =>
+      on(instance, history(user.token, conversationId)).pipe(
+        Effect.map((reply) => (reply.body.messages as Array<{ seq: number; isRead: boolean }>).map((m) => [m.seq, m.isRead]))
+      )
+    expect((yield* seqsOn(b)).at(-1)).toEqual([6, false])
+    expect((yield* seqsOn(b)).at(-1)).toEqual([6, false])
+    expect((yield* on(a, send(trainer.token, conversationId, "from A over REST"))).status).toBe(201)
+    expect((yield* seqsOn(b)).at(-1)).toEqual([7, false])
+    yield* sender.request("markAsRead", { conversationId })
+    expect((yield* seqsOn(b)).slice(-2)).toEqual([[6, true], [7, true]])
 
     // Rate limits are shared: one user's 13th send in the window fails, whichever instance it lands on.
     const busy = yield* on(b, pair)

@@ -5,6 +5,7 @@ import { AuditLog } from "../ports/AuditLog.js"
 import { Bus } from "../ports/Bus.js"
 import { type ConversationFilter, ConversationsRepo } from "../ports/ConversationsRepo.js"
 import { MessagesRepo } from "../ports/MessagesRepo.js"
+import { PageVersions } from "../ports/PageVersions.js"
 import { PresenceStore } from "../ports/PresenceStore.js"
 import { UsersRepo } from "../ports/UsersRepo.js"
 import type { User, UserId } from "../users/Model.js"
@@ -25,6 +26,7 @@ export class Conversations extends Effect.Service<Conversations>()("Chat/Convers
     const audit = yield* AuditLog
     const bus = yield* Bus
     const presence = yield* PresenceStore
+    const versions = yield* PageVersions
 
     const findUser = (id: UserId) => Effect.map(users.findById(id), Option.getOrUndefined)
 
@@ -137,6 +139,7 @@ export class Conversations extends Effect.Service<Conversations>()("Chat/Convers
       })).pipe(Effect.catchTag("SqlError", Effect.die))
       const { conversation, notice } = outcome
       if (notice !== undefined) {
+        yield* versions.bump(conversation.id)
         yield* bus.publish({ _tag: "MessageCreated", message: notice })
         yield* bus.publish({
           _tag: "ConversationClosed",

@@ -1,5 +1,5 @@
 import { SqlClient } from "@effect/sql"
-import { Cache, Config, DateTime, Duration, Effect, Exit, Option } from "effect"
+import { Cache, Clock, Config, DateTime, Duration, Effect, Exit, Option } from "effect"
 import { AttachmentNotFound, AttachmentUnavailable } from "../attachments/Errors.js"
 import { type AttachmentId, urlOf } from "../attachments/Model.js"
 import { AttachmentsRepo } from "../ports/AttachmentsRepo.js"
@@ -8,7 +8,8 @@ import { Bus } from "../ports/Bus.js"
 import { Forbidden } from "../Errors.js"
 import { AuditLog } from "../ports/AuditLog.js"
 import { ConversationsRepo } from "../ports/ConversationsRepo.js"
-import { type HistoryQuery, MessagesRepo } from "../ports/MessagesRepo.js"
+import { type HistoryJson, type HistoryQuery, MessagesRepo } from "../ports/MessagesRepo.js"
+import { PageVersions } from "../ports/PageVersions.js"
 import type { User, UserId } from "../users/Model.js"
 import { ConversationNotActive, ConversationNotFound, MessageNotFound } from "./Errors.js"
 import {
@@ -20,6 +21,7 @@ import {
   type SendableType,
   type Seq
 } from "./Model.js"
+import { NewestPages } from "./NewestPages.js"
 import { accessOf } from "./Policy.js"
 
 /** A send as both doors decode it (`checkSendShape` holds: text has content, image/file an attachment). */
@@ -44,6 +46,12 @@ export const SendLimitConfig = Config.all({
   window: Config.duration("SEND_RATE_WINDOW").pipe(Config.withDefault(Duration.seconds(10)))
 })
 
+/** The newest-page cache of REST history reads (`HISTORY_CACHE_MB=0` turns it off). */
+export const HistoryCacheConfig = Config.all({
+  megabytes: Config.number("HISTORY_CACHE_MB").pipe(Config.withDefault(32)),
+  ttl: Config.duration("HISTORY_CACHE_TTL").pipe(Config.withDefault(Duration.seconds(30)))
+})
+
 export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
   effect: Effect.gen(function*() {
     const conversations = yield* ConversationsRepo
@@ -54,6 +62,10 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
     const sendLimit = yield* SendLimitConfig
     const attachments = yield* AttachmentsRepo
     const sql = yield* SqlClient.SqlClient
+    const versions = yield* PageVersions
+    const cacheConfig = yield* HistoryCacheConfig
+    // Characters, about bytes for the ASCII-heavy JSON kept.
+    const newest = new NewestPages(cacheConfig.megabytes * 1024 * 1024, Duration.toMillis(cacheConfig.ttl))
 
     // Who is in a conversation never changes, so the hot path need not ask the database again.
     // Only found conversations are remembered: an unknown id is asked again next time.
@@ -144,6 +156,7 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
       switch (appended._tag) {
         case "Created":
           // Committed: now (and only now) the world may hear of it. A retry publishes nothing.
+          yield* versions.bump(command.conversationId)
           yield* bus.publish({ _tag: "MessageCreated", message: appended.message })
           return { message: appended.message, created: true } satisfies Sent
         case "Duplicate":
@@ -176,9 +189,27 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
     const history = (actor: User, id: ConversationId, query: HistoryQuery) =>
       Effect.zipRight(readable(actor, id, query), repo.history(id, query))
 
+    /**
+     * The newest page (neither bound given) comes from the cache while the log's version has not
+     * moved; the version is read before the query, so a page stored under it is never older than it.
+     */
+    const pageJson = (id: ConversationId, query: HistoryQuery): Effect.Effect<HistoryJson> =>
+      query.afterSeq !== undefined || query.beforeSeq !== undefined || cacheConfig.megabytes <= 0
+        ? repo.historyJson(id, query)
+        : Effect.flatMap(versions.current(id), (version) => {
+          if (Option.isNone(version)) return repo.historyJson(id, query)
+          return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            const cached = newest.get(id, version.value, query.limit, now)
+            return cached !== undefined
+              ? Effect.succeed(cached)
+              : Effect.tap(repo.historyJson(id, query), (page) =>
+                Effect.sync(() => newest.set(id, version.value, query.limit, page, now)))
+          })
+        })
+
     /** The same page, each message already as its JSON text (see `MessagesRepo.historyJson`): for REST. */
     const historyJson = (actor: User, id: ConversationId, query: HistoryQuery) =>
-      Effect.zipRight(readable(actor, id, query), repo.historyJson(id, query))
+      Effect.zipRight(readable(actor, id, query), pageJson(id, query))
 
     /** The receiver marks one message read; marking it again changes nothing. */
     const markRead = Effect.fnUntraced(function*(actor: User, id: MessageId) {
@@ -192,6 +223,7 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
         return yield* new Forbidden({ message: "Only the receiver can mark a message read" })
       }
       const changed = yield* repo.markRead(id, actor.id)
+      if (Option.isSome(changed)) yield* versions.bump(message.conversationId)
       if (Option.isSome(changed) && message.senderId !== null) {
         yield* bus.publish({
           _tag: "MessagesRead",
@@ -212,6 +244,7 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
         const members = yield* participantOnly(actor, id)
         const result = yield* conversations.markReadUpTo(id, actor.id, upToSeq)
         if (result.changed > 0) {
+          yield* versions.bump(id)
           yield* bus.publish({
             _tag: "MessagesRead",
             conversationId: id,
