@@ -99,7 +99,8 @@ Every setting is also read from BENCH_<NAME> (e.g. BENCH_DURATION=10); arguments
   --send-rate R               fixed-rate send target, req/s [${defaults.sendRate}]
   --send-rate-connections N   connections for it [= send-rate: one request per connection per second]
   --page-rate R               fixed-rate history target, req/s [${defaults.pageRate}]
-  --page-connections N        connections for it [= page-rate]
+  --page-connections N        connections for it [100, like a load balancer's keep-alive pool; = page-rate
+                              for one request per connection per second, the clients' own sockets]
   --page-limit N              history page size [${defaults.pageLimit}]
   --server dist|tsx           compiled JS (production-like) or the TypeScript through tsx [${defaults.server}]
   --source worktree|REF       the working tree's src/ or a git revision's (e.g. HEAD), copied and built
@@ -156,7 +157,7 @@ export const parseSettings = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEn
     sendRate,
     sendRateConnections: int("sendRateConnections", raw.get("sendRateConnections") ?? String(Math.ceil(sendRate)), 1),
     pageRate,
-    pageConnections: int("pageConnections", raw.get("pageConnections") ?? String(Math.ceil(pageRate)), 1),
+    pageConnections: int("pageConnections", raw.get("pageConnections") ?? "100", 1),
     pageLimit: int("pageLimit", get("pageLimit"), 1),
     scenarios: scenarios as Array<ScenarioName>,
     server,
