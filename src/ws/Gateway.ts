@@ -238,17 +238,23 @@ export const layer = Layer.scoped(
         return false
       }
       wsInFlight++
-      run(Effect.flatMap(Effect.exit(effect), (exit) => {
-        if (Exit.isSuccess(exit)) return Effect.sync(() => onSuccess(exit.value))
-        const failure = Cause.failureOption(exit.cause)
-        if (Option.isSome(failure)) return Effect.sync(() => send(ws, errorFrame(domainError(failure.value), id)))
-        const internal = Effect.sync(() =>
-          send(ws, errorFrame({ code: "Internal", message: "Something went wrong on our side" }, id))
-        )
-        return Cause.isInterruptedOnly(exit.cause)
-          ? internal
-          : Effect.zipRight(Effect.logError("WebSocket handler failed", exit.cause), internal)
-      }).pipe(Effect.ensuring(Effect.sync(() => wsInFlight--))))
+      // The outcome is handled in the fiber's observer, synchronously: no more steps on the hot path.
+      const internal = (cause: Cause.Cause<unknown>) => {
+        if (!Cause.isInterruptedOnly(cause)) run(Effect.logError("WebSocket handler failed", cause))
+        send(ws, errorFrame({ code: "Internal", message: "Something went wrong on our side" }, id))
+      }
+      run(effect).addObserver((exit) => {
+        wsInFlight--
+        if (Exit.isFailure(exit)) {
+          const failure = Cause.failureOption(exit.cause)
+          return Option.isSome(failure) ? send(ws, errorFrame(domainError(failure.value), id)) : internal(exit.cause)
+        }
+        try {
+          onSuccess(exit.value)
+        } catch (error) {
+          internal(Cause.die(error))
+        }
+      })
       return true
     }
 

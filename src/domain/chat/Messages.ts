@@ -1,5 +1,5 @@
 import { SqlClient } from "@effect/sql"
-import { Cache, Clock, Config, DateTime, Duration, Effect, Exit, Option } from "effect"
+import { Clock, Config, DateTime, Duration, Effect, Option } from "effect"
 import { AttachmentNotFound, AttachmentUnavailable } from "../attachments/Errors.js"
 import { type AttachmentId, urlOf } from "../attachments/Model.js"
 import { AttachmentsRepo } from "../ports/AttachmentsRepo.js"
@@ -67,21 +67,24 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
     // Characters, about bytes for the ASCII-heavy JSON kept.
     const newest = new NewestPages(cacheConfig.megabytes * 1024 * 1024, Duration.toMillis(cacheConfig.ttl))
 
-    // Who is in a conversation never changes, so the hot path need not ask the database again.
-    // Only found conversations are remembered: an unknown id is asked again next time.
-    const participants = yield* Cache.makeWith({
-      capacity: 50_000,
-      timeToLive: (exit) => Exit.isSuccess(exit) && Option.isSome(exit.value) ? Duration.hours(1) : Duration.zero,
-      lookup: (id: ConversationId) =>
-        Effect.map(
-          conversations.findById(id),
-          Option.map((c): Participants => ({ userId: c.userId, trainerId: c.trainerId }))
-        )
-    })
+    // Who is in a conversation never changes, so the hot path need not ask the database again (a plain
+    // map: this is asked on every send). Only found conversations are kept: an unknown id is asked again.
+    const known = new Map<ConversationId, Participants>()
+    const participantsOf = (id: ConversationId): Effect.Effect<Option.Option<Participants>> =>
+      Effect.suspend(() => {
+        const hit = known.get(id)
+        if (hit !== undefined) return Effect.succeed(Option.some(hit))
+        return Effect.map(conversations.findById(id), Option.map((c): Participants => {
+          const found = { userId: c.userId, trainerId: c.trainerId }
+          if (known.size >= 50_000) known.delete(known.keys().next().value!)
+          known.set(id, found)
+          return found
+        }))
+      })
 
     /** The conversation's participants, if the actor may touch it; strangers get not-found. */
     const access = (actor: User, id: ConversationId) =>
-      Effect.flatMap(participants.get(id), (found) => {
+      Effect.flatMap(participantsOf(id), (found) => {
         const level = Option.isSome(found) ? accessOf(actor, found.value) : "none"
         return Option.isNone(found) || level === "none"
           ? Effect.fail(new ConversationNotFound({ id }))

@@ -222,9 +222,10 @@ export const layer = Layer.scoped(
         )
       )
 
-    const { batchSize, batchWorkers } = yield* Config.all({
+    const { batchSize, batchWorkers, lingerMs } = yield* Config.all({
       batchSize: Config.integer("DB_APPEND_BATCH_MAX").pipe(Config.withDefault(256)),
-      batchWorkers: Config.integer("DB_APPEND_WORKERS").pipe(Config.withDefault(4))
+      batchWorkers: Config.integer("DB_APPEND_WORKERS").pipe(Config.withDefault(4)),
+      lingerMs: Config.number("DB_APPEND_LINGER_MS").pipe(Config.withDefault(1))
     })
 
     interface Pending {
@@ -248,36 +249,50 @@ export const layer = Layer.scoped(
     const keyOf = (m: NewMessage) =>
       m.clientMessageId === null ? undefined : `${m.conversationId}/${m.senderId}/${m.clientMessageId}`
 
-    /** Takes what has arrived (at least one), appends it in one statement, answers each caller. */
-    const worker = (queue: Queue.Queue<Pending>) => Effect.gen(function*() {
-      const taken = Chunk.toReadonlyArray(yield* Queue.takeBetween(queue, 1, batchSize))
-      // The same retry twice in one batch: the first is stored, the second gets the first's answer.
-      const firstByKey = new Map<string, number>()
-      const unique: Array<Pending> = []
-      const sameAs = taken.map((pending) => {
-        const key = keyOf(pending.message)
-        const first = key === undefined ? undefined : firstByKey.get(key)
-        if (first !== undefined) return first
-        if (key !== undefined) firstByKey.set(key, unique.length)
-        unique.push(pending)
-        return undefined
+    /**
+     * Takes what has arrived (at least one), appends it in one statement, answers each caller. Under
+     * load (the last batch had company) it lingers `lingerMs` for more before it goes: every statement
+     * costs both sides a round trip and a commit, so fewer, larger ones leave more CPU for the sends.
+     */
+    const worker = (queue: Queue.Queue<Pending>) => {
+      let last = 0
+      return Effect.gen(function*() {
+        const arrived = Chunk.toReadonlyArray(yield* Queue.takeBetween(queue, 1, batchSize))
+        const taken = last < 2 || lingerMs <= 0 || arrived.length >= batchSize
+          ? arrived
+          : [...arrived, ...Chunk.toReadonlyArray(yield* Effect.zipRight(
+            Effect.sleep(lingerMs),
+            Queue.takeUpTo(queue, batchSize - arrived.length)
+          ))]
+        last = taken.length
+        // The same retry twice in one batch: the first is stored, the second gets the first's answer.
+        const firstByKey = new Map<string, number>()
+        const unique: Array<Pending> = []
+        const sameAs = taken.map((pending) => {
+          const key = keyOf(pending.message)
+          const first = key === undefined ? undefined : firstByKey.get(key)
+          if (first !== undefined) return first
+          if (key !== undefined) firstByKey.set(key, unique.length)
+          unique.push(pending)
+          return undefined
+        })
+        const messages = unique.map((p) => p.message)
+        const results = yield* Effect.exit(messages.length === 1 ? Effect.map(append(messages[0]!), (r) => [r]) : appendMany(messages))
+        yield* Effect.forEach(unique, (pending, i) =>
+          Deferred.complete(pending.done, Effect.map(results, (all) => all[i]!)))
+        yield* Effect.forEach(taken, (pending, i) => {
+          const first = sameAs[i]
+          if (first === undefined) return Effect.void
+          return Deferred.complete(
+            pending.done,
+            Effect.map(results, (all): Appended => {
+              const original = all[first]!
+              return original._tag === "Created" ? { _tag: "Duplicate", message: original.message } : original
+            })
+          )
+        })
       })
-      const messages = unique.map((p) => p.message)
-      const results = yield* Effect.exit(messages.length === 1 ? Effect.map(append(messages[0]!), (r) => [r]) : appendMany(messages))
-      yield* Effect.forEach(unique, (pending, i) =>
-        Deferred.complete(pending.done, Effect.map(results, (all) => all[i]!)))
-      yield* Effect.forEach(taken, (pending, i) => {
-        const first = sameAs[i]
-        if (first === undefined) return Effect.void
-        return Deferred.complete(
-          pending.done,
-          Effect.map(results, (all): Appended => {
-            const original = all[first]!
-            return original._tag === "Created" ? { _tag: "Duplicate", message: original.message } : original
-          })
-        )
-      })
-    })
+    }
     yield* Effect.forEach(shards, (queue) => Effect.forkScoped(Effect.forever(worker(queue))))
 
     const enqueue = (message: NewMessage) =>
