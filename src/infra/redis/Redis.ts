@@ -56,6 +56,10 @@ export const connect = (settings: RedisSettings, name: string, options: RedisOpt
       )
   )
 
+/**
+ * The commands connection pipelines what is asked in one tick (a batch of sends' rate limits, page
+ * versions and publishes) into one write: on the hot path every round trip costs both processes.
+ */
 export const make = (settings: RedisSettings) =>
-  Effect.map(connect(settings, "commands"), (client) =>
+  Effect.map(connect(settings, "commands", { enableAutoPipelining: true }), (client) =>
     RedisConnection.of({ client, settings, duplicate: (name, options) => connect(settings, name, options) }))
