@@ -97,7 +97,8 @@ Every setting is also read from BENCH_<NAME> (e.g. BENCH_DURATION=10); arguments
   --settle S                  seconds left out at the start of each scenario's figures [${defaults.settle}]
   --send-connections N        closed-loop send connections [${defaults.sendConnections}]
   --send-rate R               fixed-rate send target, req/s [${defaults.sendRate}]
-  --send-rate-connections N   connections for it [= send-rate: one request per connection per second]
+  --send-rate-connections N   connections for it [100, like a load balancer's keep-alive pool; = send-rate
+                              for one request per connection per second]
   --page-rate R               fixed-rate history target, req/s [${defaults.pageRate}]
   --page-connections N        connections for it [100, like a load balancer's keep-alive pool; = page-rate
                               for one request per connection per second, the clients' own sockets]
@@ -155,7 +156,7 @@ export const parseSettings = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEn
     settle: num("settle", get("settle"), 0),
     sendConnections: int("sendConnections", get("sendConnections"), 1),
     sendRate,
-    sendRateConnections: int("sendRateConnections", raw.get("sendRateConnections") ?? String(Math.ceil(sendRate)), 1),
+    sendRateConnections: int("sendRateConnections", raw.get("sendRateConnections") ?? "100", 1),
     pageRate,
     pageConnections: int("pageConnections", raw.get("pageConnections") ?? "100", 1),
     pageLimit: int("pageLimit", get("pageLimit"), 1),
