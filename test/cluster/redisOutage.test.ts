@@ -58,6 +58,13 @@ it.live.skipIf(!process.env.DATABASE_URL)(
 
       expect((yield* say(1)).event).toBe("ack")
       yield* receiver.next(is("newMessage", (m) => m.seq === 1))
+      // History pages: B keeps its newest page of this conversation.
+      const seqsOn = (instance: Instance) =>
+        Effect.provideService(history(trainer.token, conversationId), TestServer, instance.server).pipe(
+          Effect.map((reply) => (reply.body.messages as Array<{ seq: number }>).map((m) => m.seq))
+        )
+      expect(yield* seqsOn(b)).toEqual([1])
+      expect(yield* seqsOn(b)).toEqual([1])
 
       redis.kill("SIGKILL")
       yield* exitOf(redis)
@@ -71,10 +78,16 @@ it.live.skipIf(!process.env.DATABASE_URL)(
       }
       // This instance's own sockets still get them.
       yield* sender.next(is("newMessage", (m) => m.seq === 4))
+      // Without Redis no kept page is served: both read Postgres.
+      expect(yield* seqsOn(a)).toEqual([1, 2, 3, 4])
+      expect(yield* seqsOn(b)).toEqual([1, 2, 3, 4])
 
       yield* ownRedis(redisPort)
       yield* until(a, "redis-up")
       yield* until(b, "redis-up")
+      // The new Redis starts its counters again from nothing; B's page kept from before the outage must
+      // not pass for current (each reconnection is a new epoch).
+      expect(yield* seqsOn(b)).toEqual([1, 2, 3, 4])
       // The subscriber reconnects by itself: fan-out resumes.
       expect((yield* say(5)).event).toBe("ack")
       yield* receiver.next(is("newMessage", (m) => m.seq === 5), 1000)
@@ -85,6 +98,7 @@ it.live.skipIf(!process.env.DATABASE_URL)(
       const stored = (yield* Effect.provideService(history(user.token, conversationId), TestServer, a.server)).body.messages
       for (const id of acked) expect(stored.some((m: { id: string }) => m.id === id)).toBe(true)
       expect(stored.map((m: { seq: number }) => m.seq)).toEqual([1, 2, 3, 4, 5])
+      expect(yield* seqsOn(b)).toEqual([1, 2, 3, 4, 5])
     }).pipe(Effect.scoped, Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))),
   90_000
 )
