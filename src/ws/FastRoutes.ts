@@ -46,36 +46,23 @@ interface RequestHeaders {
   readonly origin: string | undefined
 }
 
+const readHeaderNames = new Set(["authorization", "content-type", "content-length", "origin"])
+
 /** The headers these routes read; undefined when one is repeated or unusual (the generic path handles those). */
 const readHeaders = (req: HttpRequest): RequestHeaders | undefined => {
-  let authorization: string | undefined
-  let contentType: string | undefined
-  let contentLength: string | undefined
-  let origin: string | undefined
+  const found = new Map<string, string>()
   let unusual = false
   req.forEach((key, value) => {
-    switch (key) {
-      case "authorization":
-        unusual ||= authorization !== undefined || !plainHeader.test(value)
-        authorization = value.trim()
-        return
-      case "content-type":
-        unusual ||= contentType !== undefined || !plainHeader.test(value)
-        contentType = value.trim()
-        return
-      case "content-length":
-        unusual ||= contentLength !== undefined || !plainHeader.test(value)
-        contentLength = value.trim()
-        return
-      case "origin":
-        unusual ||= origin !== undefined || !plainHeader.test(value)
-        origin = value.trim()
-        return
-    }
+    if (!readHeaderNames.has(key)) return
+    unusual ||= found.has(key) || !plainHeader.test(value)
+    found.set(key, value.trim())
   })
-  return unusual
-    ? undefined
-    : { authorization: authorization ?? "", contentType: contentType ?? "", contentLength: contentLength ?? "", origin }
+  return unusual ? undefined : {
+    authorization: found.get("authorization") ?? "",
+    contentType: found.get("content-type") ?? "",
+    contentLength: found.get("content-length") ?? "",
+    origin: found.get("origin")
+  }
 }
 
 /** HttpApiBuilder reads a body without content type, or with a JSON one, as JSON; others take the generic path. */

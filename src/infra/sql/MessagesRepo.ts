@@ -200,26 +200,28 @@ export const layer = Layer.scoped(
       ])
     }
 
+    /**
+     * Each message's answer from the statement's rows: stored now, or left out (a retry of a message
+     * already stored, a conversation not active or gone) and then resolved by `original`.
+     */
+    const answers = (batch: ReadonlyArray<NewMessage>, rows: ReadonlyArray<MessageRow & { readonly ord: number }>) => {
+      const stored = new Map(rows.map(({ ord, ...row }) => [ord, fromRow(row)]))
+      return Effect.forEach(batch, (m, i) => {
+        const message = stored.get(i)
+        return message === undefined ? original(m) : Effect.succeed<Appended>({ _tag: "Created", message })
+      })
+    }
+
     const append = (m: NewMessage): Effect.Effect<Appended, unknown> =>
       insertMany([m]).pipe(
-        Effect.flatMap((rows) =>
-          rows.length === 0
-            // Not active, gone, or a retry of a message already stored.
-            ? original(m)
-            : Effect.succeed<Appended>({ _tag: "Created", message: fromRow(rows[0]!) })
-        ),
+        Effect.flatMap((rows) => answers([m], rows)),
+        Effect.map((all) => all[0]!),
         Effect.catchIf(isUniqueViolation("messages_client_id_key"), () => original(m))
       )
 
     const appendMany = (batch: ReadonlyArray<NewMessage>): Effect.Effect<ReadonlyArray<Appended>, unknown> =>
       insertMany(batch).pipe(
-        Effect.flatMap((rows) => {
-          const stored = new Map(rows.map(({ ord, ...row }) => [ord, fromRow(row)]))
-          return Effect.forEach(batch, (m, i) => {
-            const message = stored.get(i)
-            return message === undefined ? original(m) : Effect.succeed<Appended>({ _tag: "Created", message })
-          })
-        }),
+        Effect.flatMap((rows) => answers(batch, rows)),
         // A concurrent retry of the same clientMessageId elsewhere (or a deadlock, or a bug): one by one.
         Effect.catchAll((error) =>
           Effect.zipRight(
