@@ -53,6 +53,8 @@ export const GatewayConfig = Config.all({
 interface SocketData {
   readonly user: User
   readonly expiresAt: number
+  /** This socket's own topic: every frame for it alone goes out through uWS pub/sub too (see `send`). */
+  readonly topic: string
   /** Conversations whose live messages this socket receives (uWS topic subscribed). */
   readonly joined: Set<ConversationId>
   /**
@@ -150,11 +152,8 @@ export const layer = Layer.scoped(
 
     const app = uws.App()
 
-    // Frames sent from fibers (acks, notifications) are outside any uWS callback, where each send would be
-    // its own write: they wait for the end of this turn of the event loop and go out corked, one write per
-    // socket (the acks of one group-committed batch all complete in the same turn).
-    const outbox = new Map<Socket, Array<string>>()
-    let flushing = false
+    // Numbers each socket's own topic.
+    let upgrades = 0
     // Who is in each conversation's room on this instance, to look at their backlog before a broadcast.
     const rooms = new Map<ConversationId, Set<Socket>>()
     const subscribe = (ws: Socket, conversationId: ConversationId, historyTo: number) => {
@@ -178,34 +177,14 @@ export const layer = Layer.scoped(
       return true
     }
 
-    /** A socket that does not read is cut off with a close code, never buffered without bound. */
-    const writeAll = (ws: Socket, frames: ReadonlyArray<string>) => {
-      if (ws.getUserData().closed || tooSlow(ws)) return
-      ws.cork(() => {
-        for (const frame of frames) ws.send(frame)
-      })
-    }
-    const flush = () => {
-      flushing = false
-      for (const [ws, frames] of outbox) writeAll(ws, frames)
-      outbox.clear()
-    }
-    /** Sends what waits for this socket now: before it subscribes to a topic, so history precedes live frames. */
-    const flushNow = (ws: Socket) => {
-      const frames = outbox.get(ws)
-      if (frames === undefined) return
-      outbox.delete(ws)
-      writeAll(ws, frames)
-    }
+    // Every frame leaves through uWS pub/sub: a conversation's topic for its live messages, the socket's own
+    // topic for the rest (acks, errors, history, notifications). uWS keeps each socket's frames in publish
+    // order until the end of the event loop's turn and writes them corked: an ack and the echo of the same
+    // message, or the acks of one group-committed batch, leave in one write per socket, not one each.
+    /** Queues a frame for this socket (a socket that does not read is cut off, never buffered without bound). */
     const send = (ws: Socket, frame: string) => {
-      if (ws.getUserData().closed) return
-      const queued = outbox.get(ws)
-      if (queued === undefined) outbox.set(ws, [frame])
-      else queued.push(frame)
-      if (!flushing) {
-        flushing = true
-        setImmediate(flush)
-      }
+      if (ws.getUserData().closed || tooSlow(ws)) return
+      app.publish(ws.getUserData().topic, frame)
     }
     const sendError = (ws: Socket, id: string | undefined, code: ErrorCode, message: string, retryAfterMs?: number) =>
       send(ws, errorFrame({ code, message, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }, id))
@@ -319,7 +298,7 @@ export const layer = Layer.scoped(
           if (!page.hasMore) {
             const after = toSeq ?? input.sinceSeq ?? 0
             for (const message of held) if (message.seq > after) send(ws, frameOf("newMessage", encodeMessage(message)))
-            flushNow(ws)
+            // Live messages queue behind the history and the held ones: one socket's frames keep publish order.
             subscribe(ws, conversationId, after)
             if (recipientId !== undefined) {
               run(bus.publish({ _tag: "UserJoined", conversationId, userId: data.user.id, recipientId }))
@@ -470,8 +449,6 @@ export const layer = Layer.scoped(
       // with its history goes only to the others, one by one (rooms are a few sockets).
       let sentWithHistory = false
       for (const ws of room ?? []) {
-        // What waits in the outbox for this socket goes first, so frames keep their order.
-        flushNow(ws)
         tooSlow(ws)
         if ((ws.getUserData().joinedAt.get(message.conversationId) ?? 0) >= message.seq) sentWithHistory = true
       }
@@ -638,6 +615,7 @@ export const layer = Layer.scoped(
               const data: SocketData = {
                 user,
                 expiresAt,
+                topic: `socket:${++upgrades}`,
                 joined: new Set(),
                 joinedAt: new Map(),
                 pending: new Map(),
@@ -655,6 +633,7 @@ export const layer = Layer.scoped(
       },
       open: (ws) => {
         const data = ws.getUserData()
+        ws.subscribe(data.topic)
         sockets.add(ws)
         const mine = byUser.get(data.user.id) ?? new Set()
         mine.add(ws)
