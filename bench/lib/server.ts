@@ -57,7 +57,7 @@ export const start = async (options: ServerOptions): Promise<RunningServer> => {
   // The production command's V8 settings (package.json start:prod, the Dockerfile): a larger young
   // generation, fewer scavenges under the allocation rate of thousands of messages per second.
   const entry = options.mode === "dist"
-    ? ["--max-semi-space-size=32", "dist/src/main.js"]
+    ? ["--max-semi-space-size=64", "dist/src/main.js"]
     : ["--import", "tsx", "src/main.ts"]
   if (options.mode === "dist" && !Fs.existsSync(Path.join(options.root, "dist/src/main.js"))) {
     throw new Error("dist/src/main.js is missing: run npm run build (or use --server=tsx)")
