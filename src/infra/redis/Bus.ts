@@ -1,8 +1,9 @@
-import { Effect, Layer, PubSub, Runtime, Schema } from "effect"
+import { Effect, Layer, Runtime, Schema } from "effect"
 import * as Crypto from "node:crypto"
 import { ChatEvent } from "../../domain/chat/Events.js"
 import { encodeMessage } from "../../domain/chat/Model.js"
 import { Bus } from "../../domain/ports/Bus.js"
+import { makeLocalHub } from "../memory/Bus.js"
 import { RedisConnection } from "./Redis.js"
 
 const Envelope = Schema.parseJson(Schema.Struct({ from: Schema.String, event: ChatEvent }))
@@ -20,7 +21,10 @@ export const layer = Layer.scoped(
     const redis = yield* RedisConnection
     const channel = `${redis.settings.prefix}events`
     const instance = Crypto.randomUUID()
-    const hub = yield* Effect.acquireRelease(PubSub.unbounded<ChatEvent>(), PubSub.shutdown)
+    const hub = yield* makeLocalHub
+    // Every envelope this instance writes starts so (both encoders write `from` first): its own events
+    // coming back from Redis are dropped unread.
+    const own = `{"from":${JSON.stringify(instance)},`
     const encodeEnvelope = Schema.encodeSync(Envelope)
     // Messages are most of the traffic: written out by hand (the same JSON the schema would write, which
     // the receiving side decodes with the schema); every other event through the schema.
@@ -38,12 +42,12 @@ export const layer = Layer.scoped(
     // The subscriber may queue its SUBSCRIBE until Redis is there; it resubscribes after every reconnect.
     const subscriber = yield* redis.duplicate("subscriber", { enableOfflineQueue: true, maxRetriesPerRequest: null })
     subscriber.on("message", (from: string, text: string) => {
-      if (from !== channel) return
+      if (from !== channel || text.startsWith(own)) return
       const decoded = decode(text)
       if (decoded._tag === "Left") {
         return runSync(Effect.logWarning("Dropped an unreadable event from Redis"))
       }
-      if (decoded.right.from !== instance) runSync(PubSub.publish(hub, decoded.right.event))
+      if (decoded.right.from !== instance) hub.publish(decoded.right.event)
     })
     yield* Effect.promise(() => subscriber.subscribe(channel)).pipe(Effect.forkScoped)
 
@@ -65,8 +69,12 @@ export const layer = Layer.scoped(
       })
 
     return Bus.of({
-      publish: (event) => Effect.zipRight(PubSub.publish(hub, event), publishRemote(event)),
-      subscribe: PubSub.subscribe(hub)
+      publish: (event) =>
+        Effect.zipRight(
+          Effect.sync(() => hub.publish(event)),
+          publishRemote(event)
+        ),
+      subscribe: hub.subscribe
     })
   })
 )
