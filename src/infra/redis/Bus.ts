@@ -4,14 +4,17 @@ import { ChatEvent } from "../../domain/chat/Events.js"
 import { encodeMessage } from "../../domain/chat/Model.js"
 import { Bus } from "../../domain/ports/Bus.js"
 import { makeLocalHub } from "../memory/Bus.js"
+import { batched } from "./Batched.js"
 import { RedisConnection } from "./Redis.js"
 
-const Envelope = Schema.parseJson(Schema.Struct({ from: Schema.String, event: ChatEvent }))
+/** One Redis message: the events one instance published during one turn of its event loop, in order. */
+const Envelope = Schema.parseJson(Schema.Struct({ from: Schema.String, events: Schema.Array(ChatEvent) }))
 
 /**
  * Events reach this instance's subscribers at once and every other instance
- * through one Redis publish each (one channel, a dedicated subscriber
- * connection). While Redis is away, this instance keeps serving its own
+ * through Redis: one channel, a dedicated subscriber connection, and one
+ * publish per turn of the event loop carrying that turn's events in order
+ * (never one per recipient). While Redis is away, this instance keeps serving its own
  * sockets; when it returns, fan-out resumes by itself and clients that missed
  * events catch up by `sinceSeq`.
  */
@@ -22,19 +25,17 @@ export const layer = Layer.scoped(
     const channel = `${redis.settings.prefix}events`
     const instance = Crypto.randomUUID()
     const hub = yield* makeLocalHub
-    // Every envelope this instance writes starts so (both encoders write `from` first): its own events
-    // coming back from Redis are dropped unread.
+    // Every envelope this instance writes starts so: its own events coming back from Redis are dropped unread.
     const own = `{"from":${JSON.stringify(instance)},`
-    const encodeEnvelope = Schema.encodeSync(Envelope)
+    const encodeEvent = Schema.encodeSync(ChatEvent)
     // Messages are most of the traffic: written out by hand (the same JSON the schema would write, which
     // the receiving side decodes with the schema); every other event through the schema.
-    const encode = (envelope: { readonly from: string; readonly event: ChatEvent }) =>
-      envelope.event._tag === "MessageCreated"
-        ? JSON.stringify({
-          from: envelope.from,
-          event: { _tag: "MessageCreated", message: encodeMessage(envelope.event.message) }
-        })
-        : encodeEnvelope(envelope)
+    const encode = (event: ChatEvent) =>
+      JSON.stringify(
+        event._tag === "MessageCreated"
+          ? { _tag: "MessageCreated", message: encodeMessage(event.message) }
+          : encodeEvent(event)
+      )
     const decode = Schema.decodeUnknownEither(Envelope)
     const runtime = yield* Effect.runtime<never>()
     const runSync = Runtime.runSync(runtime)
@@ -47,16 +48,19 @@ export const layer = Layer.scoped(
       if (decoded._tag === "Left") {
         return runSync(Effect.logWarning("Dropped an unreadable event from Redis"))
       }
-      if (decoded.right.from !== instance) hub.publish(decoded.right.event)
+      if (decoded.right.from !== instance) for (const event of decoded.right.events) hub.publish(event)
     })
     yield* Effect.promise(() => subscriber.subscribe(channel)).pipe(Effect.forkScoped)
 
     // Not awaited: commands on one connection go out in call order, and a send's ack must not wait for
     // Redis. One warning per outage, not one per event.
     let degraded = false
+    const publishTurn = batched((events: ReadonlyArray<string>) =>
+      redis.client.publish(channel, `${own}"events":[${events.join(",")}]}`).then(() => events)
+    )
     const publishRemote = (event: ChatEvent) =>
       Effect.sync(() => {
-        redis.client.publish(channel, encode({ from: instance, event })).then(
+        publishTurn(encode(event)).then(
           () => {
             degraded = false
           },

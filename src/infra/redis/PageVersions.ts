@@ -1,7 +1,10 @@
 import { Effect, Layer, Option } from "effect"
 import type { ConversationId } from "../../domain/chat/Model.js"
 import { PageVersions } from "../../domain/ports/PageVersions.js"
-import { RedisConnection } from "./Redis.js"
+import { batched } from "./Batched.js"
+import { RedisConnection, script } from "./Redis.js"
+
+const incrScript = "for _, key in ipairs(KEYS) do redis.call('INCR', key) end return #KEYS"
 
 /**
  * Versions every instance sees: a counter per conversation in Redis (INCR after a change, GET
@@ -17,8 +20,11 @@ export const layer = Layer.scoped(
     const key = (id: ConversationId) => `${redis.settings.prefix}pagever:${id}`
     const unsent = new Set<ConversationId>()
     let epoch = 0
-    const send = (id: ConversationId) =>
-      redis.client.incr(key(id)).then(() => void unsent.delete(id), () => void unsent.add(id))
+    // A turn's bumps go as one script (one Redis, not a cluster); a conversation bumped twice in it is
+    // counted once, after both changes.
+    const incr = script(redis.client, incrScript)
+    const incrAll = batched((ids: ReadonlyArray<ConversationId>) => incr([...new Set(ids)].map(key)).then(() => ids))
+    const send = (id: ConversationId) => incrAll(id).then(() => void unsent.delete(id), () => void unsent.add(id))
     const onReady = () => {
       epoch++
       for (const id of [...unsent]) void send(id)

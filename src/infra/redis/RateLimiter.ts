@@ -1,17 +1,24 @@
 import { Duration, Effect, Layer, Schema } from "effect"
-import * as Crypto from "node:crypto"
 import { RateLimited } from "../../domain/Errors.js"
 import { RateLimiter } from "../../domain/ports/RateLimiter.js"
 import * as MemoryRateLimiter from "../memory/RateLimiter.js"
-import { RedisConnection } from "./Redis.js"
+import { batched } from "./Batched.js"
+import { RedisConnection, script } from "./Redis.js"
 
-// One round trip: count the hit, start the window on the first one, say how long the window has left.
+// One round trip for a turn's hits: count each, start its window on the first one, say how long the
+// window has left (KEYS[i] with window ARGV[i] answers n, ttl at 2i - 1, 2i). One Redis, not a cluster.
 const hitScript = `
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
-return {n, ttl}
+local out = {}
+for i, key in ipairs(KEYS) do
+  local ms = tonumber(ARGV[i])
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('PEXPIRE', key, ms) end
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then redis.call('PEXPIRE', key, ms); ttl = ms end
+  out[2 * i - 1] = n
+  out[2 * i] = ttl
+end
+return out
 `
 
 /**
@@ -23,15 +30,14 @@ export const layer = Layer.scoped(
   Effect.gen(function*() {
     const redis = yield* RedisConnection
     const local = yield* Effect.provide(RateLimiter, MemoryRateLimiter.layer)
-    const decode = Schema.decodeUnknown(Schema.Tuple(Schema.Number, Schema.Number))
-    // Every send is counted: the script goes by its digest (EVALSHA), its text only when Redis lacks it.
-    const sha = Crypto.createHash("sha1").update(hitScript).digest("hex")
-    const run = (key: string, windowMs: number) =>
-      redis.client.evalsha(sha, 1, key, windowMs).catch((error: unknown) =>
-        String(error).includes("NOSCRIPT") ? redis.client.eval(hitScript, 1, key, windowMs) : Promise.reject(error)
+    const decode = Schema.decodeUnknownPromise(Schema.Array(Schema.Number))
+    const hitAll = script(redis.client, hitScript)
+    const run = (hits: ReadonlyArray<{ readonly key: string; readonly windowMs: number }>) =>
+      hitAll(hits.map((h) => h.key), hits.map((h) => h.windowMs)).then(decode).then((flat) =>
+        hits.map((_, i) => [flat[2 * i]!, flat[2 * i + 1]!] as const)
       )
-    const hitRemote = (key: string, windowMs: number) =>
-      Effect.tryPromise(() => run(key, windowMs)).pipe(Effect.flatMap(decode))
+    const hitBatched = batched(run)
+    const hitRemote = (key: string, windowMs: number) => Effect.tryPromise(() => hitBatched({ key, windowMs }))
 
     return RateLimiter.of({
       hit: (limit, key) => {

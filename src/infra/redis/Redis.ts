@@ -1,5 +1,6 @@
 import { Config, Context, Effect, Option, Redacted, type Scope } from "effect"
 import { Redis as IoRedis, type RedisOptions } from "ioredis"
+import * as Crypto from "node:crypto"
 
 /** Redis when `REDIS_URL` or `REDIS_HOST` is set; otherwise none (one instance, in-memory layers). */
 export const RedisConfig = Config.all({
@@ -39,6 +40,15 @@ const optionsOf = (settings: RedisSettings, name: string): RedisOptions => ({
   lazyConnect: false,
   ...(Option.isSome(settings.password) ? { password: Redacted.value(settings.password.value) } : {})
 })
+
+/** A Lua script run by its digest (EVALSHA), its text sent only when Redis lacks it (after a restart). */
+export const script = (client: IoRedis, lua: string) => {
+  const sha = Crypto.createHash("sha1").update(lua).digest("hex")
+  return (keys: ReadonlyArray<string>, args: ReadonlyArray<string | number> = []): Promise<unknown> =>
+    client.evalsha(sha, keys.length, ...keys, ...args).catch((error: unknown) =>
+      String(error).includes("NOSCRIPT") ? client.eval(lua, keys.length, ...keys, ...args) : Promise.reject(error)
+    )
+}
 
 /** An ioredis connection as a scoped resource: quit on release, disconnect if quitting fails. */
 export const connect = (settings: RedisSettings, name: string, options: RedisOptions = {}) =>
