@@ -83,6 +83,9 @@ const isClientEvent = (event: string): event is ClientEventName => Object.hasOwn
 /** A frame whose data is already in wire form (messages, encoded by hand on the hot path). */
 const frameOf = (event: ServerEventName, data: unknown, id?: string) =>
   JSON.stringify(id === undefined ? { event, data } : { event, id, data })
+/** The same, around data already written as JSON text (a message's, shared by its ack and its broadcast). */
+const frameAround = (event: ServerEventName, json: string, id?: string) =>
+  id === undefined ? `{"event":"${event}","data":${json}}` : `{"event":"${event}","id":${JSON.stringify(id)},"data":${json}}`
 
 /** The one listener on `PORT`: REST and docs through the HTTP app, and the WebSocket endpoint `/ws`. */
 export class Gateway extends Context.Tag("Ws/Gateway")<Gateway, {
@@ -188,18 +191,19 @@ export const layer = Layer.scoped(
     }
     const sendError = (ws: Socket, id: string | undefined, code: ErrorCode, message: string, retryAfterMs?: number) =>
       send(ws, errorFrame({ code, message, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }, id))
+    // Acks carry plain JSON data (messages already in wire form).
     const ack = (ws: Socket, id: string | undefined, data: unknown) => {
-      if (id !== undefined) send(ws, encodeServerEvent("ack", data, id))
+      if (id !== undefined) send(ws, frameOf("ack", data, id))
     }
-    // The sender's ack and the broadcast carry the same message object (the bus is local): encode it once.
-    const wires = new WeakMap<MessageJson, ReturnType<typeof encodeMessage>>()
-    const wireOf = (message: MessageJson) => {
-      let wire = wires.get(message)
-      if (wire === undefined) {
-        wire = encodeMessage(message)
-        wires.set(message, wire)
+    // The sender's ack and the broadcast carry the same message object (the bus is local): written once.
+    const texts = new WeakMap<MessageJson, string>()
+    const jsonOf = (message: MessageJson) => {
+      let text = texts.get(message)
+      if (text === undefined) {
+        text = JSON.stringify(encodeMessage(message))
+        texts.set(message, text)
       }
-      return wire
+      return text
     }
     const socketsOf = (userId: UserId) => byUser.get(userId) ?? new Set<Socket>()
 
@@ -341,7 +345,7 @@ export const layer = Layer.scoped(
         }),
         ({ message }) => {
           // Acked only now: the message is committed. A retry gets the same ack and broadcasts nothing.
-          ack(ws, id, { message: wireOf(message) })
+          if (id !== undefined) send(ws, frameAround("ack", `{"message":${jsonOf(message)}}`, id))
           if (message.receiverId !== null) stopTyping(ws, input.conversationId, message.receiverId)
         }
       )
@@ -442,8 +446,8 @@ export const layer = Layer.scoped(
     // ---- bus → sockets ------------------------------------------------------------------------
 
     const deliverMessage = (message: MessageJson) => {
-      const wire = wireOf(message)
-      const frame = frameOf("newMessage", wire)
+      const json = jsonOf(message)
+      const frame = frameAround("newMessage", json)
       const room = rooms.get(message.conversationId)
       // Normally one publish to the room's topic; right after a join, a late message the joiner already got
       // with its history goes only to the others, one by one (rooms are a few sockets).
@@ -466,7 +470,7 @@ export const layer = Layer.scoped(
         for (const ws of socketsOf(message.receiverId)) {
           const data = ws.getUserData()
           if (data.joined.has(message.conversationId) || data.pending.has(message.conversationId)) continue
-          notification ??= frameOf("newMessageNotification", { conversationId: message.conversationId, message: wire })
+          notification ??= frameAround("newMessageNotification", `{"conversationId":"${message.conversationId}","message":${json}}`)
           send(ws, notification)
         }
       }

@@ -125,22 +125,26 @@ export type MessageJson = typeof MessageJson.Type
  * send and in every history page and frame, where the generic encoder costs
  * more than everything else put together. A test keeps the two equal.
  */
-export const encodeMessage = (m: MessageJson): typeof MessageJson.Encoded => ({
-  id: m.id,
-  conversationId: m.conversationId,
-  seq: m.seq,
-  senderId: m.senderId,
-  receiverId: m.receiverId,
-  content: m.content,
-  type: m.type,
-  isRead: m.isRead,
-  readAt: m.readAt === null ? null : DateTime.formatIso(m.readAt),
-  fileUrl: m.fileUrl,
-  fileName: m.fileName,
-  clientMessageId: m.clientMessageId,
-  createdAt: DateTime.formatIso(m.createdAt),
-  updatedAt: DateTime.formatIso(m.updatedAt)
-})
+export const encodeMessage = (m: MessageJson): typeof MessageJson.Encoded => {
+  const createdAt = DateTime.formatIso(m.createdAt)
+  return {
+    id: m.id,
+    conversationId: m.conversationId,
+    seq: m.seq,
+    senderId: m.senderId,
+    receiverId: m.receiverId,
+    content: m.content,
+    type: m.type,
+    isRead: m.isRead,
+    readAt: m.readAt === null ? null : DateTime.formatIso(m.readAt),
+    fileUrl: m.fileUrl,
+    fileName: m.fileName,
+    clientMessageId: m.clientMessageId,
+    createdAt,
+    // Equal for all but edited messages: written once.
+    updatedAt: m.updatedAt.epochMillis === m.createdAt.epochMillis ? createdAt : DateTime.formatIso(m.updatedAt)
+  }
+}
 
 /** A history page's JSON, from messages already in their JSON text: what `JSON.stringify` would write. */
 export const historyPageJson = (page: { readonly messages: ReadonlyArray<string>; readonly hasMore: boolean }) =>
