@@ -1,6 +1,6 @@
 import { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Cause, Config, Context, Effect, Exit, FiberSet, Layer, Option, ParseResult, Queue, Schema } from "effect"
+import { Cause, Config, Context, Effect, Either, Exit, FiberSet, Layer, Option, ParseResult, Queue, Schema } from "effect"
 import type { ChatEvent } from "../domain/chat/Events.js"
 import { Messages } from "../domain/chat/Messages.js"
 import { counterpartOf, type ConversationId, encodeMessage, type MessageJson } from "../domain/chat/Model.js"
@@ -22,6 +22,8 @@ import {
   ClientEvents,
   CloseCodes,
   encodeServerEvent,
+  envelopeFast,
+  sendMessageFast,
   type ServerEventName,
   type ErrorCode,
   type ErrorData
@@ -389,10 +391,19 @@ export const layer = Layer.scoped(
       )
     }
 
-    /** Decodes an event's data with its schema, then hands it to its handler. */
-    const on = <A, I>(schema: Schema.Schema<A, I>, handler: (ws: Socket, id: string | undefined, data: A) => void) => {
+    /** Decodes an event's data with its schema (or `fast`, when it can), then hands it to its handler. */
+    const on = <A, I>(
+      schema: Schema.Schema<A, I>,
+      handler: (ws: Socket, id: string | undefined, data: A) => void,
+      fast?: (data: unknown) => A | undefined
+    ) => {
       const decode = Schema.decodeUnknownEither(schema)
       return (ws: Socket, id: string | undefined, event: string, data: unknown) => {
+        const quick = fast?.(data)
+        if (quick !== undefined) {
+          ws.getUserData().badFrames = 0
+          return handler(ws, id, quick)
+        }
         const decoded = decode(data ?? {})
         if (decoded._tag === "Left") return sendError(ws, id, "InvalidData", `${event}: ${issuesOf(decoded.left)}`)
         ws.getUserData().badFrames = 0
@@ -403,7 +414,7 @@ export const layer = Layer.scoped(
     const routes: Record<ClientEventName, ReturnType<typeof on>> = {
       joinConversation: on(ClientEvents.joinConversation, join),
       leaveConversation: on(ClientEvents.leaveConversation, leave),
-      sendMessage: on(ClientEvents.sendMessage, sendMessage),
+      sendMessage: on(ClientEvents.sendMessage, sendMessage, sendMessageFast),
       typing: on(ClientEvents.typing, typing),
       markAsRead: on(ClientEvents.markAsRead, markAsRead)
     }
@@ -428,7 +439,8 @@ export const layer = Layer.scoped(
       } catch {
         return badFrame(ws, undefined, "BadJson", "The frame is not valid JSON")
       }
-      const envelope = decodeEnvelope(json)
+      const quick = envelopeFast(json)
+      const envelope = quick === undefined ? decodeEnvelope(json) : Either.right(quick)
       if (envelope._tag === "Left") {
         const id = typeof json === "object" && json !== null && "id" in json && typeof json.id === "string" &&
             json.id.length <= 64

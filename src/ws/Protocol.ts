@@ -53,6 +53,45 @@ export const MarkAsRead = Schema.Union(
   Struct({ conversationId: ConversationId, upToSeq: optional(Seq) })
 )
 
+// Every frame is checked: the envelope and the common send are also checked by hand, returning exactly what
+// the schema would (a test keeps them equal). Anything else, every failure included, goes to the schema,
+// which says what is wrong.
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+const uuid = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/i
+const onlyKeys = (u: Record<string, unknown>, allowed: ReadonlyArray<string>) => {
+  for (const key in u) if (!allowed.includes(key)) return false
+  return true
+}
+
+/** A well-formed envelope as `ClientEnvelope` decodes it; undefined for the schema to look at. */
+export const envelopeFast = (u: unknown): typeof ClientEnvelope.Type | undefined => {
+  if (!isRecord(u) || !onlyKeys(u, ["event", "data", "id"])) return undefined
+  const { data, event, id } = u
+  if (typeof event !== "string") return undefined
+  if (id !== undefined && (typeof id !== "string" || id.length < 1 || id.length > 64)) return undefined
+  return { event, ...("data" in u ? { data } : {}), ...(id === undefined ? {} : { id }) }
+}
+
+/** A text `sendMessage` (content, clientMessageId) as `SendMessage` decodes it; undefined for the schema. */
+export const sendMessageFast = (u: unknown): typeof SendMessage.Type | undefined => {
+  if (!isRecord(u) || !onlyKeys(u, ["conversationId", "content", "type", "clientMessageId"])) return undefined
+  const { clientMessageId, content, conversationId, type } = u
+  if (typeof conversationId !== "string" || !uuid.test(conversationId)) return undefined
+  if ((type !== undefined && type !== "text") || typeof content !== "string" || typeof clientMessageId !== "string") {
+    return undefined
+  }
+  const trimmed = content.trim()
+  if (trimmed.length < 1 || trimmed.length > 4000 || trimmed.includes("\0")) return undefined
+  if (clientMessageId.length < 1 || clientMessageId.length > 64 || clientMessageId.includes("\0")) return undefined
+  return {
+    conversationId: ConversationId.make(conversationId, { disableValidation: true }),
+    content: trimmed,
+    ...(type === undefined ? {} : { type }),
+    clientMessageId
+  }
+}
+
 export const ClientEvents = {
   joinConversation: JoinConversation,
   leaveConversation: LeaveConversation,

@@ -88,7 +88,12 @@ const wireJson = (r: WireRow): string => {
     `"updatedAt":${r.updated_at === r.created_at ? created : iso(r.updated_at)}}`
 }
 
-const appendMessages = "SELECT * FROM append_messages($1::int[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], " +
+// Columns named as MessageRow has them: the statement skips the driver's name transform (a new object per
+// row with every key converted, on the hottest statement).
+const appendMessages = "SELECT ord, id, conversation_id AS \"conversationId\", seq, sender_id AS \"senderId\", " +
+  "receiver_id AS \"receiverId\", content, type, is_read AS \"isRead\", read_at AS \"readAt\", file_url AS \"fileUrl\", " +
+  "file_name AS \"fileName\", client_message_id AS \"clientMessageId\", created_at AS \"createdAt\", " +
+  "updated_at AS \"updatedAt\" FROM append_messages($1::int[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], " +
   "$6::text[], $7::text[], $8::text[], $9::text[], $10::text[])"
 
 export const layer = Layer.scoped(
@@ -186,7 +191,7 @@ export const layer = Layer.scoped(
       const column = <A>(f: (m: NewMessage) => A) => batch.map(f)
       // The hottest statement: its text is fixed, so the parameters go to the driver as they are (a
       // template would be compiled again for every batch, which cost more than the driver's own work).
-      return sql.unsafe<MessageRow & { readonly ord: number }>(appendMessages, [
+      return raw.unsafe<MessageRow & { readonly ord: number }>(appendMessages, [
         batch.map((_, i) => i),
         column((m) => m.conversationId),
         column((m) => m.senderId),
