@@ -1,6 +1,6 @@
 import { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Cause, Config, Context, Effect, Either, Exit, FiberSet, Layer, Option, ParseResult, Queue, Schema } from "effect"
+import { Cause, Config, Context, Effect, Either, Exit, FiberSet, Layer, Option, ParseResult, Schema } from "effect"
 import type { ChatEvent } from "../domain/chat/Events.js"
 import { Messages } from "../domain/chat/Messages.js"
 import { counterpartOf, type ConversationId, encodeMessage, type MessageJson } from "../domain/chat/Model.js"
@@ -559,23 +559,7 @@ export const layer = Layer.scoped(
       }
     }
 
-    const events = yield* bus.subscribe
-    // Whatever has arrived, at once: one wake-up per burst, not per event.
-    yield* Queue.takeBetween(events, 1, 4096).pipe(
-      Effect.flatMap((batch) => {
-        const failures: Array<unknown> = []
-        for (const event of batch) {
-          try {
-            deliver(event)
-          } catch (defect) {
-            failures.push(defect)
-          }
-        }
-        return Effect.forEach(failures, (defect) => Effect.logError("Delivering an event failed", Cause.die(defect)))
-      }),
-      Effect.forever,
-      Effect.forkScoped
-    )
+    yield* bus.subscribe(deliver)
 
     // ---- sockets ------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-import { Context, type Effect, type Queue, type Scope } from "effect"
+import { Context, type Effect, type Scope } from "effect"
 import type { ChatEvent } from "../chat/Events.js"
 
 /**
@@ -8,6 +8,10 @@ import type { ChatEvent } from "../chat/Events.js"
  */
 export class Bus extends Context.Tag("Ports/Bus")<Bus, {
   readonly publish: (event: ChatEvent) => Effect.Effect<void>
-  /** Every event published from now on, until the scope closes. */
-  readonly subscribe: Effect.Effect<Queue.Dequeue<ChatEvent>, never, Scope.Scope>
+  /**
+   * Calls `onEvent` with every event published from now on, in order, until the scope closes. It runs
+   * where the event is published or arrives, synchronously: it must be quick (hand slow work to a fiber);
+   * what it throws is logged and the others still get the event.
+   */
+  readonly subscribe: (onEvent: (event: ChatEvent) => void) => Effect.Effect<void, never, Scope.Scope>
 }>() {}

@@ -1,4 +1,4 @@
-import { Cache, Config, DateTime, Duration, Effect, Option, Queue, Redacted } from "effect"
+import { Cache, Config, DateTime, Duration, Effect, Option, Redacted, Runtime } from "effect"
 import { Bus } from "../ports/Bus.js"
 import { Unauthorized } from "../Errors.js"
 import { PasswordHasher } from "../ports/PasswordHasher.js"
@@ -104,17 +104,10 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
     // (here directly, elsewhere through the bus), so a deactivation still takes effect at once.
     const users = yield* Cache.make({ capacity: 100_000, timeToLive: yield* UserCacheTtl, lookup: repo.findById })
     const forget = (userId: UserId) => users.invalidate(userId)
-    const changes = yield* bus.subscribe
-    yield* Queue.takeBetween(changes, 1, 4096).pipe(
-      Effect.flatMap((events) =>
-        Effect.forEach(events, (event) =>
-          event._tag === "UserChanged" || event._tag === "UserRevoked" ? forget(event.userId) : Effect.void, {
-          discard: true
-        })
-      ),
-      Effect.forever,
-      Effect.forkScoped
-    )
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    yield* bus.subscribe((event) => {
+      if (event._tag === "UserChanged" || event._tag === "UserRevoked") runFork(forget(event.userId))
+    })
 
     const session = Effect.fnUntraced(function*(token: string) {
       const claims = yield* tokens.verify(token)

@@ -1,23 +1,31 @@
-import { Effect, Layer, Queue, type Scope } from "effect"
+import { Cause, Effect, Layer, Runtime } from "effect"
 import type { ChatEvent } from "../../domain/chat/Events.js"
 import { Bus } from "../../domain/ports/Bus.js"
 
 /**
- * This process's subscribers: each has its own unbounded queue, and a publish puts the event in every
- * one of them at once, in publish order (no fiber hop: every message sent goes through here). The
- * in-memory bus is only this; the Redis bus delivers to it too, before Redis carries the event on.
+ * This process's subscribers, called in turn for each event as it is published (no queue, no fiber hop:
+ * every message sent goes through here, and queues of linked nodes kept every event alive well past its
+ * delivery). The in-memory bus is only this; the Redis bus delivers to it too, before Redis carries the
+ * event on.
  */
 export const makeLocalHub = Effect.gen(function*() {
-  const subscribers = new Set<Queue.Queue<ChatEvent>>()
-  yield* Effect.addFinalizer(() => Effect.forEach(subscribers, Queue.shutdown, { discard: true }))
+  const subscribers = new Set<(event: ChatEvent) => void>()
+  const runFork = Runtime.runFork(yield* Effect.runtime<never>())
   return {
     publish: (event: ChatEvent): void => {
-      for (const queue of subscribers) queue.unsafeOffer(event)
+      for (const onEvent of subscribers) {
+        try {
+          onEvent(event)
+        } catch (defect) {
+          runFork(Effect.logError("Delivering an event failed", Cause.die(defect)))
+        }
+      }
     },
-    subscribe: Effect.acquireRelease(
-      Effect.tap(Queue.unbounded<ChatEvent>(), (queue) => Effect.sync(() => subscribers.add(queue))),
-      (queue) => Effect.zipRight(Effect.sync(() => subscribers.delete(queue)), Queue.shutdown(queue))
-    ) satisfies Effect.Effect<Queue.Dequeue<ChatEvent>, never, Scope.Scope>
+    subscribe: (onEvent: (event: ChatEvent) => void) =>
+      Effect.acquireRelease(
+        Effect.sync(() => void subscribers.add(onEvent)),
+        () => Effect.sync(() => void subscribers.delete(onEvent))
+      )
   }
 })
 
