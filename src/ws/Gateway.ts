@@ -197,14 +197,14 @@ export const layer = Layer.scoped(
     const ack = (ws: Socket, id: string | undefined, data: unknown) => {
       if (id !== undefined) send(ws, frameOf("ack", data, id))
     }
-    // The sender's ack and the broadcast carry the same message object (the bus is local): written once.
-    const texts = new WeakMap<MessageJson, string>()
+    // The broadcast and then the sender's ack carry the same message object (the local bus delivers while
+    // the send completes): its JSON is written once. One slot, not a WeakMap: a long-lived table holding
+    // young messages made every one of them outlive the young generation.
+    let lastText: { readonly message: MessageJson; readonly text: string } | undefined
     const jsonOf = (message: MessageJson) => {
-      let text = texts.get(message)
-      if (text === undefined) {
-        text = JSON.stringify(encodeMessage(message))
-        texts.set(message, text)
-      }
+      if (lastText?.message === message) return lastText.text
+      const text = JSON.stringify(encodeMessage(message))
+      lastText = { message, text }
       return text
     }
     const socketsOf = (userId: UserId) => byUser.get(userId) ?? new Set<Socket>()
@@ -348,6 +348,7 @@ export const layer = Layer.scoped(
         ({ message }) => {
           // Acked only now: the message is committed. A retry gets the same ack and broadcasts nothing.
           if (id !== undefined) send(ws, frameAround("ack", `{"message":${jsonOf(message)}}`, id))
+          lastText = undefined
           if (message.receiverId !== null) stopTyping(ws, input.conversationId, message.receiverId)
         }
       )
