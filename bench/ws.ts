@@ -12,7 +12,8 @@
  * 3. Load generator process(es) (bench/ws/loadgen.ts) open a socket per participant and join every
  *    conversation on both sides. Memory per connection: the server's RSS before any socket, and with
  *    them plus `idleSockets` extra idle sockets open (closed again afterwards).
- * 4. Runs: each offered rate for `seconds`, open loop over the user sockets (latency from each message's
+ * 4. Runs: each offered rate for `seconds` (after `warmupSeconds` at that rate when it is higher than the
+ *    last), open loop over the user sockets (latency from each message's
  *    scheduled send time); ack = scheduled → ack, delivery = scheduled → newMessage at the trainer's
  *    socket. Then a capacity search over `searchRates` until ack p99 ≥ `searchMaxP99Ms` or any loss.
  *    Each run is checked: every message acked, delivered once, stored once (SQL); at the end every
@@ -693,8 +694,18 @@ const main = async () => {
         log(`other processes took ${f0(r.cpu.other)}% of a core during that run: running it again`)
       }
     }
+    // Each fixed run is measured at its rate's steady state: the step up to it (the heap and the tables
+    // growing, plans and caches warming) is a warm-up of its own, not shown.
+    let warmedAt = Math.min(1000, settings.rates[0] ?? 1000)
     const fixed: Array<RunResult> = []
-    for (const rate of settings.rates) fixed.push(await measured("fixed", rate, settings.seconds))
+    for (const rate of settings.rates) {
+      if (settings.warmupSeconds > 0 && rate > warmedAt) {
+        log(`warm-up: ${f0(rate)} msgs/s for ${settings.warmupSeconds} s`)
+        await measure("warm-up", rate, settings.warmupSeconds)
+      }
+      warmedAt = Math.max(warmedAt, rate)
+      fixed.push(await measured("fixed", rate, settings.seconds))
+    }
     const search: Array<RunResult> = []
     let capacity: number | undefined
     for (const rate of settings.searchRates) {
@@ -882,7 +893,7 @@ const main = async () => {
           ? `, ${Object.entries(settings.serverEnv).map(([k, v]) => `${k}=${v}`).join(" ")}`
           : ""
       }${multi ? " (per instance)" : ""}${settings.cpuProf ? "; **profiled** (--cpu-prof slows it down)" : ""}`,
-      `- load: ${settings.pairs} user–trainer pairs (${sockets} sockets, each joined to its conversation), ${settings.loadgens} load generator process(es); open loop at the offered rate over the user sockets, ${settings.contentBytes}-character messages; ack = scheduled send → ack, delivery = scheduled send → newMessage at the trainer's socket (HdrHistogram); fixed runs ${settings.seconds} s, search steps ${settings.searchSeconds} s, ${settings.warmupSeconds} s warm-up not shown; drain ≤ ${settings.drainSeconds} s`,
+      `- load: ${settings.pairs} user–trainer pairs (${sockets} sockets, each joined to its conversation), ${settings.loadgens} load generator process(es); open loop at the offered rate over the user sockets, ${settings.contentBytes}-character messages; ack = scheduled send → ack, delivery = scheduled send → newMessage at the trainer's socket (HdrHistogram); fixed runs ${settings.seconds} s, search steps ${settings.searchSeconds} s, ${settings.warmupSeconds} s warm-up not shown (before the first run, and at its own rate before each fixed run at a higher rate than the last); drain ≤ ${settings.drainSeconds} s`,
       `- achieved = rows stored by the run / (first scheduled send → last ack); unacked = no ack within the drain (errors included); lost = never stored + acked but never delivered; dup = extra deliveries + extra rows; CPU-µs/msg = /proc utime+stime over the run (incl. drain) / rows stored${
         multi
           ? `; server CPU-µs/msg is summed over the ${settings.instances} server processes, Redis CPU is the \`redis-server\` process(es) on this machine`

@@ -111,7 +111,7 @@ Every setting is also read from BENCH_<NAME> (e.g. BENCH_RATES=1000,5000 BENCH_S
   --search-rates LIST       capacity search steps, "" for none [${defaults.searchRates}]
   --search-seconds S        seconds per search step [${defaults.searchSeconds}]
   --search-max-p99-ms MS    a step fails at this ack p99, or on any loss [${defaults.searchMaxP99Ms}]
-  --warmup-seconds S        unreported sends first [${defaults.warmupSeconds}]
+  --warmup-seconds S        unreported sends first, and at its rate before each fixed run above the last [${defaults.warmupSeconds}]
   --drain-seconds S         wait for late acks/deliveries after a run [${defaults.drainSeconds}]
   --loadgens N              load generator processes [${defaults.loadgens}]
   --idle-sockets N          extra idle sockets for the memory-per-connection figure [${defaults.idleSockets}]
