@@ -7,8 +7,15 @@ import { makeLocalHub } from "../memory/Bus.js"
 import { batched } from "./Batched.js"
 import { RedisConnection } from "./Redis.js"
 
-/** One Redis message: the events one instance published during one turn of its event loop, in order. */
-const Envelope = Schema.parseJson(Schema.Struct({ from: Schema.String, events: Schema.Array(ChatEvent) }))
+/**
+ * One Redis message: the events one instance published during one turn of its event loop, in order. The
+ * one-event envelope of earlier versions is still read, so that instances upgraded one by one keep hearing
+ * the others.
+ */
+const Envelope = Schema.parseJson(Schema.Union(
+  Schema.Struct({ from: Schema.String, events: Schema.Array(ChatEvent) }),
+  Schema.Struct({ from: Schema.String, event: ChatEvent })
+))
 
 /**
  * Events reach this instance's subscribers at once and every other instance
@@ -48,7 +55,9 @@ export const layer = Layer.scoped(
       if (decoded._tag === "Left") {
         return runSync(Effect.logWarning("Dropped an unreadable event from Redis"))
       }
-      if (decoded.right.from !== instance) for (const event of decoded.right.events) hub.publish(event)
+      const envelope = decoded.right
+      if (envelope.from === instance) return
+      for (const event of "events" in envelope ? envelope.events : [envelope.event]) hub.publish(event)
     })
     yield* Effect.promise(() => subscriber.subscribe(channel)).pipe(Effect.forkScoped)
 
