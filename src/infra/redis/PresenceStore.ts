@@ -2,7 +2,7 @@ import { Config, DateTime, Effect, Layer, Option, Schema } from "effect"
 import * as Crypto from "node:crypto"
 import { type PresenceState, PresenceStore } from "../../domain/ports/PresenceStore.js"
 import { UserId } from "../../domain/users/Model.js"
-import { RedisConnection } from "./Redis.js"
+import { RedisConnection, script } from "./Redis.js"
 
 // A user is online while some instance holds an unexpired lease: `presence:<user>` maps instance → lease end,
 // and `presence-leases` orders every lease by its end so that any instance can sweep the dead ones.
@@ -73,6 +73,9 @@ export const layer = Layer.scoped(
     const seenKey = (id: UserId) => `${prefix}seen:${id}`
     const member = (id: UserId) => `${id}|${instance}`
     const held = new Set<UserId>()
+    const connectRun = script(redis.client, connectScript)
+    const disconnectRun = script(redis.client, disconnectScript)
+    const sweepRun = script(redis.client, sweepScript)
 
     const call = <A, I>(what: string, run: () => Promise<unknown>, schema: Schema.Schema<A, I>, fallback: A) =>
       Effect.tryPromise(run).pipe(
@@ -83,7 +86,7 @@ export const layer = Layer.scoped(
     // This instance's leases end with it: a clean shutdown takes its users offline at once.
     yield* Effect.addFinalizer(() =>
       Effect.forEach(held, (id) =>
-        call("release", () => redis.client.eval(disconnectScript, 3, userKey(id), leases, seenKey(id), instance, Date.now(), member(id)), Schema.Unknown, null)
+        call("release", () => disconnectRun([userKey(id), leases, seenKey(id)], [instance, Date.now(), member(id)]), Schema.Unknown, null)
       )
     )
 
@@ -94,7 +97,7 @@ export const layer = Layer.scoped(
           const now = Date.now()
           return call(
             "connect",
-            () => redis.client.eval(connectScript, 2, userKey(id), leases, instance, now + leaseMs, now, member(id)),
+            () => connectRun([userKey(id), leases], [instance, now + leaseMs, now, member(id)]),
             Schema.Number,
             0
           ).pipe(Effect.map((came) => came === 1))
@@ -105,7 +108,7 @@ export const layer = Layer.scoped(
           const now = Date.now()
           return call(
             "disconnect",
-            () => redis.client.eval(disconnectScript, 3, userKey(id), leases, seenKey(id), instance, now, member(id)),
+            () => disconnectRun([userKey(id), leases, seenKey(id)], [instance, now, member(id)]),
             Schema.Number,
             0
           ).pipe(Effect.map((gone) => gone === 1 ? Option.some(DateTime.unsafeMake(now)) : Option.none()))
@@ -119,7 +122,7 @@ export const layer = Layer.scoped(
       }),
       sweep: Effect.suspend(() => {
         const now = Date.now()
-        return call("sweep", () => redis.client.eval(sweepScript, 1, leases, now, prefix), Schema.Array(UserId), []).pipe(
+        return call("sweep", () => sweepRun([leases], [now, prefix]), Schema.Array(UserId), []).pipe(
           Effect.map((ids) => ids.map((userId) => ({ userId, lastSeenAt: DateTime.unsafeMake(now) })))
         )
       }),

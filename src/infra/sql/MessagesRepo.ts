@@ -272,8 +272,7 @@ export const layer = Layer.scoped(
       m.clientMessageId === null ? undefined : `${m.conversationId}/${m.senderId}/${m.clientMessageId}`
 
     /** Up to `max` of what waits in the shard, oldest first. */
-    const takeUpTo = (shard: Shard, max: number) =>
-      shard.waiting.length <= max ? shard.waiting.splice(0) : shard.waiting.splice(0, max)
+    const takeUpTo = (shard: Shard, max: number) => shard.waiting.splice(0, max)
     /** What waits in the shard (at least one), once it has something. */
     const arrival = (shard: Shard) =>
       Effect.suspend(() =>
