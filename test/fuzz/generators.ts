@@ -37,6 +37,9 @@ export const parameters = (defaultRuns: number, budgetMs: number): fc.Parameters
   }
 })
 
+/** A property's test timeout: its budget and room to shrink a failure (and restart the server) in CI, long with FUZZ_RUNS. */
+export const testTimeout = (budgetMs: number) => runs === undefined ? budgetMs + 45_000 : 3_600_000
+
 /**
  * With `FUZZ_EXPLORE=1` no property fails: every problem is counted by kind and `explored()` lists them,
  * to see past a first known failure.

@@ -18,6 +18,7 @@ import {
   type Entries,
   exploring,
   explored,
+  testTimeout,
   hugeNumber,
   longString,
   marker,
@@ -492,7 +493,7 @@ describe("fuzz: REST operations", () => {
       fc.asyncProperty(fc.array(requests(), { minLength: 1, maxLength: 5 }), async (batch) => verdict(await runBatch(batch))),
       parameters(80, 15_000)
     )
-  }, 120_000)
+  }, testTimeout(15_000))
 
   it("certainly invalid sends and profile updates are refused with 4xx and change nothing", async () => {
     const before = await snapshot()
@@ -521,7 +522,7 @@ describe("fuzz: REST operations", () => {
       }),
       parameters(20, 6_000)
     )
-  }, 120_000)
+  }, testTimeout(6_000))
 
   it("no log line carries a received value", () => {
     verdict(target.watched().map((line) => `log line echoes a received value — ${line}`))

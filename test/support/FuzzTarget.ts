@@ -101,11 +101,19 @@ export const startFuzzTarget = async (env: Record<string, string>, watch: string
   }
   let child: ChildProcess
   let url = ""
-  const start = async () => {
+  const start = async (attempt = 1): Promise<void> => {
+    output.length = 0
     const port = await Effect.runPromise(freePort)
     child = spawnServer(settings, port, output, onLine)
     url = `http://127.0.0.1:${port}`
-    await Effect.runPromise(ready(url, child, output))
+    try {
+      await Effect.runPromise(ready(url, child, output))
+    } catch (error) {
+      // Another process may have taken the free port first: once more on another.
+      if (attempt > 1) throw error
+      await Effect.runPromise(stop(child))
+      await start(attempt + 1)
+    }
   }
   await start()
   return {
