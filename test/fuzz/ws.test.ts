@@ -245,7 +245,7 @@ const runBatch = async (via: () => FuzzSocket, batch: ReadonlyArray<Generated>, 
     if (id !== undefined) expected.set(id, { count: (expected.get(id)?.count ?? 0) + 1, payload })
     payloads.push({ generated, payload, id })
   }
-  await client.until(() => [...expected].every(([id, { count }]) => client.repliesTo(id).length >= count), 5000)
+  await client.until(() => [...expected].every(([id, { count }]) => client.repliesTo(id).length >= count), 10_000)
   // In order after the batch: the same socket still answers (and its bad-frame count starts again).
   const sync = await client.request("leaveConversation", { conversationId: own })
   await sleep(20)

@@ -213,7 +213,7 @@ export class FuzzSocket {
   }
 
   /** Sends a frame with a fresh id and resolves with its reply, or undefined after `timeoutMs`. */
-  async request(event: string, data: unknown, timeoutMs = 3000): Promise<WireFrame | undefined> {
+  async request(event: string, data: unknown, timeoutMs = 10_000): Promise<WireFrame | undefined> {
     const id = `probe-${Math.random().toString(36).slice(2)}`
     this.send(JSON.stringify({ event, data, id }))
     const ok = await this.until(() => this.repliesTo(id).length > 0, timeoutMs)
