@@ -92,7 +92,11 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathS
         ].join("\n")
       )
     ),
-    Effect.catchTags({ SeedRefused: Env.refuse }),
+    // A server running on the same embedded database: say so, and change nothing.
+    Effect.catchTags({
+      SeedRefused: Env.refuse,
+      DataDirInUse: (inUse) => Env.refuse({ message: `npm run seed refused, nothing written: ${inUse.message}` })
+    }),
     Effect.provide(Env.layer),
     (program) => NodeRuntime.runMain(program, { teardown: Env.teardown })
   )
