@@ -94,6 +94,7 @@ const RecordPort = Layer.effectDiscard(
 export const AppLive = RecordPort.pipe(Layer.provideMerge(Gateway.layer), Layer.provideMerge(DomainLive))
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  Env.loadDotEnv()
   // The secret is checked before anything touches the database: a refused start changes nothing.
   const program = Effect.zipRight(JwtSecret.load, Layer.launch(AppLive)).pipe(
     // A second process on the same embedded database: one line naming the holder, exit code 1.

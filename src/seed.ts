@@ -80,6 +80,7 @@ export const seed = Effect.gen(function*() {
 export const SeedLive = Layer.mergeAll(SqlUsersRepo.layer, Argon2Hasher.layer).pipe(Layer.provideMerge(DatabaseLive))
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  Env.loadDotEnv()
   // The guard runs before the database is opened: a refused seed changes nothing.
   Effect.zipRight(productionGuard(process.argv.slice(2)), Effect.provide(seed, SeedLive)).pipe(
     Effect.tap(() =>

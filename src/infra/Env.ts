@@ -16,6 +16,20 @@ export const layer = Layer.suspend(() =>
 )
 
 /**
+ * Reads `.env` from the working directory into the environment when it is there, as the
+ * original's `cp .env.example .env` promises; variables already set in the real environment win.
+ * Called by the entry points before anything reads configuration.
+ */
+export const loadDotEnv = (path = ".env"): void => {
+  try {
+    process.loadEnvFile(path)
+  } catch (error) {
+    if (typeof error === "object" && error !== null && "code" in error && error.code === "ENOENT") return
+    throw error
+  }
+}
+
+/**
  * A start refused for a reason the operator acts on (the data directory is taken, seeding in
  * production): the reason as one line on stderr, no stack trace, and exit code 1 (see `teardown`).
  */

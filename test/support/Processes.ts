@@ -1,5 +1,10 @@
 import { Effect } from "effect"
 import { spawn } from "node:child_process"
+import * as Path from "node:path"
+import { pathToFileURL } from "node:url"
+
+// Absolute, so that a script also runs from another working directory (one with its own `.env`).
+const tsx = pathToFileURL(Path.resolve("node_modules/tsx/dist/loader.mjs")).href
 
 export interface Finished {
   readonly code: number | null
@@ -14,7 +19,7 @@ export const runScript = (
   options: { readonly args?: ReadonlyArray<string>; readonly cwd?: string } = {}
 ) =>
   Effect.async<Finished>((resume) => {
-    const child = spawn(process.execPath, ["--import", "tsx", script, ...(options.args ?? [])], {
+    const child = spawn(process.execPath, ["--import", tsx, Path.resolve(script), ...(options.args ?? [])], {
       env: { PATH: process.env.PATH ?? "", ...env },
       cwd: options.cwd ?? process.cwd(),
       stdio: ["ignore", "pipe", "pipe"]
