@@ -15,11 +15,17 @@ export const MessageId = Schema.UUID.pipe(
 )
 export type MessageId = typeof MessageId.Type
 
-/** A message's place in its conversation: 1, 2, 3, … with no gap and no duplicate. */
+/** The largest seq a Postgres `integer` column holds. */
+export const MaxSeq = 2_147_483_647
+
+/**
+ * A message's place in its conversation: 1, 2, 3, … with no gap and no duplicate. Bounded like its
+ * column, so that a larger one sent by a client is refused as invalid rather than failing in SQL.
+ */
 export const Seq = Schema.Int.pipe(
-  Schema.nonNegative(),
+  Schema.between(0, MaxSeq),
   Schema.brand("Seq"),
-  Schema.annotations({ message: () => "must be a non-negative integer" })
+  Schema.annotations({ message: () => `must be an integer from 0 to ${MaxSeq}` })
 )
 export type Seq = typeof Seq.Type
 
