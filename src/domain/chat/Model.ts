@@ -1,6 +1,6 @@
 import { Model } from "@effect/sql"
 import { DateTime, Schema } from "effect"
-import { NullableDateTime } from "../Fields.js"
+import { NullableDateTime, WellFormed } from "../Fields.js"
 import { UserId } from "../users/Model.js"
 
 export const ConversationId = Schema.UUID.pipe(
@@ -70,8 +70,9 @@ export const checkSendShape = (input: {
     : true
 }
 
-/** Trimmed; 1 to 4000 characters. */
+/** Trimmed, lone surrogates replaced; 1 to 4000 characters. */
 export const Content = Schema.Trim.pipe(
+  Schema.compose(WellFormed),
   Schema.compose(
     Schema.String.pipe(
       // No NUL: Postgres text cannot hold one.
@@ -83,7 +84,7 @@ export const Content = Schema.Trim.pipe(
 )
 
 /** The client's own id for a send, so that a retry is recognised. */
-export const ClientMessageId = Schema.String.pipe(
+export const ClientMessageId = WellFormed.pipe(
   Schema.filter((s) => s.length >= 1 && s.length <= 64 && !s.includes("\0"), {
     message: () => "must be 1 to 64 characters, without NUL"
   })
