@@ -2,6 +2,7 @@ import { expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import * as DataDirLock from "../../src/infra/sql/DataDirLock.js"
 import { exitOf, freePort, startInstance } from "../support/Instances.js"
 import { runScript } from "../support/Processes.js"
 import { admin, jwtSecret, TestServer } from "../support/TestApp.js"
@@ -68,3 +69,37 @@ it.live(
     }).pipe(Effect.scoped),
   240_000
 )
+
+// Above Linux's largest pid_max (2^22): never a live process.
+const deadPid = 4_194_304 + 1000
+
+it.live("in one process: a second open of the same directory is refused; dead holders and cut-short files are taken over", () =>
+  Effect.gen(function*() {
+    const dir = yield* tempDir("data-dir-lock-unit-")
+    const path = Path.join(dir, "pglite.lock")
+    const acquire = DataDirLock.acquire(path, "The test database")
+
+    yield* Effect.scoped(Effect.gen(function*() {
+      yield* acquire
+      const again = yield* Effect.flip(Effect.scoped(acquire))
+      expect(again._tag).toBe("DataDirInUse")
+      expect(again.message).toContain(`this process (${process.pid})`)
+    }))
+    expect(Fs.existsSync(path)).toBe(false)
+
+    Fs.writeFileSync(path, JSON.stringify({ pid: deadPid, startedAt: "2026-01-01T00:00:00.000Z", port: 1 }))
+    yield* Effect.scoped(Effect.gen(function*() {
+      yield* acquire
+      expect(JSON.parse(Fs.readFileSync(path, "utf8"))).toMatchObject({ pid: process.pid })
+    }))
+
+    // A file cut short by a crash between its creation and its write: taken over once it is old...
+    Fs.writeFileSync(path, "")
+    const old = new Date(Date.now() - 60_000)
+    Fs.utimesSync(path, old, old)
+    yield* Effect.scoped(acquire)
+    // ...but a fresh one is a process starting right now.
+    Fs.writeFileSync(path, "")
+    const young = yield* Effect.flip(Effect.scoped(acquire))
+    expect(young.message).toContain("starting now")
+  }).pipe(Effect.scoped))
