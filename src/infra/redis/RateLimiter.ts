@@ -21,10 +21,13 @@ end
 return out
 `
 
-// What a window counts and how long it has left, without counting (0 and -2 when there is none).
+// What a window counts and how long it has left, without counting (0 and -2 when there is none). A
+// counter without expiry (never written so by hit) would refuse forever: it is dropped instead.
 const peekScript = `
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-return { n, redis.call('PTTL', KEYS[1]) }
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -1 then redis.call('DEL', KEYS[1]); return { 0, -2 } end
+return { n, ttl }
 `
 
 /**
