@@ -36,6 +36,7 @@ EXPOSE 3000
 # Liveness (no curl in the slim image: Node's own fetch). Compose checks /ready instead.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/health', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-# The development accounts, if wanted: docker exec <container> node dist/src/seed.js
+# No development accounts here: their passwords are published, and `seed.js` refuses with
+# NODE_ENV=production. The first admin comes from ADMIN_EMAIL/ADMIN_PASSWORD (-e at docker run).
 # A larger young generation: fewer scavenges at thousands of messages per second.
 CMD ["node", "--max-semi-space-size=64", "dist/src/main.js"]

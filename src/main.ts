@@ -27,6 +27,7 @@ import * as Redis from "./infra/redis/Redis.js"
 import * as SqlAttachmentsRepo from "./infra/sql/AttachmentsRepo.js"
 import * as SqlAuditLog from "./infra/sql/AuditLog.js"
 import * as SqlClientLive from "./infra/sql/Client.js"
+import { DataDirLock } from "./infra/sql/DataDirLock.js"
 import * as SqlConversationsRepo from "./infra/sql/ConversationsRepo.js"
 import * as SqlMessagesRepo from "./infra/sql/MessagesRepo.js"
 import * as Migrations from "./infra/sql/Migrations.js"
@@ -80,17 +81,29 @@ export const DomainLive = FirstAdminLive.pipe(
   Layer.provideMerge(InfraLive)
 )
 
+/** The embedded database's lock names the port it serves, so that a refused second start can say where. */
+const RecordPort = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const gateway = yield* Gateway.Gateway
+    const lock = yield* Effect.serviceOption(DataDirLock)
+    if (Option.isSome(lock)) yield* lock.value.record({ port: gateway.port })
+  })
+)
+
 /** The whole product: one uWebSockets.js listener on PORT for REST, docs and WebSocket. */
-export const AppLive = Gateway.layer.pipe(Layer.provideMerge(DomainLive))
+export const AppLive = RecordPort.pipe(Layer.provideMerge(Gateway.layer), Layer.provideMerge(DomainLive))
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  Env.loadDotEnv()
   // The secret is checked before anything touches the database: a refused start changes nothing.
   const program = Effect.zipRight(JwtSecret.load, Layer.launch(AppLive)).pipe(
+    // A second process on the same embedded database: one line naming the holder, exit code 1.
+    Effect.catchTag("DataDirInUse", Env.refuse),
     // No tracer is exported from this process: spans would be made and dropped on every request.
     Effect.withTracerEnabled(false),
     Effect.provide(NodeContext.layer),
     Effect.provide(Logging.layer),
     Effect.provide(Env.layer)
   )
-  NodeRuntime.runMain(program, { disablePrettyLogger: true })
+  NodeRuntime.runMain(program, { disablePrettyLogger: true, teardown: Env.teardown })
 }

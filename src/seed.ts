@@ -1,5 +1,5 @@
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Config, Console, Data, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { realpathSync } from "node:fs"
 import { pathToFileURL } from "node:url"
 import { PasswordHasher } from "./domain/ports/PasswordHasher.js"
@@ -29,6 +29,25 @@ export const accounts: ReadonlyArray<Seeded> = [
   { email: "una@trainer.chat", password: "user-password", firstName: "Una", lastName: "User", role: "user", trainer: "tina.trainer@trainer.chat" },
   { email: "uri@trainer.chat", password: "user-password", firstName: "Uri", lastName: "User", role: "user", trainer: "tina.trainer@trainer.chat" }
 ]
+
+/** Seeding refused: known passwords do not belong in production. */
+export class SeedRefused extends Data.TaggedError("SeedRefused")<{ readonly message: string }> {}
+
+/**
+ * With `NODE_ENV=production` the seed refuses unless forced (`SEED_FORCE=1` or `--force`): its
+ * accounts have published passwords, admin included.
+ */
+export const productionGuard = (argv: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const nodeEnv = yield* Config.string("NODE_ENV").pipe(Config.withDefault("development"))
+    const forced = argv.includes("--force") || (yield* Config.boolean("SEED_FORCE").pipe(Config.withDefault(false)))
+    if (nodeEnv !== "production" || forced) return
+    return yield* new SeedRefused({
+      message: "npm run seed refused: NODE_ENV=production and its accounts have published passwords " +
+        "(admin included). Create the first admin with ADMIN_EMAIL/ADMIN_PASSWORD instead, " +
+        "or force it with SEED_FORCE=1 (or --force)."
+    })
+  })
 
 /** Creates what is missing and assigns trainers; running it again changes nothing. */
 export const seed = Effect.gen(function*() {
@@ -61,7 +80,9 @@ export const seed = Effect.gen(function*() {
 export const SeedLive = Layer.mergeAll(SqlUsersRepo.layer, Argon2Hasher.layer).pipe(Layer.provideMerge(DatabaseLive))
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
-  seed.pipe(
+  Env.loadDotEnv()
+  // The guard runs before the database is opened: a refused seed changes nothing.
+  Effect.zipRight(productionGuard(process.argv.slice(2)), Effect.provide(seed, SeedLive)).pipe(
     Effect.tap(() =>
       Console.log(
         [
@@ -72,8 +93,12 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathS
         ].join("\n")
       )
     ),
-    Effect.provide(SeedLive),
+    // A server running on the same embedded database: say so, and change nothing.
+    Effect.catchTags({
+      SeedRefused: Env.refuse,
+      DataDirInUse: (inUse) => Env.refuse({ message: `npm run seed refused, nothing written: ${inUse.message}` })
+    }),
     Effect.provide(Env.layer),
-    NodeRuntime.runMain
+    (program) => NodeRuntime.runMain(program, { teardown: Env.teardown })
   )
 }

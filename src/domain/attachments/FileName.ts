@@ -1,8 +1,8 @@
+import { wellFormed } from "../Fields.js"
 import { extensionsOf, type FileKind } from "./FileType.js"
 
 export const MAX_FILE_NAME_LENGTH = 200
 
-const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
 const control = /[\u0000-\u001F\u007F-\u009F]/g
 // Bidi embeddings, overrides and isolates ("\u202Egnp.exe" shows as "exe.png"), direction marks, and
 // invisible characters that could hide an extension.
@@ -24,7 +24,7 @@ const truncate = (name: string, max: number): string => {
  * at most 200 characters (the extension kept), never empty (`file.<fallbackExtension>`).
  */
 export const sanitizeFileName = (raw: string | undefined, fallbackExtension: string): string => {
-  const path = (raw ?? "").replace(loneSurrogate, "\uFFFD").normalize("NFC")
+  const path = wellFormed(raw ?? "").normalize("NFC")
   const name = path
     .slice(Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1)
     .replace(control, " ")

@@ -1,6 +1,7 @@
 import { SqlClient } from "@effect/sql"
 import { Effect, Option } from "effect"
 import { Forbidden } from "../Errors.js"
+import { wellFormed } from "../Fields.js"
 import { AuditLog } from "../ports/AuditLog.js"
 import { Bus } from "../ports/Bus.js"
 import { type ConversationFilter, ConversationsRepo } from "../ports/ConversationsRepo.js"
@@ -109,8 +110,10 @@ export class Conversations extends Effect.Service<Conversations>()("Chat/Convers
     })
 
     /** Closes the conversation for good, leaving a system message saying so. Closing twice changes nothing. */
-    const close = Effect.fn("Conversations.close")(function*(actor: User, id: ConversationId, reason: string | null) {
+    const close = Effect.fn("Conversations.close")(function*(actor: User, id: ConversationId, given: string | null) {
       yield* requireAdmin(actor)
+      // Stored in text, jsonb (the audit) and frames alike: one well-formed value for all three.
+      const reason = given === null ? null : wellFormed(given)
       const outcome = yield* sql.withTransaction(Effect.gen(function*() {
         const found = yield* repo.findById(id)
         if (Option.isNone(found)) return yield* new ConversationNotFound({ id })

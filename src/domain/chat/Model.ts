@@ -1,6 +1,6 @@
 import { Model } from "@effect/sql"
 import { DateTime, Schema } from "effect"
-import { NullableDateTime } from "../Fields.js"
+import { NullableDateTime, WellFormed } from "../Fields.js"
 import { UserId } from "../users/Model.js"
 
 export const ConversationId = Schema.UUID.pipe(
@@ -15,11 +15,17 @@ export const MessageId = Schema.UUID.pipe(
 )
 export type MessageId = typeof MessageId.Type
 
-/** A message's place in its conversation: 1, 2, 3, … with no gap and no duplicate. */
+/** The largest seq a Postgres `integer` column holds. */
+export const MaxSeq = 2_147_483_647
+
+/**
+ * A message's place in its conversation: 1, 2, 3, … with no gap and no duplicate. Bounded like its
+ * column, so that a larger one sent by a client is refused as invalid rather than failing in SQL.
+ */
 export const Seq = Schema.Int.pipe(
-  Schema.nonNegative(),
+  Schema.between(0, MaxSeq),
   Schema.brand("Seq"),
-  Schema.annotations({ message: () => "must be a non-negative integer" })
+  Schema.annotations({ message: () => `must be an integer from 0 to ${MaxSeq}` })
 )
 export type Seq = typeof Seq.Type
 
@@ -64,8 +70,9 @@ export const checkSendShape = (input: {
     : true
 }
 
-/** Trimmed; 1 to 4000 characters. */
+/** Trimmed, lone surrogates replaced; 1 to 4000 characters. */
 export const Content = Schema.Trim.pipe(
+  Schema.compose(WellFormed),
   Schema.compose(
     Schema.String.pipe(
       // No NUL: Postgres text cannot hold one.
@@ -77,7 +84,7 @@ export const Content = Schema.Trim.pipe(
 )
 
 /** The client's own id for a send, so that a retry is recognised. */
-export const ClientMessageId = Schema.String.pipe(
+export const ClientMessageId = WellFormed.pipe(
   Schema.filter((s) => s.length >= 1 && s.length <= 64 && !s.includes("\0"), {
     message: () => "must be 1 to 64 characters, without NUL"
   })

@@ -13,5 +13,10 @@ export interface RateLimit {
  * with the seconds left until the window ends.
  */
 export class RateLimiter extends Context.Tag("Ports/RateLimiter")<RateLimiter, {
-  readonly hit: (limit: RateLimit, key: string) => Effect.Effect<void, RateLimited>
+  /** Counts one hit; the count so far in this window, or `RateLimited` past `max`. */
+  readonly hit: (limit: RateLimit, key: string) => Effect.Effect<number, RateLimited>
+  /** `RateLimited` when this window already counts `max` hits; counts nothing. */
+  readonly peek: (limit: RateLimit, key: string) => Effect.Effect<void, RateLimited>
+  /** Forgets `key`'s window in `bucket` (a successful login clears its failures). */
+  readonly reset: (bucket: string, key: string) => Effect.Effect<void>
 }>() {}

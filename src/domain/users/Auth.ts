@@ -35,7 +35,10 @@ export interface Session {
 export const AuthLimitsConfig = Config.all({
   perIp: Config.integer("AUTH_RATE_LIMIT_PER_IP").pipe(Config.withDefault(30)),
   perEmail: Config.integer("AUTH_RATE_LIMIT_PER_EMAIL").pipe(Config.withDefault(10)),
-  window: Config.duration("AUTH_RATE_LIMIT_WINDOW").pipe(Config.withDefault(Duration.minutes(15)))
+  window: Config.duration("AUTH_RATE_LIMIT_WINDOW").pipe(Config.withDefault(Duration.minutes(15))),
+  delayAfter: Config.integer("AUTH_LOGIN_DELAY_AFTER").pipe(Config.withDefault(5)),
+  delayBase: Config.duration("AUTH_LOGIN_DELAY_BASE").pipe(Config.withDefault(Duration.seconds(1))),
+  delayMax: Config.duration("AUTH_LOGIN_DELAY_MAX").pipe(Config.withDefault(Duration.minutes(1)))
 })
 
 /** How long a signed-in user is remembered between requests; changes on any instance end it at once. */
@@ -53,14 +56,51 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
     // Unknown emails are checked against this hash, so that they cost the same time as a wrong password.
     const decoyHash = yield* hasher.hash(Redacted.make("decoy-password-never-matches"))
 
-    const limit = (action: "login" | "register", origin: Origin, email: Email) =>
+    const perIp = (action: "login" | "register", origin: Origin) =>
+      Option.match(origin.ip, {
+        onNone: () => Effect.void,
+        onSome: (ip) => Effect.asVoid(limiter.hit({ bucket: `${action}:ip`, max: limits.perIp, window: limits.window }, ip))
+      })
+
+    const limit = (action: "register", origin: Origin, email: Email) =>
       Effect.zipRight(
-        Option.match(origin.ip, {
-          onNone: () => Effect.void,
-          onSome: (ip) => limiter.hit({ bucket: `${action}:ip`, max: limits.perIp, window: limits.window }, ip)
-        }),
+        perIp(action, origin),
         limiter.hit({ bucket: `${action}:email`, max: limits.perEmail, window: limits.window }, email)
       )
+
+    // Logins (OWASP ASVS 2.2.1): a hard limit per address and account, so that failures from elsewhere
+    // never lock the owner out; per account, growing delays once failures pile up from anywhere
+    // (1 s, 2 s, 4 s, … up to the maximum), counted on failures only and cleared by a success.
+    const unlimited = Number.MAX_SAFE_INTEGER
+    const pairLimit = { bucket: "login:ip-email", max: limits.perEmail, window: limits.window }
+    const failures = { bucket: "login:failures", max: unlimited, window: limits.window }
+    const delayed = { bucket: "login:delay", max: 1, window: limits.delayMax }
+    const pairKey = (origin: Origin, email: Email) => `${Option.getOrElse(origin.ip, () => "-")} ${email}`
+    const delayAfter = (failed: number) =>
+      Duration.millis(Math.min(
+        Duration.toMillis(limits.delayMax),
+        Duration.toMillis(limits.delayBase) * 2 ** Math.min(30, failed - limits.delayAfter - 1)
+      ))
+
+    const admitLogin = (origin: Origin, email: Email) =>
+      Effect.all([
+        perIp("login", origin),
+        limiter.hit(pairLimit, pairKey(origin, email)),
+        limiter.peek(delayed, email)
+      ], { discard: true })
+
+    const loginFailed = (email: Email) =>
+      Effect.gen(function*() {
+        const failed = yield* limiter.hit(failures, email)
+        if (failed > limits.delayAfter) yield* limiter.hit({ ...delayed, window: delayAfter(failed) }, email)
+      }).pipe(Effect.catchTag("RateLimited", () => Effect.void))
+
+    const loginSucceeded = (origin: Origin, email: Email) =>
+      Effect.all([
+        limiter.reset(pairLimit.bucket, pairKey(origin, email)),
+        limiter.reset(failures.bucket, email),
+        limiter.reset(delayed.bucket, email)
+      ], { discard: true })
 
     const sessionFor = (user: User) =>
       Effect.map(tokens.issue({ sub: user.id, role: user.role }), ({ expiresIn, token }): Session => ({
@@ -85,13 +125,17 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
     })
 
     const login = Effect.fn("Auth.login")(function*(input: Credentials, origin: Origin) {
-      yield* limit("login", origin, input.email)
+      yield* admitLogin(origin, input.email)
       const found = yield* repo.findByEmail(input.email)
       const matches = yield* hasher.verify(Option.match(found, {
         onNone: () => decoyHash,
         onSome: (user) => user.passwordHash
       }), input.password)
-      if (Option.isNone(found) || !matches) return yield* new InvalidCredentials()
+      if (Option.isNone(found) || !matches) {
+        yield* loginFailed(input.email)
+        return yield* new InvalidCredentials()
+      }
+      yield* loginSucceeded(origin, input.email)
       const user = found.value
       if (!user.isActive) return yield* new AccountInactive()
       return yield* sessionFor(user)

@@ -1,5 +1,6 @@
 import { Model } from "@effect/sql"
 import { Schema } from "effect"
+import { WellFormed, wellFormed } from "../Fields.js"
 
 export const UserId = Schema.UUID.pipe(
   Schema.brand("UserId"),
@@ -23,7 +24,7 @@ const EmailShape = Schema.String.pipe(
 /** Trimmed and lower-cased on the way in, so one mailbox is one account. */
 export const Email = Schema.transform(Schema.String, EmailShape, {
   strict: false,
-  decode: (s) => s.trim().toLowerCase(),
+  decode: (s) => wellFormed(s.trim().toLowerCase()),
   encode: (s) => s
 }).annotations({ identifier: "Email", examples: ["ada@example.com" as typeof EmailShape.Type] })
 export type Email = typeof Email.Type
@@ -37,7 +38,7 @@ const StringBetween = (min: number, max: number) =>
     })
   )
 
-export const Name = Schema.Trim.pipe(Schema.compose(StringBetween(1, 100)))
+export const Name = Schema.Trim.pipe(Schema.compose(WellFormed), Schema.compose(StringBetween(1, 100)))
 
 export const AvatarUrl = Schema.String.pipe(
   Schema.maxLength(2048),

@@ -7,6 +7,9 @@ interface Window {
   count: number
 }
 
+const idOf = (bucket: string, key: string) => `${bucket}\u0000${key}`
+const secondsLeft = (window: Window, now: number) => Math.max(1, Math.ceil((window.endsAt - now) / 1000))
+
 /** Fixed windows in this process's memory: right for one instance; many instances share the Redis twin. */
 export const layer = Layer.scoped(
   RateLimiter,
@@ -22,7 +25,7 @@ export const layer = Layer.scoped(
     return RateLimiter.of({
       hit: (limit, key) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          const id = `${limit.bucket}\u0000${key}`
+          const id = idOf(limit.bucket, key)
           let window = windows.get(id)
           if (window === undefined || window.endsAt <= now) {
             window = { endsAt: now + Duration.toMillis(limit.window), count: 0 }
@@ -30,9 +33,17 @@ export const layer = Layer.scoped(
           }
           window.count += 1
           return window.count <= limit.max
+            ? Effect.succeed(window.count)
+            : Effect.fail(new RateLimited({ retryAfterSeconds: secondsLeft(window, now) }))
+        }),
+      peek: (limit, key) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const window = windows.get(idOf(limit.bucket, key))
+          return window === undefined || window.endsAt <= now || window.count < limit.max
             ? Effect.void
-            : Effect.fail(new RateLimited({ retryAfterSeconds: Math.max(1, Math.ceil((window.endsAt - now) / 1000)) }))
-        })
+            : Effect.fail(new RateLimited({ retryAfterSeconds: secondsLeft(window, now) }))
+        }),
+      reset: (bucket, key) => Effect.sync(() => void windows.delete(idOf(bucket, key)))
     })
   })
 )

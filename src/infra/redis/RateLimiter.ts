@@ -21,6 +21,15 @@ end
 return out
 `
 
+// What a window counts and how long it has left, without counting (0 and -2 when there is none). A
+// counter without expiry (never written so by hit) would refuse forever: it is dropped instead.
+const peekScript = `
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -1 then redis.call('DEL', KEYS[1]); return { 0, -2 } end
+return { n, ttl }
+`
+
 /**
  * Fixed windows shared by every instance. While Redis is away each instance
  * falls back to its own in-memory windows: limits stay, only per instance.
@@ -32,26 +41,39 @@ export const layer = Layer.scoped(
     const local = yield* Effect.provide(RateLimiter, MemoryRateLimiter.layer)
     const decode = Schema.decodeUnknownPromise(Schema.Array(Schema.Number))
     const hitAll = script(redis.client, hitScript)
+    const peekOne = script(redis.client, peekScript)
     const run = (hits: ReadonlyArray<{ readonly key: string; readonly windowMs: number }>) =>
       hitAll(hits.map((h) => h.key), hits.map((h) => h.windowMs)).then(decode).then((flat) =>
         hits.map((_, i) => [flat[2 * i]!, flat[2 * i + 1]!] as const)
       )
     const hitBatched = batched(run)
     const hitRemote = (key: string, windowMs: number) => Effect.tryPromise(() => hitBatched({ key, windowMs }))
+    const keyOf = (bucket: string, key: string) => `${redis.settings.prefix}rate:${bucket}:${key}`
+    const limited = (ttl: number) => new RateLimited({ retryAfterSeconds: Math.max(1, Math.ceil(ttl / 1000)) })
 
     return RateLimiter.of({
       hit: (limit, key) => {
         const windowMs = Duration.toMillis(limit.window)
-        return hitRemote(`${redis.settings.prefix}rate:${limit.bucket}:${key}`, windowMs).pipe(
+        return hitRemote(keyOf(limit.bucket, key), windowMs).pipe(
           Effect.matchEffect({
             onFailure: () => local.hit(limit, key),
-            onSuccess: ([count, ttl]) =>
-              count <= limit.max
-                ? Effect.void
-                : Effect.fail(new RateLimited({ retryAfterSeconds: Math.max(1, Math.ceil(ttl / 1000)) }))
+            onSuccess: ([count, ttl]) => count <= limit.max ? Effect.succeed(count) : Effect.fail(limited(ttl))
           })
         )
-      }
+      },
+      peek: (limit, key) =>
+        Effect.tryPromise(() => peekOne([keyOf(limit.bucket, key)]).then(decode)).pipe(
+          Effect.matchEffect({
+            onFailure: () => local.peek(limit, key),
+            onSuccess: ([count = 0, ttl = -2]) => count < limit.max || ttl === -2 ? Effect.void : Effect.fail(limited(ttl))
+          })
+        ),
+      // Windows counted here while Redis was away are forgotten too.
+      reset: (bucket, key) =>
+        Effect.zipRight(
+          local.reset(bucket, key),
+          Effect.tryPromise(() => redis.client.del(keyOf(bucket, key))).pipe(Effect.ignore)
+        )
     })
   })
 )

@@ -1,9 +1,14 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { Effect, Layer, Schema } from "effect"
 import { AuditEntry } from "../../domain/audit/Model.js"
+import { wellFormed } from "../../domain/Fields.js"
 import { AuditLog } from "../../domain/ports/AuditLog.js"
 
 const Total = Schema.Struct({ total: Schema.Number })
+
+// jsonb refuses a lone surrogate (and NUL) that JSON text can carry: details are made storable.
+const jsonbSafe = (_key: string, value: unknown) =>
+  typeof value === "string" ? wellFormed(value).replaceAll("\0", "\uFFFD") : value
 
 export const layer = Layer.effect(
   AuditLog,
@@ -29,7 +34,7 @@ export const layer = Layer.effect(
       record: (entry) =>
         sql`INSERT INTO audit_log (actor_id, action, target_id, details)
             VALUES (${entry.actorId}, ${entry.action}, ${entry.targetId},
-                    ${entry.details === null ? null : JSON.stringify(entry.details)}::jsonb)`.pipe(
+                    ${entry.details === null ? null : JSON.stringify(entry.details, jsonbSafe)}::jsonb)`.pipe(
           Effect.asVoid,
           Effect.orDie,
           Effect.withSpan("AuditLog.record")

@@ -3,8 +3,9 @@ import { SqlClient, SqlError, Statement } from "@effect/sql"
 import type { Connection } from "@effect/sql/SqlConnection"
 import { PgClient } from "@effect/sql-pg"
 import { PGlite, type Results } from "@electric-sql/pglite"
-import { Context, Effect, Layer, Stream } from "effect"
+import { Context, Effect, Layer, Option, Stream } from "effect"
 import { mkdir } from "node:fs/promises"
+import * as DataDirLock from "./DataDirLock.js"
 
 export interface PgliteConfig {
   /** A directory for a persistent database, or `memory://` for a throwaway one. */
@@ -28,10 +29,20 @@ const rowsOf = (results: ReadonlyArray<Results<unknown>>) =>
  */
 export const make = (config: PgliteConfig) =>
   Effect.gen(function*() {
+    const persistent = !config.dataDir.includes("://")
+    if (persistent) {
+      yield* Effect.tryPromise({
+        try: () => mkdir(config.dataDir, { recursive: true }),
+        catch: (cause) => new SqlError.SqlError({ cause, message: `Failed to open PGlite at ${config.dataDir}` })
+      })
+    }
+    // Before opening: a second process on the same files would each see only its own writes.
+    const lock = persistent
+      ? Option.some(yield* DataDirLock.acquire(`${config.dataDir}.lock`, `The embedded database at ${config.dataDir}`))
+      : Option.none()
     const db = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: async () => {
-          if (!config.dataDir.includes("://")) await mkdir(config.dataDir, { recursive: true })
           const db = new PGlite(config.dataDir)
           await db.waitReady
           return db
@@ -40,7 +51,7 @@ export const make = (config: PgliteConfig) =>
       }),
       (db) => Effect.promise(() => db.close())
     )
-    const lock = yield* Effect.makeSemaphore(1)
+    const session = yield* Effect.makeSemaphore(1)
     const fail = (cause: unknown) => new SqlError.SqlError({ cause, message: "Failed to execute statement" })
 
     const run = (sql: string, params: ReadonlyArray<unknown>, rowMode: "object" | "array" = "object") =>
@@ -73,11 +84,11 @@ export const make = (config: PgliteConfig) =>
       }
     }
 
-    const standalone = connection(lock.withPermits(1))
-    // A transaction holds the lock from BEGIN to COMMIT; its statements must not take it again.
+    const standalone = connection(session.withPermits(1))
+    // A transaction holds the session from BEGIN to COMMIT; its statements must not take it again.
     const inTransaction = connection((effect) => effect)
     const reserve = Effect.as(
-      Effect.acquireRelease(lock.take(1), () => lock.release(1)),
+      Effect.acquireRelease(session.take(1), () => session.release(1)),
       inTransaction
     )
 
@@ -91,10 +102,15 @@ export const make = (config: PgliteConfig) =>
         ? Statement.defaultTransforms(config.transformResultNames).array
         : undefined
     })
-    return { client, db } as const
+    return { client, db, lock } as const
   })
 
-export const layer = (config: PgliteConfig): Layer.Layer<SqlClient.SqlClient | Pglite, SqlError.SqlError> =>
+export const layer = (
+  config: PgliteConfig
+): Layer.Layer<SqlClient.SqlClient | Pglite, SqlError.SqlError | DataDirLock.DataDirInUse> =>
   Layer.scopedContext(
-    Effect.map(make(config), ({ client, db }) => Context.make(SqlClient.SqlClient, client).pipe(Context.add(Pglite, db)))
+    Effect.map(make(config), ({ client, db, lock }) => {
+      const context = Context.make(SqlClient.SqlClient, client).pipe(Context.add(Pglite, db))
+      return Option.isSome(lock) ? Context.add(context, DataDirLock.DataDirLock, lock.value) : context
+    })
   ).pipe(Layer.provide(Reactivity.layer))
