@@ -1,6 +1,6 @@
 import { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Cause, Config, Context, Effect, Either, Exit, FiberSet, Layer, Option, ParseResult, Schema } from "effect"
+import { Cause, Config, Context, Effect, Exit, FiberSet, Layer, Option, Schema } from "effect"
 import type { ChatEvent } from "../domain/chat/Events.js"
 import { Messages } from "../domain/chat/Messages.js"
 import { counterpartOf, type ConversationId, encodeMessage, type MessageJson } from "../domain/chat/Model.js"
@@ -23,6 +23,9 @@ import {
   CloseCodes,
   encodeServerEvent,
   envelopeFast,
+  issuesOf,
+  MaxDepth,
+  nestsDeeperThan,
   sendMessageFast,
   type ServerEventName,
   type ErrorCode,
@@ -96,11 +99,6 @@ export class Gateway extends Context.Tag("Ws/Gateway")<Gateway, {
 }>() {}
 
 const errorFrame = (data: ErrorData, id: string | undefined) => encodeServerEvent("error", data, id)
-
-const issuesOf = (error: ParseResult.ParseError) =>
-  ParseResult.ArrayFormatter.formatErrorSync(error)
-    .map((issue) => issue.path.length === 0 ? issue.message : `${issue.path.join(".")}: ${issue.message}`)
-    .join("; ")
 
 /** Domain failures as the protocol names them. */
 const domainError = (error: { readonly _tag: string; readonly message?: string }): ErrorData => {
@@ -209,6 +207,20 @@ export const layer = Layer.scoped(
     }
     const socketsOf = (userId: UserId) => byUser.get(userId) ?? new Set<Socket>()
 
+    const internalError: ErrorData = { code: "Internal", message: "Something went wrong on our side" }
+    /** A failure nobody asked for: logged (the client gets its answer elsewhere). */
+    const failed = (where: string, cause: Cause.Cause<unknown>) => {
+      if (!Cause.isInterruptedOnly(cause)) run(Effect.logError(`WebSocket ${where} failed`, cause))
+    }
+    /** An answer after a failure: when even that throws (the socket or response is gone), the log line is all. */
+    const answerQuietly = (answer: () => void) => {
+      try {
+        answer()
+      } catch {
+        // gone already
+      }
+    }
+
     /** Runs a handler's effect for a socket; a domain failure becomes its `error` frame, a defect `Internal`. */
     let wsInFlight = 0
     const handle = <A, E extends { readonly _tag: string; readonly message?: string }>(
@@ -225,8 +237,8 @@ export const layer = Layer.scoped(
       wsInFlight++
       // The outcome is handled in the fiber's observer, synchronously: no more steps on the hot path.
       const internal = (cause: Cause.Cause<unknown>) => {
-        if (!Cause.isInterruptedOnly(cause)) run(Effect.logError("WebSocket handler failed", cause))
-        send(ws, errorFrame({ code: "Internal", message: "Something went wrong on our side" }, id))
+        failed("handler", cause)
+        send(ws, errorFrame(internalError, id))
       }
       run(effect).addObserver((exit) => {
         wsInFlight--
@@ -405,6 +417,8 @@ export const layer = Layer.scoped(
           ws.getUserData().badFrames = 0
           return handler(ws, id, quick)
         }
+        // The hand-written checks accept flat data only; anything else is bounded before the schema sees it.
+        if (nestsDeeperThan(data, MaxDepth - 1)) return badFrame(ws, id, "BadFrame", tooDeep)
         const decoded = decode(data ?? {})
         if (decoded._tag === "Left") return sendError(ws, id, "InvalidData", `${event}: ${issuesOf(decoded.left)}`)
         ws.getUserData().badFrames = 0
@@ -427,6 +441,8 @@ export const layer = Layer.scoped(
     }
 
     const decodeEnvelope = Schema.decodeUnknownEither(ClientEnvelope)
+    const tooDeep = `Frames nest at most ${MaxDepth} levels of objects and arrays`
+    const unknownEvent = `Unknown event: the events are ${Object.keys(ClientEvents).join(", ")}`
 
     const onMessage = (ws: Socket, buffer: ArrayBuffer, isBinary: boolean) => {
       if (isBinary) return badFrame(ws, undefined, "BadFrame", "Frames are JSON text")
@@ -441,18 +457,23 @@ export const layer = Layer.scoped(
         return badFrame(ws, undefined, "BadJson", "The frame is not valid JSON")
       }
       const quick = envelopeFast(json)
-      const envelope = quick === undefined ? decodeEnvelope(json) : Either.right(quick)
-      if (envelope._tag === "Left") {
+      if (quick === undefined) {
         const id = typeof json === "object" && json !== null && "id" in json && typeof json.id === "string" &&
-            json.id.length <= 64
+            json.id.length >= 1 && json.id.length <= 64
           ? json.id
           : undefined
-        return badFrame(ws, id, "BadFrame", `Expected { event, data, id? }: ${issuesOf(envelope.left)}`)
+        if (nestsDeeperThan(json, MaxDepth)) return badFrame(ws, id, "BadFrame", tooDeep)
+        const envelope = decodeEnvelope(json)
+        if (envelope._tag === "Left") {
+          return badFrame(ws, id, "BadFrame", `Expected { event, data, id? }: ${issuesOf(envelope.left)}`)
+        }
+        return route(ws, envelope.right)
       }
-      const { data, event, id } = envelope.right
-      if (!isClientEvent(event)) {
-        return badFrame(ws, id, "UnknownEvent", `Unknown event ${JSON.stringify(event.slice(0, 64))}`)
-      }
+      route(ws, quick)
+    }
+
+    const route = (ws: Socket, { data, event, id }: typeof ClientEnvelope.Type) => {
+      if (!isClientEvent(event)) return badFrame(ws, id, "UnknownEvent", unknownEvent)
       routes[event](ws, id, event, data)
     }
 
@@ -576,6 +597,42 @@ export const layer = Layer.scoped(
       })
     }
 
+    // The last resort around every callback uWS calls: a throw there would end the process. It becomes a log
+    // line and an answer instead (a 500, an `Internal` error frame, a 1011 close), whatever threw.
+    const guardUpgrade = (upgrade: (res: Uws.HttpResponse, req: Uws.HttpRequest, context: Uws.us_socket_context_t) => void) =>
+      (res: Uws.HttpResponse, req: Uws.HttpRequest, context: Uws.us_socket_context_t) => {
+        try {
+          upgrade(res, req, context)
+        } catch (error) {
+          failed("upgrade", Cause.die(error))
+          answerQuietly(() => refuse(res, "500 Internal Server Error", internalError))
+        }
+      }
+    const guardOpen = (open: (ws: Socket) => void) => (ws: Socket) => {
+      try {
+        open(ws)
+      } catch (error) {
+        failed("open", Cause.die(error))
+        answerQuietly(() => ws.end(1011, "internal error"))
+      }
+    }
+    const guardClose = (close: (ws: Socket, code: number, message: ArrayBuffer) => void) =>
+      (ws: Socket, code: number, message: ArrayBuffer) => {
+        try {
+          close(ws, code, message)
+        } catch (error) {
+          failed("close", Cause.die(error))
+        }
+      }
+    const guardedMessage = (ws: Socket, buffer: ArrayBuffer, isBinary: boolean) => {
+      try {
+        onMessage(ws, buffer, isBinary)
+      } catch (error) {
+        failed("message", Cause.die(error))
+        answerQuietly(() => send(ws, errorFrame(internalError, undefined)))
+      }
+    }
+
     app.ws<SocketData>("/ws", {
       maxPayloadLength: config.maxPayloadBytes,
       idleTimeout: config.idleTimeoutSeconds,
@@ -584,7 +641,7 @@ export const layer = Layer.scoped(
       // (and closes) only far beyond it.
       maxBackpressure: config.maxBackpressureBytes * 4,
       closeOnBackpressureLimit: 1,
-      upgrade: (res, req, context) => {
+      upgrade: guardUpgrade((res, req, context) => {
         // Everything from `req` is read now: it is gone once this callback returns.
         const key = req.getHeader("sec-websocket-key")
         const protocol = req.getHeader("sec-websocket-protocol")
@@ -629,10 +686,16 @@ export const layer = Layer.scoped(
               }
               res.cork(() => res.upgrade(data, key, protocol, extensions, context))
             })
+          ),
+          Effect.catchAllCause((cause) =>
+            Effect.sync(() => {
+              failed("upgrade", cause)
+              if (!aborted) answerQuietly(() => refuse(res, "500 Internal Server Error", internalError))
+            })
           )
         ))
-      },
-      open: (ws) => {
+      }),
+      open: guardOpen((ws) => {
         const data = ws.getUserData()
         ws.subscribe(data.topic)
         sockets.add(ws)
@@ -644,9 +707,9 @@ export const layer = Layer.scoped(
         data.expiry = setTimeout(() => {
           if (!data.closed) ws.end(CloseCodes.tokenExpired, "token expired")
         }, Math.min(Math.max(left, 0), 2 ** 31 - 1))
-      },
-      message: onMessage,
-      close: (ws) => {
+      }),
+      message: guardedMessage,
+      close: guardClose((ws) => {
         const data = ws.getUserData()
         data.closed = true
         clearTimeout(data.expiry)
@@ -677,7 +740,7 @@ export const layer = Layer.scoped(
             ])
           }).pipe(Effect.ignore))
         }
-      }
+      })
     })
 
     const httpInFlight = new InFlight(config.httpMaxInFlight)

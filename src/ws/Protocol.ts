@@ -5,7 +5,7 @@
  * Every client frame with an `id` gets exactly one reply: `ack` or `error`
  * with the same `id`. Errors without an `id` come as `{ event: "error", data }`.
  */
-import { Schema } from "effect"
+import { ParseResult, Schema } from "effect"
 import { AttachmentId } from "../domain/attachments/Model.js"
 import {
   checkSendShape,
@@ -23,6 +23,49 @@ import { UserId } from "../domain/users/Model.js"
 const strict = { parseOptions: { onExcessProperty: "error", errors: "all" } } as const
 const Struct = <Fields extends Schema.Struct.Fields>(fields: Fields) => Schema.Struct(fields).annotations(strict)
 const optional = <S extends Schema.Schema.All>(schema: S) => Schema.optionalWith(schema, { exact: true })
+
+/** How deep a frame's JSON may nest (the envelope is level 1): deeper frames are refused before decoding. */
+export const MaxDepth = 64
+
+/**
+ * Whether `value` nests deeper than `max` levels of objects and arrays: one iterative walk (no recursion, so
+ * no stack to overflow), which stops at the first level too deep.
+ */
+export const nestsDeeperThan = (value: unknown, max: number): boolean => {
+  if (typeof value !== "object" || value === null) return false
+  const values: Array<object> = [value]
+  const depths: Array<number> = [1]
+  while (values.length > 0) {
+    const current = values.pop()!
+    const depth = depths.pop()!
+    if (depth > max) return true
+    const children: ReadonlyArray<unknown> = Array.isArray(current) ? current : Object.values(current)
+    for (const child of children) {
+      if (typeof child === "object" && child !== null) {
+        values.push(child)
+        depths.push(depth + 1)
+      }
+    }
+  }
+  return false
+}
+
+/**
+ * A decode failure as a client reads it: each issue's path and rule, never the value received (it may be
+ * huge, or someone's secret). A key that is not in the schema is not named either: it was received too.
+ */
+export const issuesOf = (error: ParseResult.ParseError): string => {
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+  const described = issues.slice(0, 5).map((issue) => {
+    const path = issue._tag === "Unexpected" ? issue.path.slice(0, -1) : issue.path
+    const rule = issue._tag === "Unexpected" ? issue.message.replace(/^is unexpected/, "has an unknown field") : issue.message
+    const text = rule.replace(/, actual [\s\S]*$/, "")
+    return path.length === 0 ? text : `${path.map((key) => typeof key === "symbol" ? "?" : String(key)).join(".")}: ${text}`
+  })
+  if (issues.length > described.length) described.push(`and ${issues.length - described.length} more`)
+  const text = described.join("; ")
+  return text.length > 1000 ? `${text.slice(0, 1000)}…` : text
+}
 
 /** A client's correlation id for a frame. */
 export const FrameId = Schema.String.pipe(

@@ -1,0 +1,67 @@
+import { expect, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import { pair } from "../support/Chat.js"
+import * as TestApp from "../support/TestApp.js"
+import { connect, is } from "../support/Ws.js"
+
+const deep = (levels: number) => "[".repeat(levels) + "]".repeat(levels)
+
+// Frames up to 60 KB get decoded, so that a 10,000-deep frame reaches the decoder instead of FrameTooLarge.
+layer(TestApp.layer({ WS_MAX_FRAME_BYTES: "60000" }), { excludeTestServices: true })("frames that try to hurt", (it) => {
+  it.scoped("a frame nested thousands of levels deep, in data or in id, gets an error; the server keeps serving", () =>
+    Effect.gen(function*() {
+      const { conversationId, trainer, user } = yield* pair
+      const attacker = yield* connect(user.token)
+      const bystander = yield* connect(trainer.token)
+      yield* bystander.request("joinConversation", { conversationId })
+      for (const levels of [3000, 10_000]) {
+        const nested = deep(levels)
+        yield* attacker.raw(`{"event":"joinConversation","id":"d${levels}","data":${nested}}`)
+        const inData = yield* attacker.next(is("error"), 5000)
+        expect(inData.id).toBe(`d${levels}`)
+        expect(inData.data.code).toBe("BadFrame")
+        expect(inData.data.message).toMatch(/64 levels/)
+        yield* attacker.raw(`{"event":"sendMessage","id":"f${levels}","data":{"conversationId":"${conversationId}","content":${nested},"clientMessageId":"x"}}`)
+        const inField = yield* attacker.next(is("error"), 5000)
+        expect(inField.id).toBe(`f${levels}`)
+        expect(inField.data.code).toBe("BadFrame")
+        yield* attacker.raw(`{"event":"typing","data":{},"id":${nested}}`)
+        const inId = yield* attacker.next(is("error"), 5000)
+        expect(inId.id).toBeUndefined()
+        expect(inId.data.code).toBe("BadFrame")
+        for (const frame of [inData, inField, inId]) expect(frame.data.message).not.toMatch(/\[\[/)
+      }
+      // Another socket is served, and so is the attacker's.
+      const ack = yield* bystander.request("sendMessage", { conversationId, content: "still up", clientMessageId: "up" })
+      expect(ack.event).toBe("ack")
+      expect((yield* attacker.request("leaveConversation", { conversationId })).event).toBe("ack")
+    }))
+
+  it.scoped("error messages name the field and the rule, never what was received", () =>
+    Effect.gen(function*() {
+      const { conversationId, user } = yield* pair
+      const u = yield* connect(user.token)
+      const secret = "s3cr3t-v4lue"
+      const replies = [
+        yield* u.request("sendMessage", { conversationId, content: { nested: [secret] }, clientMessageId: "a" }),
+        yield* u.request("sendMessage", { conversationId: secret, content: "x", clientMessageId: "b" }),
+        yield* u.request("joinConversation", { conversationId, sinceSeq: secret }),
+        yield* u.request("markAsRead", { messageId: [secret, { deeper: secret }] }),
+        yield* u.request("typing", { conversationId, isTyping: secret }),
+        yield* u.request(`${secret}-event`, {}),
+        yield* u.request("typing", { conversationId, isTyping: true, [`${secret}-key`]: 1 })
+      ]
+      for (const reply of replies) {
+        expect(reply.event).toBe("error")
+        expect(["InvalidData", "UnknownEvent"]).toContain(reply.data.code)
+        expect(reply.data.message).not.toContain(secret)
+      }
+      expect(replies[0]!.data.message).toMatch(/content/)
+      expect(replies[4]!.data.message).toMatch(/isTyping/)
+      // Nor in the envelope's error.
+      yield* u.raw(JSON.stringify({ event: "typing", data: {}, id: 7, [secret]: secret }))
+      const envelope = yield* u.next((f) => f.event === "error" && f.id === undefined)
+      expect(envelope.data.code).toBe("BadFrame")
+      expect(envelope.data.message).not.toContain(secret)
+    }))
+})
