@@ -312,8 +312,10 @@ export const layer = Layer.scoped(
             toSeq,
             hasMore: page.hasMore
           }))
-          // With more to fetch the client pages on (joining again from toSeq) before it goes live.
-          if (!page.hasMore) {
+          // On the latest page `hasMore` means older history: the socket goes live at once. After `sinceSeq` it
+          // means newer messages still to fetch: the client pages on (joining again from toSeq) before it goes live.
+          const live = input.sinceSeq === undefined || !page.hasMore
+          if (live) {
             const after = toSeq ?? input.sinceSeq ?? 0
             for (const message of held) if (message.seq > after) send(ws, frameOf("newMessage", encodeMessage(message)))
             // Live messages queue behind the history and the held ones: one socket's frames keep publish order.
@@ -322,7 +324,7 @@ export const layer = Layer.scoped(
               run(bus.publish({ _tag: "UserJoined", conversationId, userId: data.user.id, recipientId }))
             }
           }
-          ack(ws, id, { conversationId, joined: !page.hasMore, toSeq })
+          ack(ws, id, { conversationId, joined: live, toSeq })
         }
       )
       if (!admitted) settle()

@@ -1,6 +1,6 @@
 import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
-import { pair } from "../support/Chat.js"
+import { pair, send } from "../support/Chat.js"
 import * as TestApp from "../support/TestApp.js"
 import { connect, is } from "../support/Ws.js"
 
@@ -64,4 +64,30 @@ layer(TestApp.layer({ WS_MAX_FRAME_BYTES: "60000" }), { excludeTestServices: tru
       expect(envelope.data.code).toBe("BadFrame")
       expect(envelope.data.message).not.toContain(secret)
     }))
+})
+
+layer(TestApp.layer(), { excludeTestServices: true })("long conversations", (it) => {
+  it.scoped("joining a conversation of 120 messages without sinceSeq goes live: the latest page, then newMessage and userJoined", () =>
+    Effect.gen(function*() {
+      const { conversationId, trainer, user } = yield* pair
+      yield* Effect.forEach(Array.from({ length: 120 }, (_, i) => i + 1), (i) => send(trainer.token, conversationId, `m${i}`), {
+        concurrency: 8
+      })
+      const t = yield* connect(trainer.token)
+      const u = yield* connect(user.token)
+      yield* t.request("joinConversation", { conversationId })
+      const joined = yield* u.request("joinConversation", { conversationId })
+      expect(joined.data).toEqual({ conversationId, joined: true, toSeq: 120 })
+      const page = yield* u.next(is("conversationHistory"))
+      expect(page.data).toMatchObject({ fromSeq: 71, toSeq: 120, hasMore: true })
+      expect((yield* t.next(is("userJoined", (d) => d.userId === user.id))).data.conversationId).toBe(conversationId)
+      yield* t.request("sendMessage", { conversationId, content: "live", clientMessageId: "live-1" })
+      expect((yield* u.next(is("newMessage"))).data).toMatchObject({ seq: 121, content: "live" })
+      // A catch-up from far behind still pages on before going live.
+      const behind = yield* connect(user.token)
+      const first = yield* behind.request("joinConversation", { conversationId, sinceSeq: 0 })
+      expect(first.data).toEqual({ conversationId, joined: false, toSeq: 100 })
+      const rest = yield* behind.request("joinConversation", { conversationId, sinceSeq: 100 })
+      expect(rest.data).toEqual({ conversationId, joined: true, toSeq: 121 })
+    }), 60_000)
 })
