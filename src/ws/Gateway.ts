@@ -12,6 +12,7 @@ import { Auth } from "../domain/users/Auth.js"
 import type { User, UserId } from "../domain/users/Model.js"
 import { PeerAddress } from "../http/ClientIp.js"
 import { HttpConfig, makeHttpApp } from "../http/Server.js"
+import { isUnavailable, retryAfterMs } from "../infra/Unavailable.js"
 import { serveFastRoutes } from "./FastRoutes.js"
 import { serveHttp } from "./HttpBridge.js"
 import { InFlight } from "./InFlight.js"
@@ -212,6 +213,11 @@ export const layer = Layer.scoped(
     const failed = (where: string, cause: Cause.Cause<unknown>) => {
       if (!Cause.isInterruptedOnly(cause)) run(Effect.logError(`WebSocket ${where} failed`, cause))
     }
+    // The database (or another backend) is away: nothing was done, the client retries later and keeps its token.
+    const unavailableError: ErrorData = { code: "Unavailable", message: "The service is briefly unavailable: retry shortly" }
+    const unavailableRetryMs = 1000
+    const unavailableLog = (where: string, cause: Cause.Cause<unknown>) =>
+      run(Effect.logWarning(`WebSocket ${where}: a backend is unavailable`, Cause.pretty(cause).split("\n")[0]))
     /** An answer after a failure: when even that throws (the socket or response is gone), the log line is all. */
     const answerQuietly = (answer: () => void) => {
       try {
@@ -243,6 +249,10 @@ export const layer = Layer.scoped(
       run(effect).addObserver((exit) => {
         wsInFlight--
         if (Exit.isFailure(exit)) {
+          if (isUnavailable(exit.cause)) {
+            unavailableLog("handler", exit.cause)
+            return send(ws, errorFrame({ ...unavailableError, retryAfterMs: retryAfterMs(unavailableRetryMs, 2) }, id))
+          }
           const failure = Cause.failureOption(exit.cause)
           return Option.isSome(failure) ? send(ws, errorFrame(domainError(failure.value), id)) : internal(exit.cause)
         }
@@ -593,9 +603,11 @@ export const layer = Layer.scoped(
       return new URLSearchParams(query).get("token")?.trim() ?? ""
     }
 
-    const refuse = (res: Uws.HttpResponse, status: string, body: ErrorData): void => {
+    const refuse = (res: Uws.HttpResponse, status: string, body: ErrorData, headers: Record<string, string> = {}): void => {
       res.cork(() => {
-        res.writeStatus(status).writeHeader("content-type", "application/json").end(JSON.stringify(body))
+        res.writeStatus(status).writeHeader("content-type", "application/json")
+        for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value)
+        res.end(JSON.stringify(body))
       })
     }
 
@@ -665,11 +677,20 @@ export const layer = Layer.scoped(
             Effect.sync(() => {
               if (aborted) return
               if (Exit.isFailure(exit)) {
+                // Only the token's own problems are 401: with the database away the client must keep its token.
+                if (isUnavailable(exit.cause)) {
+                  unavailableLog("upgrade", exit.cause)
+                  const wait = retryAfterMs(unavailableRetryMs, 2)
+                  return refuse(res, "503 Service Unavailable", { ...unavailableError, retryAfterMs: wait }, {
+                    "retry-after": String(Math.ceil(wait / 1000))
+                  })
+                }
                 const failure = Cause.failureOption(exit.cause)
-                return refuse(res, "401 Unauthorized", {
-                  code: "Forbidden",
-                  message: failure._tag === "Some" ? failure.value.message : "Invalid token"
-                })
+                if (failure._tag === "None") {
+                  failed("upgrade", exit.cause)
+                  return refuse(res, "500 Internal Server Error", internalError)
+                }
+                return refuse(res, "401 Unauthorized", { code: "Forbidden", message: failure.value.message })
               }
               const { expiresAt, user } = exit.value
               const data: SocketData = {

@@ -163,6 +163,7 @@ export const ErrorCode = Schema.Literal(
   "Forbidden",
   "NotJoined",
   "ShuttingDown",
+  "Unavailable",
   "Internal"
 )
 export type ErrorCode = typeof ErrorCode.Type
