@@ -46,6 +46,14 @@ export const GatewayConfig = Config.all({
   sendPerSecond: Config.number("WS_SEND_PER_SECOND").pipe(Config.withDefault(20)),
   sendBurst: Config.number("WS_SEND_BURST").pipe(Config.withDefault(40)),
   typingPerSecond: Config.number("WS_TYPING_PER_SECOND").pipe(Config.withDefault(5)),
+  joinPerSecond: Config.number("WS_JOIN_PER_SECOND").pipe(Config.withDefault(10)),
+  joinBurst: Config.number("WS_JOIN_BURST").pipe(Config.withDefault(50)),
+  readPerSecond: Config.number("WS_READ_PER_SECOND").pipe(Config.withDefault(10)),
+  readBurst: Config.number("WS_READ_BURST").pipe(Config.withDefault(30)),
+  /** Conversations one socket is in (joined or joining) at once. */
+  maxJoinedPerSocket: Config.integer("WS_MAX_JOINED_PER_SOCKET").pipe(Config.withDefault(100)),
+  /** Sockets one user holds on this instance; beyond, the upgrade is refused with 429. */
+  maxSocketsPerUser: Config.integer("WS_MAX_SOCKETS_PER_USER").pipe(Config.withDefault(20)),
   /** A typing state not refreshed within this time ends by itself. */
   typingExpiryMs: Config.integer("WS_TYPING_EXPIRY_MS").pipe(Config.withDefault(5000)),
   shutdownGraceMs: Config.integer("SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000)),
@@ -74,6 +82,8 @@ interface SocketData {
   readonly typing: Map<ConversationId, { readonly timer: NodeJS.Timeout; readonly relayedAt: number }>
   readonly sends: TokenBucket
   readonly typings: TokenBucket
+  readonly joins: TokenBucket
+  readonly reads: TokenBucket
   badFrames: number
   closed: boolean
   expiry: NodeJS.Timeout | undefined
@@ -283,6 +293,19 @@ export const layer = Layer.scoped(
     const join = (ws: Socket, id: string | undefined, input: ClientData<"joinConversation">) => {
       const data = ws.getUserData()
       const { conversationId } = input
+      const wait = data.joins.take()
+      if (wait > 0) return sendError(ws, id, "RateLimited", "Too many joins: slow down", wait)
+      if (
+        !data.joined.has(conversationId) && !data.pending.has(conversationId) &&
+        data.joined.size + data.pending.size >= config.maxJoinedPerSocket
+      ) {
+        return sendError(
+          ws,
+          id,
+          "TooManyJoined",
+          `A socket is in at most ${config.maxJoinedPerSocket} conversations at once: leave one first`
+        )
+      }
       if (data.joined.delete(conversationId)) unsubscribe(ws, conversationId)
       // Joins of one conversation in flight on this socket share the buffer; the last one to settle ends it.
       const pending = data.pending.get(conversationId) ?? { held: [], joins: 0 }
@@ -403,6 +426,8 @@ export const layer = Layer.scoped(
     }
 
     const markAsRead = (ws: Socket, id: string | undefined, input: ClientData<"markAsRead">) => {
+      const wait = ws.getUserData().reads.take()
+      if (wait > 0) return sendError(ws, id, "RateLimited", "Too many read receipts: slow down", wait)
       const user = ws.getUserData().user
       if ("messageId" in input) {
         return handle(ws, id, messages.markRead(user, input.messageId), (message) =>
@@ -693,6 +718,13 @@ export const layer = Layer.scoped(
                 return refuse(res, "401 Unauthorized", { code: "Forbidden", message: failure.value.message })
               }
               const { expiresAt, user } = exit.value
+              // `open` runs within `upgrade`: the count includes every socket upgraded before this one.
+              if ((byUser.get(user.id)?.size ?? 0) >= config.maxSocketsPerUser) {
+                return refuse(res, "429 Too Many Requests", {
+                  code: "TooManyConnections",
+                  message: `A user holds at most ${config.maxSocketsPerUser} sockets on one server: close one first`
+                })
+              }
               const data: SocketData = {
                 user,
                 expiresAt,
@@ -703,6 +735,8 @@ export const layer = Layer.scoped(
                 typing: new Map(),
                 sends: new TokenBucket(config.sendPerSecond, config.sendBurst),
                 typings: new TokenBucket(config.typingPerSecond, config.typingPerSecond * 2),
+                joins: new TokenBucket(config.joinPerSecond, config.joinBurst),
+                reads: new TokenBucket(config.readPerSecond, config.readBurst),
                 badFrames: 0,
                 closed: false,
                 expiry: undefined

@@ -153,6 +153,8 @@ export const ErrorCode = Schema.Literal(
   "InvalidData",
   "FrameTooLarge",
   "RateLimited",
+  "TooManyJoined",
+  "TooManyConnections",
   "Overloaded",
   "ConversationNotFound",
   "ConversationClosed",

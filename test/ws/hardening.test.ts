@@ -2,7 +2,9 @@ import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { pair, send } from "../support/Chat.js"
 import * as TestApp from "../support/TestApp.js"
-import { connect, is } from "../support/Ws.js"
+import { TestServer } from "../support/TestApp.js"
+import { assign, createUser, register } from "../support/Users.js"
+import { connect, is, refusedUpgrade } from "../support/Ws.js"
 
 const deep = (levels: number) => "[".repeat(levels) + "]".repeat(levels)
 
@@ -90,4 +92,69 @@ layer(TestApp.layer(), { excludeTestServices: true })("long conversations", (it)
       const rest = yield* behind.request("joinConversation", { conversationId, sinceSeq: 100 })
       expect(rest.data).toEqual({ conversationId, joined: true, toSeq: 121 })
     }), 60_000)
+})
+
+layer(
+  TestApp.layer({
+    WS_MAX_SOCKETS_PER_USER: "3",
+    WS_JOIN_PER_SECOND: "0.5",
+    WS_JOIN_BURST: "5",
+    WS_READ_PER_SECOND: "0.5",
+    WS_READ_BURST: "3",
+    WS_MAX_JOINED_PER_SOCKET: "2"
+  }),
+  { excludeTestServices: true }
+)("per-user and per-socket caps", (it) => {
+  it.scoped("a user holds at most WS_MAX_SOCKETS_PER_USER sockets: beyond, the upgrade is 429 TooManyConnections", () =>
+    Effect.gen(function*() {
+      const user = yield* register("many")
+      const attempts = yield* Effect.all(
+        Array.from({ length: 10 }, () => Effect.either(connect(user.token))),
+        { concurrency: "unbounded" }
+      )
+      const open = attempts.filter((a) => a._tag === "Right")
+      expect(open).toHaveLength(3)
+      for (const attempt of attempts) {
+        if (attempt._tag === "Left") expect(attempt.left.message).toMatch(/^429 .*TooManyConnections/)
+      }
+      // One closes: room for another.
+      if (open[0]?._tag === "Right") open[0].right.socket.close()
+      yield* Effect.sleep("200 millis")
+      yield* connect(user.token)
+      expect((yield* refusedUpgrade(user.token)).message).toMatch(/^429 /)
+      // Someone else is not affected.
+      yield* connect((yield* register("other")).token)
+    }))
+
+  it.scoped("joinConversation and markAsRead are rate limited per socket; a socket joins a bounded number of conversations", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer
+      const { conversationId, trainer, user } = yield* pair
+      const u = yield* connect(user.token)
+      const joins = yield* Effect.forEach(Array.from({ length: 7 }), () => u.request("joinConversation", { conversationId }))
+      expect(joins.map((r) => r.event)).toEqual(["ack", "ack", "ack", "ack", "ack", "error", "error"])
+      expect(joins[5]!.data.code).toBe("RateLimited")
+      expect(joins[5]!.data.retryAfterMs).toBeGreaterThan(0)
+      const reads = yield* Effect.forEach(Array.from({ length: 4 }), () => u.request("markAsRead", { conversationId }))
+      expect(reads.map((r) => r.event)).toEqual(["ack", "ack", "ack", "error"])
+      expect(reads[3]!.data).toMatchObject({ code: "RateLimited" })
+
+      // The trainer talks with three users: one socket joins at most two of the conversations at a time.
+      const conversations = [conversationId]
+      for (const _ of [1, 2]) {
+        const other = yield* createUser("user")
+        yield* assign(other.id, trainer.id)
+        const opened = yield* server.request("POST", "/chat/conversations", { token: other.token, body: { participantId: trainer.id } })
+        conversations.push(opened.body.id)
+      }
+      const t = yield* connect(trainer.token)
+      expect((yield* t.request("joinConversation", { conversationId: conversations[0] })).event).toBe("ack")
+      expect((yield* t.request("joinConversation", { conversationId: conversations[1] })).event).toBe("ack")
+      // Joining one already joined again is fine.
+      expect((yield* t.request("joinConversation", { conversationId: conversations[1] })).event).toBe("ack")
+      const third = yield* t.request("joinConversation", { conversationId: conversations[2] })
+      expect(third.data.code).toBe("TooManyJoined")
+      yield* t.request("leaveConversation", { conversationId: conversations[0] })
+      expect((yield* t.request("joinConversation", { conversationId: conversations[2] })).event).toBe("ack")
+    }))
 })
