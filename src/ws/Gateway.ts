@@ -17,6 +17,7 @@ import { serveFastRoutes } from "./FastRoutes.js"
 import { serveHttp } from "./HttpBridge.js"
 import { InFlight } from "./InFlight.js"
 import { InOrder } from "./InOrder.js"
+import { Pressure } from "./Overload.js"
 import {
   ClientEnvelope,
   type ClientEventName,
@@ -237,42 +238,88 @@ export const layer = Layer.scoped(
       }
     }
 
-    /** Runs a handler's effect for a socket; a domain failure becomes its `error` frame, a defect `Internal`. */
+    // Overload sheds frames with an error (nothing done, retry later) instead of queueing work without bound;
+    // the hint grows with the excess demand and is jittered. Joins (a reconnecting client's resumes) wait a
+    // little for a free slot first, in a small bounded queue.
     let wsInFlight = 0
+    const pressure = new Pressure(config.wsMaxInFlight)
+    const overloaded = (ws: Socket, id: string | undefined) =>
+      sendError(ws, id, "Overloaded", "The server is busy: retry in a moment", pressure.refuse())
+    interface Waiting {
+      readonly ws: Socket
+      readonly start: () => void
+      readonly refused: () => void
+      readonly timer: NodeJS.Timeout
+    }
+    const waiting: Array<Waiting> = []
+    const maxWaiting = Math.max(16, Math.ceil(config.wsMaxInFlight / 4))
+    const maxWaitMs = 2000
+    const admitWaiting = () => {
+      while (wsInFlight < config.wsMaxInFlight && waiting.length > 0) {
+        const next = waiting.shift()!
+        clearTimeout(next.timer)
+        if (next.ws.getUserData().closed) next.refused()
+        else next.start()
+      }
+    }
+
+    /**
+     * Runs a handler's effect for a socket; a domain failure becomes its `error` frame, infrastructure away
+     * `Unavailable`, a defect `Internal`. With `refused` the frame may wait for a slot (joins); `refused` runs
+     * when it is not run after all.
+     */
     const handle = <A, E extends { readonly _tag: string; readonly message?: string }>(
       ws: Socket,
       id: string | undefined,
       effect: Effect.Effect<A, E>,
-      onSuccess: (value: A) => void
-    ): boolean => {
-      // Overload sheds frames with an error (nothing done, retry later) instead of queueing work without bound.
-      if (wsInFlight >= config.wsMaxInFlight) {
-        sendError(ws, id, "Overloaded", "The server is busy: retry in a moment", 250)
-        return false
-      }
-      wsInFlight++
-      // The outcome is handled in the fiber's observer, synchronously: no more steps on the hot path.
-      const internal = (cause: Cause.Cause<unknown>) => {
-        failed("handler", cause)
-        send(ws, errorFrame(internalError, id))
-      }
-      run(effect).addObserver((exit) => {
-        wsInFlight--
-        if (Exit.isFailure(exit)) {
-          if (isUnavailable(exit.cause)) {
-            unavailableLog("handler", exit.cause)
-            return send(ws, errorFrame({ ...unavailableError, retryAfterMs: retryAfterMs(unavailableRetryMs, 2) }, id))
+      onSuccess: (value: A) => void,
+      refused?: () => void
+    ): void => {
+      const start = () => {
+        wsInFlight++
+        // The outcome is handled in the fiber's observer, synchronously: no more steps on the hot path.
+        run(effect).addObserver((exit) => {
+          wsInFlight--
+          if (waiting.length > 0) admitWaiting()
+          if (Exit.isFailure(exit)) return failure(ws, id, exit.cause)
+          try {
+            onSuccess(exit.value)
+          } catch (error) {
+            failure(ws, id, Cause.die(error))
           }
-          const failure = Cause.failureOption(exit.cause)
-          return Option.isSome(failure) ? send(ws, errorFrame(domainError(failure.value), id)) : internal(exit.cause)
-        }
-        try {
-          onSuccess(exit.value)
-        } catch (error) {
-          internal(Cause.die(error))
-        }
-      })
-      return true
+        })
+      }
+      if (wsInFlight < config.wsMaxInFlight) return start()
+      if (refused === undefined || waiting.length >= maxWaiting) {
+        overloaded(ws, id)
+        return refused?.()
+      }
+      const entry: Waiting = {
+        ws,
+        start,
+        refused,
+        timer: setTimeout(() => {
+          const at = waiting.indexOf(entry)
+          if (at >= 0) waiting.splice(at, 1)
+          if (!ws.getUserData().closed) overloaded(ws, id)
+          refused()
+        }, maxWaitMs)
+      }
+      waiting.push(entry)
+    }
+    const failure = <E extends { readonly _tag: string; readonly message?: string }>(
+      ws: Socket,
+      id: string | undefined,
+      cause: Cause.Cause<E>
+    ) => {
+      if (isUnavailable(cause)) {
+        unavailableLog("handler", cause)
+        return send(ws, errorFrame({ ...unavailableError, retryAfterMs: retryAfterMs(unavailableRetryMs, 2) }, id))
+      }
+      const failure = Cause.failureOption(cause)
+      if (Option.isSome(failure)) return send(ws, errorFrame(domainError(failure.value), id))
+      failed("handler", cause)
+      send(ws, errorFrame(internalError, id))
     }
 
     // ---- typing -------------------------------------------------------------------------------
@@ -322,7 +369,7 @@ export const layer = Layer.scoped(
         }
         return [...pending.held]
       }
-      const admitted = handle(
+      handle(
         ws,
         id,
         Effect.gen(function*() {
@@ -358,9 +405,9 @@ export const layer = Layer.scoped(
             }
           }
           ack(ws, id, { conversationId, joined: live, toSeq })
-        }
+        },
+        settle
       )
-      if (!admitted) settle()
     }
 
     const leave = (ws: Socket, id: string | undefined, input: ClientData<"leaveConversation">) => {

@@ -8,7 +8,7 @@ import { pair } from "../support/Chat.js"
 import { exitOf, freePort } from "../support/Instances.js"
 import { admin, jwtSecret, serverAt, TestServer } from "../support/TestApp.js"
 import { tempDir } from "../support/TempDir.js"
-import { connect } from "../support/Ws.js"
+import { connect, type WsClient } from "../support/Ws.js"
 
 const hasPostgres = (() => {
   try {
@@ -170,6 +170,47 @@ it.scopedLive.skipIf(!hasPostgres)(
       expect(reply.data.retryAfterMs).toBeGreaterThan(0)
       const join = yield* socket.request("joinConversation", { conversationId })
       expect(join.data.code).toBe("Unavailable")
+    }),
+  90_000
+)
+
+/** Frames written in one TCP write, so that the server reads them in one go; then their replies, in order. */
+const burst = (client: WsClient, frames: ReadonlyArray<{ readonly event: string; readonly data: unknown }>) =>
+  Effect.gen(function*() {
+    const tcp = (client.socket as unknown as { _socket: { cork: () => void; uncork: () => void } })._socket
+    const ids = frames.map((_, i) => `burst-${++bursts}-${i}`)
+    tcp.cork()
+    frames.forEach((frame, i) => client.socket.send(JSON.stringify({ ...frame, id: ids[i] })))
+    tcp.uncork()
+    return yield* Effect.forEach(ids, (id) =>
+      Effect.suspend(() => {
+        const reply = client.frames.find((f) => f.id === id && (f.event === "ack" || f.event === "error"))
+        return reply === undefined ? Effect.fail(new Error(`no reply to ${id}`)) : Effect.succeed(reply)
+      }).pipe(Effect.retry(Schedule.spaced("20 millis")), Effect.timeout("15 seconds"), Effect.orDie))
+  })
+let bursts = 0
+
+it.scopedLive.skipIf(!hasPostgres)(
+  "overload: Overloaded hints are jittered and grow with the backlog; joins wait briefly for a slot instead of being refused (starts its own Postgres)",
+  () =>
+    Effect.gen(function*() {
+      const postgres = yield* ownPostgres
+      const server = yield* startApp({ DATABASE_URL: postgres.url, LOG_LEVEL: "Warn", WS_MAX_IN_FLIGHT: "2" }, [])
+      const { conversationId, user } = yield* Effect.provideService(pair, TestServer, server)
+      const u = yield* Effect.provideService(connect(user.token), TestServer, server)
+      const replies = yield* burst(u, Array.from({ length: 60 }, (_, i) => ({
+        event: "sendMessage",
+        data: { conversationId, content: `m${i}`, clientMessageId: `o${i}` }
+      })))
+      const hints = replies.filter((r) => r.event === "error" && r.data.code === "Overloaded").map((r) => r.data.retryAfterMs as number)
+      expect(hints.length).toBeGreaterThan(20)
+      expect(new Set(hints).size).toBeGreaterThan(hints.length / 2)
+      const mean = (values: ReadonlyArray<number>) => values.reduce((a, b) => a + b, 0) / values.length
+      expect(mean(hints.slice(-5))).toBeGreaterThan(2 * mean(hints.slice(0, 5)))
+      for (const hint of hints) expect(hint).toBeLessThanOrEqual(30_000)
+
+      const joins = yield* burst(u, Array.from({ length: 12 }, () => ({ event: "joinConversation", data: { conversationId } })))
+      expect(joins.map((r) => r.event === "ack" ? "ack" : r.data.code)).toEqual(Array.from({ length: 12 }, () => "ack"))
     }),
   90_000
 )
