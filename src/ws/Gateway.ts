@@ -1,6 +1,6 @@
 import { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Cause, Config, Context, Effect, Exit, FiberSet, Layer, Option, Schema } from "effect"
+import { Cause, Config, Context, Effect, Exit, FiberSet, Layer, Option, Predicate, Schema } from "effect"
 import type { ChatEvent } from "../domain/chat/Events.js"
 import { Messages } from "../domain/chat/Messages.js"
 import { counterpartOf, type ConversationId, encodeMessage, type MessageJson } from "../domain/chat/Model.js"
@@ -16,6 +16,7 @@ import { isUnavailable, retryAfterMs } from "../infra/Unavailable.js"
 import { serveFastRoutes } from "./FastRoutes.js"
 import { serveHttp } from "./HttpBridge.js"
 import { InFlight } from "./InFlight.js"
+import { FailureLog } from "./FailureLog.js"
 import { InOrder } from "./InOrder.js"
 import { Pressure } from "./Overload.js"
 import {
@@ -221,14 +222,26 @@ export const layer = Layer.scoped(
 
     const internalError: ErrorData = { code: "Internal", message: "Something went wrong on our side" }
     /** A failure nobody asked for: logged (the client gets its answer elsewhere). */
+    // Each kind of failure (where, and what failed) is logged once per period, then counted.
+    const failures = new FailureLog(10_000, (kind, suppressed, periodMs) =>
+      run(Effect.logWarning(`WebSocket ${kind}: ${suppressed} more in the last ${periodMs / 1000} s`)))
+    const kindOf = (cause: Cause.Cause<unknown>) => {
+      const error = Cause.squash(cause)
+      const name = error instanceof Error ? error.name : Predicate.hasProperty(error, "_tag") ? String(error._tag) : typeof error
+      return name.slice(0, 64)
+    }
     const failed = (where: string, cause: Cause.Cause<unknown>) => {
-      if (!Cause.isInterruptedOnly(cause)) run(Effect.logError(`WebSocket ${where} failed`, cause))
+      if (Cause.isInterruptedOnly(cause)) return
+      const kind = `${where} failed (${kindOf(cause)})`
+      if (failures.take(kind)) run(Effect.logError(`WebSocket ${kind}`, cause))
     }
     // The database (or another backend) is away: nothing was done, the client retries later and keeps its token.
     const unavailableError: ErrorData = { code: "Unavailable", message: "The service is briefly unavailable: retry shortly" }
     const unavailableRetryMs = 1000
-    const unavailableLog = (where: string, cause: Cause.Cause<unknown>) =>
-      run(Effect.logWarning(`WebSocket ${where}: a backend is unavailable`, Cause.pretty(cause).split("\n")[0]))
+    const unavailableLog = (where: string, cause: Cause.Cause<unknown>) => {
+      const kind = `${where}: a backend is unavailable (${kindOf(cause)})`
+      if (failures.take(kind)) run(Effect.logWarning(`WebSocket ${kind}: answered Unavailable`, Cause.pretty(cause).split("\n")[0]))
+    }
     /** An answer after a failure: when even that throws (the socket or response is gone), the log line is all. */
     const answerQuietly = (answer: () => void) => {
       try {

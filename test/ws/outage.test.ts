@@ -145,7 +145,7 @@ const stop = (postgres: { readonly child: ReturnType<typeof spawn> }) =>
   })
 
 it.scopedLive.skipIf(!hasPostgres)(
-  "Postgres down: a valid token's upgrade is 503 with Retry-After (not 401), and a frame gets Unavailable with retryAfterMs (starts its own Postgres)",
+  "Postgres down: a valid token's upgrade is 503 with Retry-After (not 401), frames get Unavailable with retryAfterMs, and a hundred failures log a few lines (starts its own Postgres)",
   () =>
     Effect.gen(function*() {
       const postgres = yield* ownPostgres
@@ -170,6 +170,20 @@ it.scopedLive.skipIf(!hasPostgres)(
       expect(reply.data.retryAfterMs).toBeGreaterThan(0)
       const join = yield* socket.request("joinConversation", { conversationId })
       expect(join.data.code).toBe("Unavailable")
+
+      // Many failing frames: a few log lines, not one (with a stack) per frame.
+      const before = lines.length
+      const failing = yield* burst(socket, Array.from({ length: 100 }, (_, i) => ({
+        event: "sendMessage",
+        data: { conversationId, content: `m${i}`, clientMessageId: `f${i}` }
+      })))
+      expect(failing.every((r) => r.event === "error" && r.data.code === "Unavailable")).toBe(true)
+      for (const i of [1, 2, 3, 4, 5]) yield* Effect.either(upgrade(server.url, `${trainer.token}`).pipe(Effect.as(i)))
+      yield* Effect.sleep("500 millis")
+      const logged = lines.slice(before)
+      const entries = logged.filter((line) => /^\[\d\d:\d\d:\d\d\.\d{3}\] [A-Z]+ /.test(line))
+      expect(entries.length, entries.join("\n")).toBeLessThanOrEqual(6)
+      expect(logged.length, logged.join("\n")).toBeLessThanOrEqual(100)
     }),
   90_000
 )
