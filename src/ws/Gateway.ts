@@ -1,6 +1,7 @@
 import { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Cause, Config, Context, Effect, Exit, FiberSet, Layer, Option, Predicate, Schema } from "effect"
+import * as Crypto from "node:crypto"
 import type { ChatEvent } from "../domain/chat/Events.js"
 import { Messages } from "../domain/chat/Messages.js"
 import { counterpartOf, type ConversationId, encodeMessage, type MessageJson } from "../domain/chat/Model.js"
@@ -450,7 +451,7 @@ export const layer = Layer.scoped(
           type: input.type ?? "text",
           content: input.content,
           attachmentId: input.attachmentId,
-          clientMessageId: input.clientMessageId
+          clientMessageId: input.clientMessageId ?? Crypto.randomUUID()
         }),
         ({ message }) => {
           // Acked only now: the message is committed. A retry gets the same ack and broadcasts nothing.

@@ -88,7 +88,8 @@ export const SendMessage = Struct({
   content: optional(Content),
   type: optional(SendableType),
   attachmentId: optional(AttachmentId),
-  clientMessageId: ClientMessageId
+  /** Optional, as over REST (the original's clients send none): the server makes one. */
+  clientMessageId: optional(ClientMessageId)
 }).pipe(Schema.filter(checkSendShape))
 export const Typing = Struct({ conversationId: ConversationId, isTyping: Schema.Boolean })
 export const MarkAsRead = Schema.Union(
@@ -116,22 +117,25 @@ export const envelopeFast = (u: unknown): typeof ClientEnvelope.Type | undefined
   return { event, ...("data" in u ? { data } : {}), ...(id === undefined ? {} : { id }) }
 }
 
-/** A text `sendMessage` (content, clientMessageId) as `SendMessage` decodes it; undefined for the schema. */
+/** A text `sendMessage` (content, clientMessageId?) as `SendMessage` decodes it; undefined for the schema. */
 export const sendMessageFast = (u: unknown): typeof SendMessage.Type | undefined => {
   if (!isRecord(u) || !onlyKeys(u, ["conversationId", "content", "type", "clientMessageId"])) return undefined
   const { clientMessageId, content, conversationId, type } = u
   if (typeof conversationId !== "string" || !uuid.test(conversationId)) return undefined
-  if ((type !== undefined && type !== "text") || typeof content !== "string" || typeof clientMessageId !== "string") {
-    return undefined
-  }
+  if ((type !== undefined && type !== "text") || typeof content !== "string") return undefined
   const trimmed = content.trim()
   if (trimmed.length < 1 || trimmed.length > 4000 || trimmed.includes("\0")) return undefined
-  if (clientMessageId.length < 1 || clientMessageId.length > 64 || clientMessageId.includes("\0")) return undefined
+  if (clientMessageId === undefined) {
+    if ("clientMessageId" in u) return undefined
+  } else if (
+    typeof clientMessageId !== "string" || clientMessageId.length < 1 || clientMessageId.length > 64 ||
+    clientMessageId.includes("\0")
+  ) return undefined
   return {
     conversationId: ConversationId.make(conversationId, { disableValidation: true }),
     content: trimmed,
     ...(type === undefined ? {} : { type }),
-    clientMessageId
+    ...(clientMessageId === undefined ? {} : { clientMessageId })
   }
 }
 

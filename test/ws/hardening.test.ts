@@ -69,6 +69,19 @@ layer(TestApp.layer({ WS_MAX_FRAME_BYTES: "60000" }), { excludeTestServices: tru
 })
 
 layer(TestApp.layer(), { excludeTestServices: true })("long conversations", (it) => {
+  it.scoped("sendMessage without clientMessageId is accepted, as over REST: the server makes one", () =>
+    Effect.gen(function*() {
+      const { conversationId, user } = yield* pair
+      const u = yield* connect(user.token)
+      const plain = yield* u.request("sendMessage", { conversationId, content: "no id" })
+      expect(plain.event).toBe("ack")
+      expect(plain.data.message).toMatchObject({ seq: 1, content: "no id" })
+      expect(plain.data.message.clientMessageId).toMatch(/^[0-9a-f-]{36}$/)
+      const typed = yield* u.request("sendMessage", { conversationId, type: "text", content: "  typed  " })
+      expect(typed.data.message).toMatchObject({ seq: 2, content: "typed" })
+      expect(typed.data.message.clientMessageId).not.toBe(plain.data.message.clientMessageId)
+    }))
+
   it.scoped("joining a conversation of 120 messages without sinceSeq goes live: the latest page, then newMessage and userJoined", () =>
     Effect.gen(function*() {
       const { conversationId, trainer, user } = yield* pair
