@@ -39,7 +39,10 @@ import { TokenBucket } from "./TokenBucket.js"
 import * as Uws from "./Uws.js"
 
 export const GatewayConfig = Config.all({
-  /** Frames above this are cut off by uWS (the connection closes): abuse, not a mistake. */
+  /**
+   * Frames above this close the connection with 1009 (message too big): abuse, not a mistake. uWS itself
+   * reads frames up to 4 times this and drops the connection without a close frame beyond.
+   */
   maxPayloadBytes: Config.integer("WS_MAX_PAYLOAD_BYTES").pipe(Config.withDefault(64 * 1024)),
   /** Frames above this get a FrameTooLarge error and are ignored. */
   maxFrameBytes: Config.integer("WS_MAX_FRAME_BYTES").pipe(Config.withDefault(16 * 1024)),
@@ -543,6 +546,7 @@ export const layer = Layer.scoped(
     const unknownEvent = `Unknown event: the events are ${Object.keys(ClientEvents).join(", ")}`
 
     const onMessage = (ws: Socket, buffer: ArrayBuffer, isBinary: boolean) => {
+      if (buffer.byteLength > config.maxPayloadBytes) return ws.end(CloseCodes.messageTooBig, "message too big")
       if (isBinary) return badFrame(ws, undefined, "BadFrame", "Frames are JSON text")
       if (buffer.byteLength > config.maxFrameBytes) {
         return badFrame(ws, undefined, "FrameTooLarge", `Frames are at most ${config.maxFrameBytes} bytes`)
@@ -734,7 +738,8 @@ export const layer = Layer.scoped(
     }
 
     app.ws<SocketData>("/ws", {
-      maxPayloadLength: config.maxPayloadBytes,
+      // Above our own limit, so that an oversized frame reaches `message` and gets a proper 1009 close.
+      maxPayloadLength: config.maxPayloadBytes * 4,
       idleTimeout: config.idleTimeoutSeconds,
       sendPingsAutomatically: true,
       // The hard stop: sockets past WS_MAX_BACKPRESSURE_BYTES are closed with 4009 before a send; uWS drops

@@ -215,8 +215,10 @@ export const ServerEvents = {
 } as const
 export type ServerEventName = keyof typeof ServerEvents
 
-/** Close codes the server uses besides the standard ones (1001 on shutdown). */
+/** Close codes the server uses besides 1001 on shutdown. */
 export const CloseCodes = {
+  /** A frame above WS_MAX_PAYLOAD_BYTES (RFC 6455: message too big). */
+  messageTooBig: 1009,
   /** The token expired while the socket was open: reconnect with a fresh one. */
   tokenExpired: 4001,
   /** The user was deactivated. */

@@ -39,6 +39,18 @@ layer(TestApp.layer({ WS_MAX_FRAME_BYTES: "60000" }), { excludeTestServices: tru
       expect((yield* attacker.request("leaveConversation", { conversationId })).event).toBe("ack")
     }))
 
+  it.scoped("a frame over WS_MAX_PAYLOAD_BYTES closes the socket with 1009 (message too big), with a close frame", () =>
+    Effect.gen(function*() {
+      const { conversationId, user } = yield* pair
+      const u = yield* connect(user.token)
+      yield* u.raw(JSON.stringify({ event: "sendMessage", data: { conversationId, content: "x".repeat(70_000), clientMessageId: "huge" } }))
+      const closed = yield* u.closed
+      expect(closed.code).toBe(1009)
+      // Others are served.
+      const other = yield* connect(user.token)
+      expect((yield* other.request("sendMessage", { conversationId, content: "small", clientMessageId: "small" })).event).toBe("ack")
+    }))
+
   it.scoped("error messages name the field and the rule, never what was received", () =>
     Effect.gen(function*() {
       const { conversationId, user } = yield* pair
