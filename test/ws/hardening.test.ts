@@ -51,6 +51,18 @@ layer(TestApp.layer({ WS_MAX_FRAME_BYTES: "60000" }), { excludeTestServices: tru
       expect((yield* other.request("sendMessage", { conversationId, content: "small", clientMessageId: "small" })).event).toBe("ack")
     }))
 
+  it.scoped("huge numbers in Seq fields are refused or answered, never Internal", () =>
+    Effect.gen(function*() {
+      const { conversationId, user } = yield* pair
+      const u = yield* connect(user.token)
+      for (const huge of [2147483648, 2 ** 53 + 2, 1e308]) {
+        const join = yield* u.request("joinConversation", { conversationId, sinceSeq: huge })
+        expect(join.event === "ack" || join.data.code === "InvalidData", JSON.stringify(join)).toBe(true)
+        const read = yield* u.request("markAsRead", { conversationId, upToSeq: huge })
+        expect(read.event === "ack" || read.data.code === "InvalidData", JSON.stringify(read)).toBe(true)
+      }
+    }))
+
   it.scoped("error messages name the field and the rule, never what was received", () =>
     Effect.gen(function*() {
       const { conversationId, user } = yield* pair
