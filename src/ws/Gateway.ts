@@ -14,10 +14,10 @@ import type { User, UserId } from "../domain/users/Model.js"
 import { PeerAddress } from "../http/ClientIp.js"
 import { HttpConfig, makeHttpApp } from "../http/Server.js"
 import { isUnavailable, retryAfterMs } from "../infra/Unavailable.js"
+import { FailureLog } from "./FailureLog.js"
 import { serveFastRoutes } from "./FastRoutes.js"
 import { serveHttp } from "./HttpBridge.js"
 import { InFlight } from "./InFlight.js"
-import { FailureLog } from "./FailureLog.js"
 import { InOrder } from "./InOrder.js"
 import { Pressure } from "./Overload.js"
 import {
@@ -225,15 +225,17 @@ export const layer = Layer.scoped(
     const socketsOf = (userId: UserId) => byUser.get(userId) ?? new Set<Socket>()
 
     const internalError: ErrorData = { code: "Internal", message: "Something went wrong on our side" }
-    /** A failure nobody asked for: logged (the client gets its answer elsewhere). */
     // Each kind of failure (where, and what failed) is logged once per period, then counted.
     const failures = new FailureLog(10_000, (kind, suppressed, periodMs) =>
       run(Effect.logWarning(`WebSocket ${kind}: ${suppressed} more in the last ${periodMs / 1000} s`)))
     const kindOf = (cause: Cause.Cause<unknown>) => {
       const error = Cause.squash(cause)
-      const name = error instanceof Error ? error.name : Predicate.hasProperty(error, "_tag") ? String(error._tag) : typeof error
+      const name = error instanceof Error
+        ? error.name
+        : Predicate.hasProperty(error, "_tag") ? String(error._tag) : typeof error
       return name.slice(0, 64)
     }
+    /** A failure nobody asked for: logged (the client gets its answer elsewhere). */
     const failed = (where: string, cause: Cause.Cause<unknown>) => {
       if (Cause.isInterruptedOnly(cause)) return
       const kind = `${where} failed (${kindOf(cause)})`
@@ -244,7 +246,9 @@ export const layer = Layer.scoped(
     const unavailableRetryMs = 1000
     const unavailableLog = (where: string, cause: Cause.Cause<unknown>) => {
       const kind = `${where}: a backend is unavailable (${kindOf(cause)})`
-      if (failures.take(kind)) run(Effect.logWarning(`WebSocket ${kind}: answered Unavailable`, Cause.pretty(cause).split("\n")[0]))
+      if (failures.take(kind)) {
+        run(Effect.logWarning(`WebSocket ${kind}: answered Unavailable`, Cause.pretty(cause).split("\n")[0]))
+      }
     }
     /** An answer after a failure: when even that throws (the socket or response is gone), the log line is all. */
     const answerQuietly = (answer: () => void) => {
@@ -703,15 +707,15 @@ export const layer = Layer.scoped(
 
     // The last resort around every callback uWS calls: a throw there would end the process. It becomes a log
     // line and an answer instead (a 500, an `Internal` error frame, a 1011 close), whatever threw.
-    const guardUpgrade = (upgrade: (res: Uws.HttpResponse, req: Uws.HttpRequest, context: Uws.us_socket_context_t) => void) =>
-      (res: Uws.HttpResponse, req: Uws.HttpRequest, context: Uws.us_socket_context_t) => {
-        try {
-          upgrade(res, req, context)
-        } catch (error) {
-          failed("upgrade", Cause.die(error))
-          answerQuietly(() => refuse(res, "500 Internal Server Error", internalError))
-        }
+    type Upgrade = (res: Uws.HttpResponse, req: Uws.HttpRequest, context: Uws.us_socket_context_t) => void
+    const guardUpgrade = (upgrade: Upgrade): Upgrade => (res, req, context) => {
+      try {
+        upgrade(res, req, context)
+      } catch (error) {
+        failed("upgrade", Cause.die(error))
+        answerQuietly(() => refuse(res, "500 Internal Server Error", internalError))
       }
+    }
     const guardOpen = (open: (ws: Socket) => void) => (ws: Socket) => {
       try {
         open(ws)
