@@ -428,6 +428,8 @@ const main = async () => {
         WS_SEND_PER_SECOND: "1000000",
         WS_SEND_BURST: "1000000",
         SEND_RATE_LIMIT: "1000000000",
+        // The idle sockets all belong to one user.
+        WS_MAX_SOCKETS_PER_USER: "1000000",
         ...(multi ? { REDIS_URL: settings.redisUrl, REDIS_PREFIX: redisPrefix } : {}),
         ...(settings.dbPoolMax === undefined ? {} : { DB_POOL_MAX: String(settings.dbPoolMax) }),
         ...settings.serverEnv
@@ -888,7 +890,7 @@ const main = async () => {
       `- command: \`${commandLine()}\``,
       `- server: ${multi ? `${settings.instances} × ` : ""}\`${server.command}\`, NODE_ENV=production, LOG_LEVEL=Warn, DB_POOL_MAX=${
         settings.dbPoolMax ?? "20 (default)"
-      }, WS_SEND_PER_SECOND/WS_SEND_BURST=1e6, SEND_RATE_LIMIT=1e9${
+      }, WS_SEND_PER_SECOND/WS_SEND_BURST=1e6, SEND_RATE_LIMIT=1e9, WS_MAX_SOCKETS_PER_USER=1e6${
         Object.keys(settings.serverEnv).length > 0
           ? `, ${Object.entries(settings.serverEnv).map(([k, v]) => `${k}=${v}`).join(" ")}`
           : ""

@@ -1,6 +1,7 @@
 import { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Cause, Config, Context, Effect, Either, Exit, FiberSet, Layer, Option, ParseResult, Schema } from "effect"
+import { Cause, Config, Context, Effect, Exit, FiberSet, Layer, Option, Predicate, Schema } from "effect"
+import * as Crypto from "node:crypto"
 import type { ChatEvent } from "../domain/chat/Events.js"
 import { Messages } from "../domain/chat/Messages.js"
 import { counterpartOf, type ConversationId, encodeMessage, type MessageJson } from "../domain/chat/Model.js"
@@ -12,10 +13,13 @@ import { Auth } from "../domain/users/Auth.js"
 import type { User, UserId } from "../domain/users/Model.js"
 import { PeerAddress } from "../http/ClientIp.js"
 import { HttpConfig, makeHttpApp } from "../http/Server.js"
+import { isUnavailable, retryAfterMs } from "../infra/Unavailable.js"
+import { FailureLog } from "./FailureLog.js"
 import { serveFastRoutes } from "./FastRoutes.js"
 import { serveHttp } from "./HttpBridge.js"
 import { InFlight } from "./InFlight.js"
 import { InOrder } from "./InOrder.js"
+import { Pressure } from "./Overload.js"
 import {
   ClientEnvelope,
   type ClientEventName,
@@ -23,6 +27,9 @@ import {
   CloseCodes,
   encodeServerEvent,
   envelopeFast,
+  issuesOf,
+  MaxDepth,
+  nestsDeeperThan,
   sendMessageFast,
   type ServerEventName,
   type ErrorCode,
@@ -32,7 +39,10 @@ import { TokenBucket } from "./TokenBucket.js"
 import * as Uws from "./Uws.js"
 
 export const GatewayConfig = Config.all({
-  /** Frames above this are cut off by uWS (the connection closes): abuse, not a mistake. */
+  /**
+   * Frames above this close the connection with 1009 (message too big): abuse, not a mistake. uWS itself
+   * reads frames up to 4 times this and drops the connection without a close frame beyond.
+   */
   maxPayloadBytes: Config.integer("WS_MAX_PAYLOAD_BYTES").pipe(Config.withDefault(64 * 1024)),
   /** Frames above this get a FrameTooLarge error and are ignored. */
   maxFrameBytes: Config.integer("WS_MAX_FRAME_BYTES").pipe(Config.withDefault(16 * 1024)),
@@ -42,6 +52,14 @@ export const GatewayConfig = Config.all({
   sendPerSecond: Config.number("WS_SEND_PER_SECOND").pipe(Config.withDefault(20)),
   sendBurst: Config.number("WS_SEND_BURST").pipe(Config.withDefault(40)),
   typingPerSecond: Config.number("WS_TYPING_PER_SECOND").pipe(Config.withDefault(5)),
+  joinPerSecond: Config.number("WS_JOIN_PER_SECOND").pipe(Config.withDefault(10)),
+  joinBurst: Config.number("WS_JOIN_BURST").pipe(Config.withDefault(50)),
+  readPerSecond: Config.number("WS_READ_PER_SECOND").pipe(Config.withDefault(10)),
+  readBurst: Config.number("WS_READ_BURST").pipe(Config.withDefault(30)),
+  /** Conversations one socket is in (joined or joining) at once. */
+  maxJoinedPerSocket: Config.integer("WS_MAX_JOINED_PER_SOCKET").pipe(Config.withDefault(100)),
+  /** Sockets one user holds on this instance; beyond, the upgrade is refused with 429. */
+  maxSocketsPerUser: Config.integer("WS_MAX_SOCKETS_PER_USER").pipe(Config.withDefault(20)),
   /** A typing state not refreshed within this time ends by itself. */
   typingExpiryMs: Config.integer("WS_TYPING_EXPIRY_MS").pipe(Config.withDefault(5000)),
   shutdownGraceMs: Config.integer("SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000)),
@@ -70,6 +88,8 @@ interface SocketData {
   readonly typing: Map<ConversationId, { readonly timer: NodeJS.Timeout; readonly relayedAt: number }>
   readonly sends: TokenBucket
   readonly typings: TokenBucket
+  readonly joins: TokenBucket
+  readonly reads: TokenBucket
   badFrames: number
   closed: boolean
   expiry: NodeJS.Timeout | undefined
@@ -96,11 +116,6 @@ export class Gateway extends Context.Tag("Ws/Gateway")<Gateway, {
 }>() {}
 
 const errorFrame = (data: ErrorData, id: string | undefined) => encodeServerEvent("error", data, id)
-
-const issuesOf = (error: ParseResult.ParseError) =>
-  ParseResult.ArrayFormatter.formatErrorSync(error)
-    .map((issue) => issue.path.length === 0 ? issue.message : `${issue.path.join(".")}: ${issue.message}`)
-    .join("; ")
 
 /** Domain failures as the protocol names them. */
 const domainError = (error: { readonly _tag: string; readonly message?: string }): ErrorData => {
@@ -209,38 +224,123 @@ export const layer = Layer.scoped(
     }
     const socketsOf = (userId: UserId) => byUser.get(userId) ?? new Set<Socket>()
 
-    /** Runs a handler's effect for a socket; a domain failure becomes its `error` frame, a defect `Internal`. */
+    const internalError: ErrorData = { code: "Internal", message: "Something went wrong on our side" }
+    // Each kind of failure (where, and what failed) is logged once per period, then counted.
+    const failures = new FailureLog(10_000, (kind, suppressed, periodMs) =>
+      run(Effect.logWarning(`WebSocket ${kind}: ${suppressed} more in the last ${periodMs / 1000} s`)))
+    const kindOf = (cause: Cause.Cause<unknown>) => {
+      const error = Cause.squash(cause)
+      const name = error instanceof Error
+        ? error.name
+        : Predicate.hasProperty(error, "_tag") ? String(error._tag) : typeof error
+      return name.slice(0, 64)
+    }
+    /** A failure nobody asked for: logged (the client gets its answer elsewhere). */
+    const failed = (where: string, cause: Cause.Cause<unknown>) => {
+      if (Cause.isInterruptedOnly(cause)) return
+      const kind = `${where} failed (${kindOf(cause)})`
+      if (failures.take(kind)) run(Effect.logError(`WebSocket ${kind}`, cause))
+    }
+    // The database (or another backend) is away: nothing was done, the client retries later and keeps its token.
+    const unavailableError: ErrorData = { code: "Unavailable", message: "The service is briefly unavailable: retry shortly" }
+    const unavailableRetryMs = 1000
+    const unavailableLog = (where: string, cause: Cause.Cause<unknown>) => {
+      const kind = `${where}: a backend is unavailable (${kindOf(cause)})`
+      if (failures.take(kind)) {
+        run(Effect.logWarning(`WebSocket ${kind}: answered Unavailable`, Cause.pretty(cause).split("\n")[0]))
+      }
+    }
+    /** An answer after a failure: when even that throws (the socket or response is gone), the log line is all. */
+    const answerQuietly = (answer: () => void) => {
+      try {
+        answer()
+      } catch {
+        // gone already
+      }
+    }
+
+    // Overload sheds frames with an error (nothing done, retry later) instead of queueing work without bound;
+    // the hint grows with the excess demand and is jittered. Joins (a reconnecting client's resumes) wait a
+    // little for a free slot first, in a small bounded queue.
     let wsInFlight = 0
+    const pressure = new Pressure(config.wsMaxInFlight)
+    const overloaded = (ws: Socket, id: string | undefined) =>
+      sendError(ws, id, "Overloaded", "The server is busy: retry in a moment", pressure.refuse())
+    interface Waiting {
+      readonly ws: Socket
+      readonly start: () => void
+      readonly refused: () => void
+      readonly timer: NodeJS.Timeout
+    }
+    const waiting: Array<Waiting> = []
+    const maxWaiting = Math.max(16, Math.ceil(config.wsMaxInFlight / 4))
+    const maxWaitMs = 2000
+    const admitWaiting = () => {
+      while (wsInFlight < config.wsMaxInFlight && waiting.length > 0) {
+        const next = waiting.shift()!
+        clearTimeout(next.timer)
+        if (next.ws.getUserData().closed) next.refused()
+        else next.start()
+      }
+    }
+
+    /**
+     * Runs a handler's effect for a socket; a domain failure becomes its `error` frame, infrastructure away
+     * `Unavailable`, a defect `Internal`. With `refused` the frame may wait for a slot (joins); `refused` runs
+     * when it is not run after all.
+     */
     const handle = <A, E extends { readonly _tag: string; readonly message?: string }>(
       ws: Socket,
       id: string | undefined,
       effect: Effect.Effect<A, E>,
-      onSuccess: (value: A) => void
-    ): boolean => {
-      // Overload sheds frames with an error (nothing done, retry later) instead of queueing work without bound.
-      if (wsInFlight >= config.wsMaxInFlight) {
-        sendError(ws, id, "Overloaded", "The server is busy: retry in a moment", 250)
-        return false
+      onSuccess: (value: A) => void,
+      refused?: () => void
+    ): void => {
+      const start = () => {
+        wsInFlight++
+        // The outcome is handled in the fiber's observer, synchronously: no more steps on the hot path.
+        run(effect).addObserver((exit) => {
+          wsInFlight--
+          if (waiting.length > 0) admitWaiting()
+          if (Exit.isFailure(exit)) return failure(ws, id, exit.cause)
+          try {
+            onSuccess(exit.value)
+          } catch (error) {
+            failure(ws, id, Cause.die(error))
+          }
+        })
       }
-      wsInFlight++
-      // The outcome is handled in the fiber's observer, synchronously: no more steps on the hot path.
-      const internal = (cause: Cause.Cause<unknown>) => {
-        if (!Cause.isInterruptedOnly(cause)) run(Effect.logError("WebSocket handler failed", cause))
-        send(ws, errorFrame({ code: "Internal", message: "Something went wrong on our side" }, id))
+      if (wsInFlight < config.wsMaxInFlight) return start()
+      if (refused === undefined || waiting.length >= maxWaiting) {
+        overloaded(ws, id)
+        return refused?.()
       }
-      run(effect).addObserver((exit) => {
-        wsInFlight--
-        if (Exit.isFailure(exit)) {
-          const failure = Cause.failureOption(exit.cause)
-          return Option.isSome(failure) ? send(ws, errorFrame(domainError(failure.value), id)) : internal(exit.cause)
-        }
-        try {
-          onSuccess(exit.value)
-        } catch (error) {
-          internal(Cause.die(error))
-        }
-      })
-      return true
+      const entry: Waiting = {
+        ws,
+        start,
+        refused,
+        timer: setTimeout(() => {
+          const at = waiting.indexOf(entry)
+          if (at >= 0) waiting.splice(at, 1)
+          if (!ws.getUserData().closed) overloaded(ws, id)
+          refused()
+        }, maxWaitMs)
+      }
+      waiting.push(entry)
+    }
+    const failure = <E extends { readonly _tag: string; readonly message?: string }>(
+      ws: Socket,
+      id: string | undefined,
+      cause: Cause.Cause<E>
+    ) => {
+      if (isUnavailable(cause)) {
+        unavailableLog("handler", cause)
+        return send(ws, errorFrame({ ...unavailableError, retryAfterMs: retryAfterMs(unavailableRetryMs, 2) }, id))
+      }
+      const failure = Cause.failureOption(cause)
+      if (Option.isSome(failure)) return send(ws, errorFrame(domainError(failure.value), id))
+      failed("handler", cause)
+      send(ws, errorFrame(internalError, id))
     }
 
     // ---- typing -------------------------------------------------------------------------------
@@ -261,6 +361,19 @@ export const layer = Layer.scoped(
     const join = (ws: Socket, id: string | undefined, input: ClientData<"joinConversation">) => {
       const data = ws.getUserData()
       const { conversationId } = input
+      const wait = data.joins.take()
+      if (wait > 0) return sendError(ws, id, "RateLimited", "Too many joins: slow down", wait)
+      if (
+        !data.joined.has(conversationId) && !data.pending.has(conversationId) &&
+        data.joined.size + data.pending.size >= config.maxJoinedPerSocket
+      ) {
+        return sendError(
+          ws,
+          id,
+          "TooManyJoined",
+          `A socket is in at most ${config.maxJoinedPerSocket} conversations at once: leave one first`
+        )
+      }
       if (data.joined.delete(conversationId)) unsubscribe(ws, conversationId)
       // Joins of one conversation in flight on this socket share the buffer; the last one to settle ends it.
       const pending = data.pending.get(conversationId) ?? { held: [], joins: 0 }
@@ -277,7 +390,7 @@ export const layer = Layer.scoped(
         }
         return [...pending.held]
       }
-      const admitted = handle(
+      handle(
         ws,
         id,
         Effect.gen(function*() {
@@ -300,8 +413,10 @@ export const layer = Layer.scoped(
             toSeq,
             hasMore: page.hasMore
           }))
-          // With more to fetch the client pages on (joining again from toSeq) before it goes live.
-          if (!page.hasMore) {
+          // On the latest page `hasMore` means older history: the socket goes live at once. After `sinceSeq` it
+          // means newer messages still to fetch: the client pages on (joining again from toSeq) before it goes live.
+          const live = input.sinceSeq === undefined || !page.hasMore
+          if (live) {
             const after = toSeq ?? input.sinceSeq ?? 0
             for (const message of held) if (message.seq > after) send(ws, frameOf("newMessage", encodeMessage(message)))
             // Live messages queue behind the history and the held ones: one socket's frames keep publish order.
@@ -310,10 +425,10 @@ export const layer = Layer.scoped(
               run(bus.publish({ _tag: "UserJoined", conversationId, userId: data.user.id, recipientId }))
             }
           }
-          ack(ws, id, { conversationId, joined: !page.hasMore, toSeq })
-        }
+          ack(ws, id, { conversationId, joined: live, toSeq })
+        },
+        settle
       )
-      if (!admitted) settle()
     }
 
     const leave = (ws: Socket, id: string | undefined, input: ClientData<"leaveConversation">) => {
@@ -343,7 +458,7 @@ export const layer = Layer.scoped(
           type: input.type ?? "text",
           content: input.content,
           attachmentId: input.attachmentId,
-          clientMessageId: input.clientMessageId
+          clientMessageId: input.clientMessageId ?? Crypto.randomUUID()
         }),
         ({ message }) => {
           // Acked only now: the message is committed. A retry gets the same ack and broadcasts nothing.
@@ -379,6 +494,8 @@ export const layer = Layer.scoped(
     }
 
     const markAsRead = (ws: Socket, id: string | undefined, input: ClientData<"markAsRead">) => {
+      const wait = ws.getUserData().reads.take()
+      if (wait > 0) return sendError(ws, id, "RateLimited", "Too many read receipts: slow down", wait)
       const user = ws.getUserData().user
       if ("messageId" in input) {
         return handle(ws, id, messages.markRead(user, input.messageId), (message) =>
@@ -405,6 +522,8 @@ export const layer = Layer.scoped(
           ws.getUserData().badFrames = 0
           return handler(ws, id, quick)
         }
+        // The hand-written checks accept flat data only; anything else is bounded before the schema sees it.
+        if (nestsDeeperThan(data, MaxDepth - 1)) return badFrame(ws, id, "BadFrame", tooDeep)
         const decoded = decode(data ?? {})
         if (decoded._tag === "Left") return sendError(ws, id, "InvalidData", `${event}: ${issuesOf(decoded.left)}`)
         ws.getUserData().badFrames = 0
@@ -427,8 +546,11 @@ export const layer = Layer.scoped(
     }
 
     const decodeEnvelope = Schema.decodeUnknownEither(ClientEnvelope)
+    const tooDeep = `Frames nest at most ${MaxDepth} levels of objects and arrays`
+    const unknownEvent = `Unknown event: the events are ${Object.keys(ClientEvents).join(", ")}`
 
     const onMessage = (ws: Socket, buffer: ArrayBuffer, isBinary: boolean) => {
+      if (buffer.byteLength > config.maxPayloadBytes) return ws.end(CloseCodes.messageTooBig, "message too big")
       if (isBinary) return badFrame(ws, undefined, "BadFrame", "Frames are JSON text")
       if (buffer.byteLength > config.maxFrameBytes) {
         return badFrame(ws, undefined, "FrameTooLarge", `Frames are at most ${config.maxFrameBytes} bytes`)
@@ -441,18 +563,23 @@ export const layer = Layer.scoped(
         return badFrame(ws, undefined, "BadJson", "The frame is not valid JSON")
       }
       const quick = envelopeFast(json)
-      const envelope = quick === undefined ? decodeEnvelope(json) : Either.right(quick)
-      if (envelope._tag === "Left") {
+      if (quick === undefined) {
         const id = typeof json === "object" && json !== null && "id" in json && typeof json.id === "string" &&
-            json.id.length <= 64
+            json.id.length >= 1 && json.id.length <= 64
           ? json.id
           : undefined
-        return badFrame(ws, id, "BadFrame", `Expected { event, data, id? }: ${issuesOf(envelope.left)}`)
+        if (nestsDeeperThan(json, MaxDepth)) return badFrame(ws, id, "BadFrame", tooDeep)
+        const envelope = decodeEnvelope(json)
+        if (envelope._tag === "Left") {
+          return badFrame(ws, id, "BadFrame", `Expected { event, data, id? }: ${issuesOf(envelope.left)}`)
+        }
+        return route(ws, envelope.right)
       }
-      const { data, event, id } = envelope.right
-      if (!isClientEvent(event)) {
-        return badFrame(ws, id, "UnknownEvent", `Unknown event ${JSON.stringify(event.slice(0, 64))}`)
-      }
+      route(ws, quick)
+    }
+
+    const route = (ws: Socket, { data, event, id }: typeof ClientEnvelope.Type) => {
+      if (!isClientEvent(event)) return badFrame(ws, id, "UnknownEvent", unknownEvent)
       routes[event](ws, id, event, data)
     }
 
@@ -570,21 +697,60 @@ export const layer = Layer.scoped(
       return new URLSearchParams(query).get("token")?.trim() ?? ""
     }
 
-    const refuse = (res: Uws.HttpResponse, status: string, body: ErrorData): void => {
+    const refuse = (res: Uws.HttpResponse, status: string, body: ErrorData, headers: Record<string, string> = {}): void => {
       res.cork(() => {
-        res.writeStatus(status).writeHeader("content-type", "application/json").end(JSON.stringify(body))
+        res.writeStatus(status).writeHeader("content-type", "application/json")
+        for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value)
+        res.end(JSON.stringify(body))
       })
     }
 
+    // The last resort around every callback uWS calls: a throw there would end the process. It becomes a log
+    // line and an answer instead (a 500, an `Internal` error frame, a 1011 close), whatever threw.
+    type Upgrade = (res: Uws.HttpResponse, req: Uws.HttpRequest, context: Uws.us_socket_context_t) => void
+    const guardUpgrade = (upgrade: Upgrade): Upgrade => (res, req, context) => {
+      try {
+        upgrade(res, req, context)
+      } catch (error) {
+        failed("upgrade", Cause.die(error))
+        answerQuietly(() => refuse(res, "500 Internal Server Error", internalError))
+      }
+    }
+    const guardOpen = (open: (ws: Socket) => void) => (ws: Socket) => {
+      try {
+        open(ws)
+      } catch (error) {
+        failed("open", Cause.die(error))
+        answerQuietly(() => ws.end(1011, "internal error"))
+      }
+    }
+    const guardClose = (close: (ws: Socket, code: number, message: ArrayBuffer) => void) =>
+      (ws: Socket, code: number, message: ArrayBuffer) => {
+        try {
+          close(ws, code, message)
+        } catch (error) {
+          failed("close", Cause.die(error))
+        }
+      }
+    const guardedMessage = (ws: Socket, buffer: ArrayBuffer, isBinary: boolean) => {
+      try {
+        onMessage(ws, buffer, isBinary)
+      } catch (error) {
+        failed("message", Cause.die(error))
+        answerQuietly(() => send(ws, errorFrame(internalError, undefined)))
+      }
+    }
+
     app.ws<SocketData>("/ws", {
-      maxPayloadLength: config.maxPayloadBytes,
+      // Above our own limit, so that an oversized frame reaches `message` and gets a proper 1009 close.
+      maxPayloadLength: config.maxPayloadBytes * 4,
       idleTimeout: config.idleTimeoutSeconds,
       sendPingsAutomatically: true,
       // The hard stop: sockets past WS_MAX_BACKPRESSURE_BYTES are closed with 4009 before a send; uWS drops
       // (and closes) only far beyond it.
       maxBackpressure: config.maxBackpressureBytes * 4,
       closeOnBackpressureLimit: 1,
-      upgrade: (res, req, context) => {
+      upgrade: guardUpgrade((res, req, context) => {
         // Everything from `req` is read now: it is gone once this callback returns.
         const key = req.getHeader("sec-websocket-key")
         const protocol = req.getHeader("sec-websocket-protocol")
@@ -606,13 +772,29 @@ export const layer = Layer.scoped(
             Effect.sync(() => {
               if (aborted) return
               if (Exit.isFailure(exit)) {
+                // Only the token's own problems are 401: with the database away the client must keep its token.
+                if (isUnavailable(exit.cause)) {
+                  unavailableLog("upgrade", exit.cause)
+                  const wait = retryAfterMs(unavailableRetryMs, 2)
+                  return refuse(res, "503 Service Unavailable", { ...unavailableError, retryAfterMs: wait }, {
+                    "retry-after": String(Math.ceil(wait / 1000))
+                  })
+                }
                 const failure = Cause.failureOption(exit.cause)
-                return refuse(res, "401 Unauthorized", {
-                  code: "Forbidden",
-                  message: failure._tag === "Some" ? failure.value.message : "Invalid token"
-                })
+                if (failure._tag === "None") {
+                  failed("upgrade", exit.cause)
+                  return refuse(res, "500 Internal Server Error", internalError)
+                }
+                return refuse(res, "401 Unauthorized", { code: "Forbidden", message: failure.value.message })
               }
               const { expiresAt, user } = exit.value
+              // `open` runs within `upgrade`: the count includes every socket upgraded before this one.
+              if ((byUser.get(user.id)?.size ?? 0) >= config.maxSocketsPerUser) {
+                return refuse(res, "429 Too Many Requests", {
+                  code: "TooManyConnections",
+                  message: `A user holds at most ${config.maxSocketsPerUser} sockets on one server: close one first`
+                })
+              }
               const data: SocketData = {
                 user,
                 expiresAt,
@@ -623,16 +805,24 @@ export const layer = Layer.scoped(
                 typing: new Map(),
                 sends: new TokenBucket(config.sendPerSecond, config.sendBurst),
                 typings: new TokenBucket(config.typingPerSecond, config.typingPerSecond * 2),
+                joins: new TokenBucket(config.joinPerSecond, config.joinBurst),
+                reads: new TokenBucket(config.readPerSecond, config.readBurst),
                 badFrames: 0,
                 closed: false,
                 expiry: undefined
               }
               res.cork(() => res.upgrade(data, key, protocol, extensions, context))
             })
+          ),
+          Effect.catchAllCause((cause) =>
+            Effect.sync(() => {
+              failed("upgrade", cause)
+              if (!aborted) answerQuietly(() => refuse(res, "500 Internal Server Error", internalError))
+            })
           )
         ))
-      },
-      open: (ws) => {
+      }),
+      open: guardOpen((ws) => {
         const data = ws.getUserData()
         ws.subscribe(data.topic)
         sockets.add(ws)
@@ -644,9 +834,9 @@ export const layer = Layer.scoped(
         data.expiry = setTimeout(() => {
           if (!data.closed) ws.end(CloseCodes.tokenExpired, "token expired")
         }, Math.min(Math.max(left, 0), 2 ** 31 - 1))
-      },
-      message: onMessage,
-      close: (ws) => {
+      }),
+      message: guardedMessage,
+      close: guardClose((ws) => {
         const data = ws.getUserData()
         data.closed = true
         clearTimeout(data.expiry)
@@ -677,7 +867,7 @@ export const layer = Layer.scoped(
             ])
           }).pipe(Effect.ignore))
         }
-      }
+      })
     })
 
     const httpInFlight = new InFlight(config.httpMaxInFlight)

@@ -5,7 +5,7 @@
  * Every client frame with an `id` gets exactly one reply: `ack` or `error`
  * with the same `id`. Errors without an `id` come as `{ event: "error", data }`.
  */
-import { Schema } from "effect"
+import { ParseResult, Schema } from "effect"
 import { AttachmentId } from "../domain/attachments/Model.js"
 import {
   checkSendShape,
@@ -24,6 +24,49 @@ const strict = { parseOptions: { onExcessProperty: "error", errors: "all" } } as
 const Struct = <Fields extends Schema.Struct.Fields>(fields: Fields) => Schema.Struct(fields).annotations(strict)
 const optional = <S extends Schema.Schema.All>(schema: S) => Schema.optionalWith(schema, { exact: true })
 
+/** How deep a frame's JSON may nest (the envelope is level 1): deeper frames are refused before decoding. */
+export const MaxDepth = 64
+
+/**
+ * Whether `value` nests deeper than `max` levels of objects and arrays: one iterative walk (no recursion, so
+ * no stack to overflow), which stops at the first level too deep.
+ */
+export const nestsDeeperThan = (value: unknown, max: number): boolean => {
+  if (typeof value !== "object" || value === null) return false
+  const values: Array<object> = [value]
+  const depths: Array<number> = [1]
+  while (values.length > 0) {
+    const current = values.pop()!
+    const depth = depths.pop()!
+    if (depth > max) return true
+    const children: ReadonlyArray<unknown> = Array.isArray(current) ? current : Object.values(current)
+    for (const child of children) {
+      if (typeof child === "object" && child !== null) {
+        values.push(child)
+        depths.push(depth + 1)
+      }
+    }
+  }
+  return false
+}
+
+/**
+ * A decode failure as a client reads it: each issue's path and rule, never the value received (it may be
+ * huge, or someone's secret). A key that is not in the schema is not named either: it was received too.
+ */
+export const issuesOf = (error: ParseResult.ParseError): string => {
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+  const described = issues.slice(0, 5).map((issue) => {
+    const path = issue._tag === "Unexpected" ? issue.path.slice(0, -1) : issue.path
+    const rule = issue._tag === "Unexpected" ? issue.message.replace(/^is unexpected/, "has an unknown field") : issue.message
+    const text = rule.replace(/, actual [\s\S]*$/, "")
+    return path.length === 0 ? text : `${path.map((key) => typeof key === "symbol" ? "?" : String(key)).join(".")}: ${text}`
+  })
+  if (issues.length > described.length) described.push(`and ${issues.length - described.length} more`)
+  const text = described.join("; ")
+  return text.length > 1000 ? `${text.slice(0, 1000)}…` : text
+}
+
 /** A client's correlation id for a frame. */
 export const FrameId = Schema.String.pipe(
   Schema.filter((s) => s.length >= 1 && s.length <= 64, { message: () => "id must be 1 to 64 characters" })
@@ -38,19 +81,25 @@ export const ClientEnvelope = Schema.Struct({
 
 // Client → server
 
-export const JoinConversation = Struct({ conversationId: ConversationId, sinceSeq: optional(Seq) })
+/** A seq a client names: it fits the column (int4), so a huge number is InvalidData, not a failed query. */
+const ClientSeq = Seq.pipe(
+  Schema.filter((n) => n <= 2_147_483_647, { message: () => "must be a non-negative integer of at most 2147483647" })
+)
+
+export const JoinConversation = Struct({ conversationId: ConversationId, sinceSeq: optional(ClientSeq) })
 export const LeaveConversation = Struct({ conversationId: ConversationId })
 export const SendMessage = Struct({
   conversationId: ConversationId,
   content: optional(Content),
   type: optional(SendableType),
   attachmentId: optional(AttachmentId),
-  clientMessageId: ClientMessageId
+  /** Optional, as over REST (the original's clients send none): the server makes one. */
+  clientMessageId: optional(ClientMessageId)
 }).pipe(Schema.filter(checkSendShape))
 export const Typing = Struct({ conversationId: ConversationId, isTyping: Schema.Boolean })
 export const MarkAsRead = Schema.Union(
   Struct({ messageId: MessageId }),
-  Struct({ conversationId: ConversationId, upToSeq: optional(Seq) })
+  Struct({ conversationId: ConversationId, upToSeq: optional(ClientSeq) })
 )
 
 // Every frame is checked: the envelope and the common send are also checked by hand, returning exactly what
@@ -73,22 +122,25 @@ export const envelopeFast = (u: unknown): typeof ClientEnvelope.Type | undefined
   return { event, ...("data" in u ? { data } : {}), ...(id === undefined ? {} : { id }) }
 }
 
-/** A text `sendMessage` (content, clientMessageId) as `SendMessage` decodes it; undefined for the schema. */
+/** A text `sendMessage` (content, clientMessageId?) as `SendMessage` decodes it; undefined for the schema. */
 export const sendMessageFast = (u: unknown): typeof SendMessage.Type | undefined => {
   if (!isRecord(u) || !onlyKeys(u, ["conversationId", "content", "type", "clientMessageId"])) return undefined
   const { clientMessageId, content, conversationId, type } = u
   if (typeof conversationId !== "string" || !uuid.test(conversationId)) return undefined
-  if ((type !== undefined && type !== "text") || typeof content !== "string" || typeof clientMessageId !== "string") {
-    return undefined
-  }
+  if ((type !== undefined && type !== "text") || typeof content !== "string") return undefined
   const trimmed = content.trim()
   if (trimmed.length < 1 || trimmed.length > 4000 || trimmed.includes("\0")) return undefined
-  if (clientMessageId.length < 1 || clientMessageId.length > 64 || clientMessageId.includes("\0")) return undefined
+  if (clientMessageId === undefined) {
+    if ("clientMessageId" in u) return undefined
+  } else if (
+    typeof clientMessageId !== "string" || clientMessageId.length < 1 || clientMessageId.length > 64 ||
+    clientMessageId.includes("\0")
+  ) return undefined
   return {
     conversationId: ConversationId.make(conversationId, { disableValidation: true }),
     content: trimmed,
     ...(type === undefined ? {} : { type }),
-    clientMessageId
+    ...(clientMessageId === undefined ? {} : { clientMessageId })
   }
 }
 
@@ -110,6 +162,8 @@ export const ErrorCode = Schema.Literal(
   "InvalidData",
   "FrameTooLarge",
   "RateLimited",
+  "TooManyJoined",
+  "TooManyConnections",
   "Overloaded",
   "ConversationNotFound",
   "ConversationClosed",
@@ -120,6 +174,7 @@ export const ErrorCode = Schema.Literal(
   "Forbidden",
   "NotJoined",
   "ShuttingDown",
+  "Unavailable",
   "Internal"
 )
 export type ErrorCode = typeof ErrorCode.Type
@@ -165,8 +220,10 @@ export const ServerEvents = {
 } as const
 export type ServerEventName = keyof typeof ServerEvents
 
-/** Close codes the server uses besides the standard ones (1001 on shutdown). */
+/** Close codes the server uses besides 1001 on shutdown. */
 export const CloseCodes = {
+  /** A frame above WS_MAX_PAYLOAD_BYTES (RFC 6455: message too big). */
+  messageTooBig: 1009,
   /** The token expired while the socket was open: reconnect with a fresh one. */
   tokenExpired: 4001,
   /** The user was deactivated. */

@@ -65,10 +65,14 @@ describe("the hand-written frame checks", () => {
       { ...valid, attachmentId: conversationId },
       { ...valid, extra: 1 },
       { conversationId, clientMessageId: "m-2" },
+      { conversationId, content: "no clientMessageId" },
+      { conversationId, content: "typed, no clientMessageId", type: "text" },
+      { conversationId, content: "x", clientMessageId: null },
+      { conversationId, content: "x", clientMessageId: 7 },
       { ...valid, content: "\u00a0é\u2003" },
       null,
       []
     ]
-    expect(agrees(SendMessage, sendMessageFast, inputs)).toBe(7)
+    expect(agrees(SendMessage, sendMessageFast, inputs)).toBe(9)
   })
 })

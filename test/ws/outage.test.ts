@@ -1,0 +1,230 @@
+import { expect, it } from "@effect/vitest"
+import { Effect, Schedule, type Scope } from "effect"
+import { execFileSync, spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Http from "node:http"
+import * as Crypto from "node:crypto"
+import { pair } from "../support/Chat.js"
+import { exitOf, freePort } from "../support/Instances.js"
+import { admin, jwtSecret, serverAt, TestServer } from "../support/TestApp.js"
+import { tempDir } from "../support/TempDir.js"
+import { connect, type WsClient } from "../support/Ws.js"
+
+const hasPostgres = (() => {
+  try {
+    execFileSync("postgres", ["--version"], { stdio: "ignore" })
+    return true
+  } catch {
+    return false
+  }
+})()
+
+/** Postgres refuses to run as root: it runs as the `postgres` user when the tests run as root. */
+const asPostgres = ((): { readonly uid?: number; readonly gid?: number } => {
+  if (process.getuid?.() !== 0) return {}
+  try {
+    const uid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim())
+    const gid = Number(execFileSync("id", ["-g", "postgres"]).toString().trim())
+    return { uid, gid }
+  } catch {
+    return {}
+  }
+})()
+
+/** A Postgres of the test's own, on a free port, that the test stops; killed with the scope. */
+const ownPostgres = Effect.gen(function*() {
+  const dir = yield* tempDir("chat-pg-")
+  const data = `${dir}/data`
+  Fs.mkdirSync(data)
+  if (asPostgres.uid !== undefined && asPostgres.gid !== undefined) {
+    for (const path of [dir, data]) Fs.chownSync(path, asPostgres.uid, asPostgres.gid)
+  }
+  execFileSync("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"], { ...asPostgres, stdio: "ignore" })
+  const port = yield* freePort
+  const child = yield* Effect.acquireRelease(
+    Effect.sync(() =>
+      spawn("postgres", ["-D", data, "-p", String(port), "-h", "127.0.0.1", "-k", dir, "-F", "-c", "fsync=off"], {
+        ...asPostgres,
+        stdio: "ignore"
+      })
+    ),
+    (child) => Effect.sync(() => child.kill("SIGKILL"))
+  )
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`
+  // Ready when it takes connections.
+  yield* Effect.try(() => execFileSync("pg_isready", ["-h", "127.0.0.1", "-p", String(port)], { stdio: "ignore" })).pipe(
+    Effect.retry(Schedule.spaced("100 millis")),
+    Effect.timeout("20 seconds")
+  )
+  return { url, child }
+})
+
+/** The server as a separate process whose stdout (its logs) goes into `lines`. */
+const startApp = (env: Record<string, string>, lines: Array<string>): Effect.Effect<ReturnType<typeof serverAt>, Error, Scope.Scope> =>
+  Effect.gen(function*() {
+    const port = yield* freePort
+    const storage = yield* tempDir("chat-outage-files-")
+    const child = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+          env: {
+            PATH: process.env.PATH ?? "",
+            NODE_ENV: "test",
+            HOST: "127.0.0.1",
+            JWT_SECRET: jwtSecret,
+            ADMIN_EMAIL: admin.email,
+            ADMIN_PASSWORD: admin.password,
+            AUTH_RATE_LIMIT_PER_IP: "100000",
+            AUTH_RATE_LIMIT_PER_EMAIL: "100000",
+            SEND_RATE_LIMIT: "100000",
+            WS_SEND_PER_SECOND: "10000",
+            WS_SEND_BURST: "10000",
+            // Every upgrade looks its user up: the outage is seen at once.
+            AUTH_USER_CACHE_TTL: "1 millis",
+            STORAGE_DIR: storage,
+            ...env,
+            PORT: String(port)
+          },
+          stdio: ["ignore", "pipe", "inherit"]
+        })
+      ),
+      (child) =>
+        Effect.gen(function*() {
+          if (child.exitCode !== null || child.signalCode !== null) return
+          child.kill("SIGKILL")
+          yield* exitOf(child)
+        })
+    )
+    let partial = ""
+    child.stdout?.on("data", (chunk: Buffer) => {
+      const text = partial + chunk.toString()
+      const complete = text.split("\n")
+      partial = complete.pop() ?? ""
+      lines.push(...complete)
+    })
+    const server = serverAt(`http://127.0.0.1:${port}`)
+    yield* server.request("GET", "/ready").pipe(
+      Effect.catchAllDefect(() => Effect.succeed({ status: 0 })),
+      Effect.flatMap((reply) => reply.status === 200 ? Effect.void : Effect.fail(new Error("not ready"))),
+      Effect.retry(Schedule.spaced("100 millis")),
+      Effect.timeoutFail({ duration: "40 seconds", onTimeout: () => new Error(`app on ${port} did not become ready`) })
+    )
+    yield* Effect.addFinalizer(() => Effect.sync(() => expect(child.exitCode, "the app process died").toBeNull()))
+    return server
+  })
+
+/** A WebSocket upgrade by hand, to read the refusal's status, headers and body. */
+const upgrade = (url: string, token: string) =>
+  Effect.async<{ readonly status: number; readonly headers: Http.IncomingHttpHeaders; readonly body: any }, Error>((resume) => {
+    const request = Http.get(`${url}/ws`, {
+      headers: {
+        connection: "Upgrade",
+        upgrade: "websocket",
+        "sec-websocket-version": "13",
+        "sec-websocket-key": Crypto.randomBytes(16).toString("base64"),
+        authorization: `Bearer ${token}`
+      }
+    })
+    request.on("upgrade", (response, socket) => {
+      socket.destroy()
+      resume(Effect.succeed({ status: response.statusCode ?? 0, headers: response.headers, body: null }))
+    })
+    request.on("response", (response) => {
+      let text = ""
+      response.on("data", (chunk: Buffer) => (text += chunk.toString()))
+      response.on("end", () => resume(Effect.succeed({ status: response.statusCode ?? 0, headers: response.headers, body: JSON.parse(text) })))
+    })
+    request.on("error", (error) => resume(Effect.fail(error)))
+  })
+
+const stop = (postgres: { readonly child: ReturnType<typeof spawn> }) =>
+  Effect.gen(function*() {
+    // A fast shutdown: sessions are ended (57P01), then connections are refused.
+    postgres.child.kill("SIGINT")
+    yield* exitOf(postgres.child)
+  })
+
+it.scopedLive.skipIf(!hasPostgres)(
+  "Postgres down: a valid token's upgrade is 503 with Retry-After (not 401), frames get Unavailable with retryAfterMs, and a hundred failures log a few lines (starts its own Postgres)",
+  () =>
+    Effect.gen(function*() {
+      const postgres = yield* ownPostgres
+      const lines: Array<string> = []
+      const server = yield* startApp({ DATABASE_URL: postgres.url, LOG_LEVEL: "Warn" }, lines)
+      const { conversationId, trainer, user } = yield* Effect.provideService(pair, TestServer, server)
+      const socket = yield* Effect.provideService(connect(user.token), TestServer, server)
+      expect((yield* socket.request("joinConversation", { conversationId })).event).toBe("ack")
+      expect((yield* upgrade(server.url, trainer.token)).status).toBe(101)
+
+      yield* stop(postgres)
+      const refused = yield* upgrade(server.url, trainer.token)
+      expect(refused.status).toBe(503)
+      expect(refused.body.code).toBe("Unavailable")
+      expect(Number(refused.headers["retry-after"])).toBeGreaterThanOrEqual(1)
+      const bad = yield* upgrade(server.url, "garbage")
+      expect(bad.status).toBe(401)
+
+      const reply = yield* socket.request("sendMessage", { conversationId, content: "while down", clientMessageId: "down-1" })
+      expect(reply.event).toBe("error")
+      expect(reply.data.code).toBe("Unavailable")
+      expect(reply.data.retryAfterMs).toBeGreaterThan(0)
+      const join = yield* socket.request("joinConversation", { conversationId })
+      expect(join.data.code).toBe("Unavailable")
+
+      // Many failing frames: a few log lines, not one (with a stack) per frame.
+      const before = lines.length
+      const failing = yield* burst(socket, Array.from({ length: 100 }, (_, i) => ({
+        event: "sendMessage",
+        data: { conversationId, content: `m${i}`, clientMessageId: `f${i}` }
+      })))
+      expect(failing.every((r) => r.event === "error" && r.data.code === "Unavailable")).toBe(true)
+      for (const i of [1, 2, 3, 4, 5]) yield* Effect.either(upgrade(server.url, `${trainer.token}`).pipe(Effect.as(i)))
+      yield* Effect.sleep("500 millis")
+      const logged = lines.slice(before)
+      const entries = logged.filter((line) => /^\[\d\d:\d\d:\d\d\.\d{3}\] [A-Z]+ /.test(line))
+      expect(entries.length, entries.join("\n")).toBeLessThanOrEqual(6)
+      expect(logged.length, logged.join("\n")).toBeLessThanOrEqual(100)
+    }),
+  90_000
+)
+
+/** Frames written in one TCP write, so that the server reads them in one go; then their replies, in order. */
+const burst = (client: WsClient, frames: ReadonlyArray<{ readonly event: string; readonly data: unknown }>) =>
+  Effect.gen(function*() {
+    const tcp = (client.socket as unknown as { _socket: { cork: () => void; uncork: () => void } })._socket
+    const ids = frames.map((_, i) => `burst-${++bursts}-${i}`)
+    tcp.cork()
+    frames.forEach((frame, i) => client.socket.send(JSON.stringify({ ...frame, id: ids[i] })))
+    tcp.uncork()
+    return yield* Effect.forEach(ids, (id) =>
+      Effect.suspend(() => {
+        const reply = client.frames.find((f) => f.id === id && (f.event === "ack" || f.event === "error"))
+        return reply === undefined ? Effect.fail(new Error(`no reply to ${id}`)) : Effect.succeed(reply)
+      }).pipe(Effect.retry(Schedule.spaced("20 millis")), Effect.timeout("15 seconds"), Effect.orDie))
+  })
+let bursts = 0
+
+it.scopedLive.skipIf(!hasPostgres)(
+  "overload: Overloaded hints are jittered and grow with the backlog; joins wait briefly for a slot instead of being refused (starts its own Postgres)",
+  () =>
+    Effect.gen(function*() {
+      const postgres = yield* ownPostgres
+      const server = yield* startApp({ DATABASE_URL: postgres.url, LOG_LEVEL: "Warn", WS_MAX_IN_FLIGHT: "2" }, [])
+      const { conversationId, user } = yield* Effect.provideService(pair, TestServer, server)
+      const u = yield* Effect.provideService(connect(user.token), TestServer, server)
+      const replies = yield* burst(u, Array.from({ length: 60 }, (_, i) => ({
+        event: "sendMessage",
+        data: { conversationId, content: `m${i}`, clientMessageId: `o${i}` }
+      })))
+      const hints = replies.filter((r) => r.event === "error" && r.data.code === "Overloaded").map((r) => r.data.retryAfterMs as number)
+      expect(hints.length).toBeGreaterThan(20)
+      expect(new Set(hints).size).toBeGreaterThan(hints.length / 2)
+      const mean = (values: ReadonlyArray<number>) => values.reduce((a, b) => a + b, 0) / values.length
+      expect(mean(hints.slice(-5))).toBeGreaterThan(2 * mean(hints.slice(0, 5)))
+      for (const hint of hints) expect(hint).toBeLessThanOrEqual(30_000)
+
+      const joins = yield* burst(u, Array.from({ length: 12 }, () => ({ event: "joinConversation", data: { conversationId } })))
+      expect(joins.map((r) => r.event === "ack" ? "ack" : r.data.code)).toEqual(Array.from({ length: 12 }, () => "ack"))
+    }),
+  90_000
+)
