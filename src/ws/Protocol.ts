@@ -81,12 +81,7 @@ export const ClientEnvelope = Schema.Struct({
 
 // Client → server
 
-/** A seq a client names: it fits the column (int4), so a huge number is InvalidData, not a failed query. */
-const ClientSeq = Seq.pipe(
-  Schema.filter((n) => n <= 2_147_483_647, { message: () => "must be a non-negative integer of at most 2147483647" })
-)
-
-export const JoinConversation = Struct({ conversationId: ConversationId, sinceSeq: optional(ClientSeq) })
+export const JoinConversation = Struct({ conversationId: ConversationId, sinceSeq: optional(Seq) })
 export const LeaveConversation = Struct({ conversationId: ConversationId })
 export const SendMessage = Struct({
   conversationId: ConversationId,
@@ -99,7 +94,7 @@ export const SendMessage = Struct({
 export const Typing = Struct({ conversationId: ConversationId, isTyping: Schema.Boolean })
 export const MarkAsRead = Schema.Union(
   Struct({ messageId: MessageId }),
-  Struct({ conversationId: ConversationId, upToSeq: optional(ClientSeq) })
+  Struct({ conversationId: ConversationId, upToSeq: optional(Seq) })
 )
 
 // Every frame is checked: the envelope and the common send are also checked by hand, returning exactly what

@@ -11,6 +11,7 @@ import {
   Conversation,
   ConversationId,
   ConversationStatus,
+  MaxSeq,
   MessageId,
   MessageJson,
   SendableType,
@@ -21,7 +22,6 @@ import { Role, UserId } from "../../domain/users/Model.js"
 import { IntFromString, optional, Page, pageParams, strict, StrictStruct } from "../Schemas.js"
 import { Authentication } from "../Security.js"
 
-const MaxSeq = 2_147_483_647
 const SeqFromString = Schema.compose(IntFromString(0, MaxSeq), Seq)
 
 /** What anyone in a conversation may know about the other side. */
