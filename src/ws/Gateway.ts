@@ -217,6 +217,11 @@ export const layer = Layer.scoped(
       effect: Effect.Effect<A, E>,
       onSuccess: (value: A) => void
     ): boolean => {
+      // Shutting down: in-flight work finishes and flushes its acks; nothing new starts.
+      if (shuttingDown) {
+        sendError(ws, id, "ShuttingDown", "The server is shutting down: reconnect elsewhere")
+        return false
+      }
       // Overload sheds frames with an error (nothing done, retry later) instead of queueing work without bound.
       if (wsInFlight >= config.wsMaxInFlight) {
         sendError(ws, id, "Overloaded", "The server is busy: retry in a moment", 250)
@@ -705,21 +710,29 @@ export const layer = Layer.scoped(
     const port = uws.us_socket_local_port(listenSocket)
     yield* Effect.logInfo(`Listening on http://${http.host}:${port} (REST, docs at /api, WebSocket at /ws)`)
 
-    // Shutdown: stop accepting, close sockets with 1001, let sends in flight finish (what was acked is
-    // committed), then the layers below close (the database last).
+    // Shutdown: stop accepting and starting work (frames get ShuttingDown), let what is in flight finish and
+    // its acks leave (what was acked is committed, what was committed is acked), then close sockets with
+    // 1001; then the layers below close (the database last).
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         shuttingDown = true
         uws.us_listen_socket_close(listenSocket)
-        for (const ws of [...sockets]) ws.end(1001, "server shutting down")
         // REST requests in flight (an upload, a send on the generic path) finish too, within the same grace.
         const restDone = Effect.void.pipe(
           Effect.delay("20 millis"),
           Effect.repeat({ until: () => httpInFlight.size === 0 })
         )
+        const graceEnds = Date.now() + config.shutdownGraceMs
         yield* Effect.all([FiberSet.awaitEmpty(fibers), restDone], { concurrency: "unbounded" }).pipe(
           Effect.timeoutOption(config.shutdownGraceMs)
         )
+        // uWS writes published frames at the end of the loop's turn; the close frame goes after them. Sockets
+        // still writing get the rest of the grace to take them.
+        yield* Effect.void.pipe(
+          Effect.delay("20 millis"),
+          Effect.repeat({ until: () => Date.now() >= graceEnds || [...sockets].every((ws) => ws.getBufferedAmount() === 0) })
+        )
+        for (const ws of [...sockets]) ws.end(1001, "server shutting down")
         yield* Effect.logInfo("Gateway closed")
       })
     )
