@@ -1,6 +1,6 @@
 import { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Cause, Config, Context, Effect, Either, Exit, FiberSet, Layer, Option, ParseResult, Schema } from "effect"
+import { Cause, Config, Context, Effect, Either, Exit, FiberSet, Layer, Option, ParseResult, Schedule, Schema } from "effect"
 import type { ChatEvent } from "../domain/chat/Events.js"
 import { Messages } from "../domain/chat/Messages.js"
 import { counterpartOf, type ConversationId, encodeMessage, type MessageJson } from "../domain/chat/Model.js"
@@ -565,7 +565,30 @@ export const layer = Layer.scoped(
       }
     }
 
-    yield* bus.subscribe(deliver)
+    // A gap in the bus (Redis was away): joined sockets may have missed messages. Each hears where every
+    // conversation it joined (or is joining) ends, from one query for the instance, and rejoins with sinceSeq.
+    const resync = () => {
+      const ids = [...new Set([...rooms.keys(), ...pendingByConversation.keys()])]
+      if (ids.length === 0) return
+      run(messages.lastSeqs(ids).pipe(
+        Effect.sandbox,
+        Effect.retry(Schedule.exponential("200 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")), Schedule.upTo("1 minute"))),
+        Effect.unsandbox,
+        Effect.flatMap((ends) =>
+          Effect.sync(() => {
+            for (const { conversationId, lastSeq } of ends) {
+              const frame = encodeServerEvent("resync", { conversationId, lastSeq })
+              for (const ws of new Set([...rooms.get(conversationId) ?? [], ...pendingByConversation.get(conversationId) ?? []])) {
+                send(ws, frame)
+              }
+            }
+          })
+        ),
+        Effect.catchAllCause((cause) => Effect.logWarning("Could not tell sockets to catch up after a gap in events", cause))
+      ))
+    }
+
+    yield* bus.subscribe(deliver, resync)
 
     // ---- sockets ------------------------------------------------------------------------------
 
