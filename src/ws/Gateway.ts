@@ -493,7 +493,8 @@ export const layer = Layer.scoped(
         }
       }
     }
-    const inOrder = new InOrder(deliverMessage, 250)
+    // A gap that does not fill (its publisher died between commit and publish): the room is told to resync.
+    const inOrder = new InOrder(deliverMessage, 250, 100_000, (conversationId) => resync([conversationId]))
 
     const deliver = (event: ChatEvent) => {
       switch (event._tag) {
@@ -567,8 +568,7 @@ export const layer = Layer.scoped(
 
     // A gap in the bus (Redis was away): joined sockets may have missed messages. Each hears where every
     // conversation it joined (or is joining) ends, from one query for the instance, and rejoins with sinceSeq.
-    const resync = () => {
-      const ids = [...new Set([...rooms.keys(), ...pendingByConversation.keys()])]
+    function resync(ids: ReadonlyArray<ConversationId> = [...new Set([...rooms.keys(), ...pendingByConversation.keys()])]) {
       if (ids.length === 0) return
       run(messages.lastSeqs(ids).pipe(
         Effect.sandbox,
@@ -588,7 +588,7 @@ export const layer = Layer.scoped(
       ))
     }
 
-    yield* bus.subscribe(deliver, resync)
+    yield* bus.subscribe(deliver, () => resync())
 
     // ---- sockets ------------------------------------------------------------------------------
 
