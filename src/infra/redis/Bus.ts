@@ -14,7 +14,9 @@ import { RedisConnection } from "./Redis.js"
  */
 const Envelope = Schema.parseJson(Schema.Union(
   Schema.Struct({ from: Schema.String, events: Schema.Array(ChatEvent) }),
-  Schema.Struct({ from: Schema.String, event: ChatEvent })
+  Schema.Struct({ from: Schema.String, event: ChatEvent }),
+  // The sender could not publish for a while (its events since are lost to the others): a gap for them.
+  Schema.Struct({ from: Schema.String, gap: Schema.Literal(true) })
 ))
 
 /**
@@ -57,6 +59,7 @@ export const layer = Layer.scoped(
       }
       const envelope = decoded.right
       if (envelope.from === instance) return
+      if ("gap" in envelope) return gap()
       for (const event of "events" in envelope ? envelope.events : [envelope.event]) hub.publish(event)
     })
     yield* Effect.promise(() => subscriber.subscribe(channel)).pipe(Effect.forkScoped)
@@ -65,6 +68,15 @@ export const layer = Layer.scoped(
     // hear of the gap (and refresh from Postgres). ioredis resubscribes by itself after "ready"; the
     // SUBSCRIBE here is answered after that one, so when it settles, events flow again.
     const gapListeners = new Set<() => void>()
+    const gap = () => {
+      for (const onGap of gapListeners) {
+        try {
+          onGap()
+        } catch (defect) {
+          runSync(Effect.logError("Handling a gap in events failed", Cause.die(defect)))
+        }
+      }
+    }
     let connected = false
     let lost = false
     subscriber.on("close", () => {
@@ -78,13 +90,7 @@ export const layer = Layer.scoped(
       subscriber.subscribe(channel).then(
         () => {
           runSync(Effect.logInfo("Redis is back: the events missed meanwhile are to be caught up"))
-          for (const onGap of gapListeners) {
-            try {
-              onGap()
-            } catch (defect) {
-              runSync(Effect.logError("Handling a gap in events failed", Cause.die(defect)))
-            }
-          }
+          gap()
         },
         () => {
           // The connection dropped again before answering: the next "ready" tells of the gap.
@@ -94,7 +100,8 @@ export const layer = Layer.scoped(
     })
 
     // Not awaited: commands on one connection go out in call order, and a send's ack must not wait for
-    // Redis. One warning per outage, not one per event.
+    // Redis. One warning per outage, not one per event. Once publishing works again, the others hear that
+    // this instance's events of the outage are lost to them (their own link may never have dropped).
     let degraded = false
     const publishTurn = batched((events: ReadonlyArray<string>) =>
       redis.client.publish(channel, `${own}"events":[${events.join(",")}]}`).then(() => events)
@@ -103,7 +110,11 @@ export const layer = Layer.scoped(
       Effect.sync(() => {
         publishTurn(encode(event)).then(
           () => {
+            if (!degraded) return
             degraded = false
+            redis.client.publish(channel, `${own}"gap":true}`).catch(() => {
+              degraded = true
+            })
           },
           (error: unknown) => {
             if (degraded) return
