@@ -569,7 +569,8 @@ export const layer = Layer.scoped(
     // A gap in the bus (Redis was away): joined sockets may have missed messages. Each hears where every
     // conversation it joined (or is joining) ends, from one query for the instance, and rejoins with sinceSeq.
     function resync(ids: ReadonlyArray<ConversationId> = [...new Set([...rooms.keys(), ...pendingByConversation.keys()])]) {
-      if (ids.length === 0) return
+      // Shutting down, sockets reconnect elsewhere and rejoin anyway: no retries holding the grace period.
+      if (ids.length === 0 || shuttingDown) return
       run(messages.lastSeqs(ids).pipe(
         Effect.sandbox,
         Effect.retry(Schedule.exponential("200 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")), Schedule.upTo("1 minute"))),
