@@ -1,6 +1,6 @@
 import { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Cause, Config, Context, Effect, Exit, FiberSet, Layer, Option, Predicate, Schema } from "effect"
+import { Cause, Config, Context, Effect, Exit, FiberSet, Layer, Option, Predicate, Schedule, Schema } from "effect"
 import * as Crypto from "node:crypto"
 import type { ChatEvent } from "../domain/chat/Events.js"
 import { Messages } from "../domain/chat/Messages.js"
@@ -296,6 +296,11 @@ export const layer = Layer.scoped(
       onSuccess: (value: A) => void,
       refused?: () => void
     ): void => {
+      // Shutting down: in-flight work finishes and flushes its acks; nothing new starts.
+      if (shuttingDown) {
+        sendError(ws, id, "ShuttingDown", "The server is shutting down: reconnect elsewhere")
+        return refused?.()
+      }
       const start = () => {
         wsInFlight++
         // The outcome is handled in the fiber's observer, synchronously: no more steps on the hot path.
@@ -615,7 +620,8 @@ export const layer = Layer.scoped(
         }
       }
     }
-    const inOrder = new InOrder(deliverMessage, 250)
+    // A gap that does not fill (its publisher died between commit and publish): the room is told to resync.
+    const inOrder = new InOrder(deliverMessage, 250, 100_000, (conversationId) => resync([conversationId]))
 
     const deliver = (event: ChatEvent) => {
       switch (event._tag) {
@@ -687,7 +693,30 @@ export const layer = Layer.scoped(
       }
     }
 
-    yield* bus.subscribe(deliver)
+    // A gap in the bus (Redis was away): joined sockets may have missed messages. Each hears where every
+    // conversation it joined (or is joining) ends, from one query for the instance, and rejoins with sinceSeq.
+    function resync(ids: ReadonlyArray<ConversationId> = [...new Set([...rooms.keys(), ...pendingByConversation.keys()])]) {
+      // Shutting down, sockets reconnect elsewhere and rejoin anyway: no retries holding the grace period.
+      if (ids.length === 0 || shuttingDown) return
+      run(messages.lastSeqs(ids).pipe(
+        Effect.sandbox,
+        Effect.retry(Schedule.exponential("200 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")), Schedule.upTo("1 minute"))),
+        Effect.unsandbox,
+        Effect.flatMap((ends) =>
+          Effect.sync(() => {
+            for (const { conversationId, lastSeq } of ends) {
+              const frame = encodeServerEvent("resync", { conversationId, lastSeq })
+              for (const ws of new Set([...rooms.get(conversationId) ?? [], ...pendingByConversation.get(conversationId) ?? []])) {
+                send(ws, frame)
+              }
+            }
+          })
+        ),
+        Effect.catchAllCause((cause) => Effect.logWarning("Could not tell sockets to catch up after a gap in events", cause))
+      ))
+    }
+
+    yield* bus.subscribe(deliver, () => resync())
 
     // ---- sockets ------------------------------------------------------------------------------
 
@@ -895,21 +924,29 @@ export const layer = Layer.scoped(
     const port = uws.us_socket_local_port(listenSocket)
     yield* Effect.logInfo(`Listening on http://${http.host}:${port} (REST, docs at /api, WebSocket at /ws)`)
 
-    // Shutdown: stop accepting, close sockets with 1001, let sends in flight finish (what was acked is
-    // committed), then the layers below close (the database last).
+    // Shutdown: stop accepting and starting work (frames get ShuttingDown), let what is in flight finish and
+    // its acks leave (what was acked is committed, what was committed is acked), then close sockets with
+    // 1001; then the layers below close (the database last).
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         shuttingDown = true
         uws.us_listen_socket_close(listenSocket)
-        for (const ws of [...sockets]) ws.end(1001, "server shutting down")
         // REST requests in flight (an upload, a send on the generic path) finish too, within the same grace.
         const restDone = Effect.void.pipe(
           Effect.delay("20 millis"),
           Effect.repeat({ until: () => httpInFlight.size === 0 })
         )
+        const graceEnds = Date.now() + config.shutdownGraceMs
         yield* Effect.all([FiberSet.awaitEmpty(fibers), restDone], { concurrency: "unbounded" }).pipe(
           Effect.timeoutOption(config.shutdownGraceMs)
         )
+        // uWS writes published frames at the end of the loop's turn; the close frame goes after them. Sockets
+        // still writing get the rest of the grace to take them.
+        yield* Effect.void.pipe(
+          Effect.delay("20 millis"),
+          Effect.repeat({ until: () => Date.now() >= graceEnds || [...sockets].every((ws) => ws.getBufferedAmount() === 0) })
+        )
+        for (const ws of [...sockets]) ws.end(1001, "server shutting down")
         yield* Effect.logInfo("Gateway closed")
       })
     )

@@ -2,18 +2,20 @@
  * Puts each conversation's messages back in seq order before they reach
  * sockets. Senders publish after their commit, and two commits of one
  * conversation may publish in the other order; a message that arrives ahead
- * of a gap is held until the gap fills or `holdMs` passes (a client then
- * fills it with `sinceSeq`). Nothing is dropped: a message that comes after
+ * of a gap is held until the gap fills or `holdMs` passes (then `onGap` is
+ * told, and clients fill it with `sinceSeq`). Nothing is dropped: a message that comes after
  * its successors were delivered goes out at once.
  */
 export class InOrder<M extends { readonly conversationId: string; readonly seq: number }> {
-  private readonly last = new Map<string, number>()
-  private readonly held = new Map<string, { readonly messages: Map<number, M>; readonly timer: NodeJS.Timeout }>()
+  private readonly last = new Map<M["conversationId"], number>()
+  private readonly held = new Map<M["conversationId"], { readonly messages: Map<number, M>; readonly timer: NodeJS.Timeout }>()
 
   constructor(
     private readonly deliver: (message: M) => void,
     private readonly holdMs: number,
-    private readonly capacity = 100_000
+    private readonly capacity = 100_000,
+    /** Called when a gap did not fill in time (a publisher died between its commit and its publish, say). */
+    private readonly onGap?: (conversationId: M["conversationId"]) => void
   ) {}
 
   push(message: M): void {
@@ -39,13 +41,15 @@ export class InOrder<M extends { readonly conversationId: string; readonly seq: 
   }
 
   /** Delivers what is now contiguous; on timeout, everything held, in order. */
-  private flush(conversationId: string, timedOut: boolean): void {
+  private flush(conversationId: M["conversationId"], timedOut: boolean): void {
     const waiting = this.held.get(conversationId)
     if (waiting === undefined) return
     const seqs = [...waiting.messages.keys()].sort((a, b) => a - b)
+    let gap = false
     for (const seq of seqs) {
       const last = this.last.get(conversationId) ?? seq - 1
       if (!timedOut && seq !== last + 1) break
+      if (seq > last + 1) gap = true
       this.deliver(waiting.messages.get(seq)!)
       waiting.messages.delete(seq)
       if (seq > last) this.advance(conversationId, seq)
@@ -54,9 +58,10 @@ export class InOrder<M extends { readonly conversationId: string; readonly seq: 
       clearTimeout(waiting.timer)
       this.held.delete(conversationId)
     }
+    if (gap) this.onGap?.(conversationId)
   }
 
-  private advance(conversationId: string, seq: number): void {
+  private advance(conversationId: M["conversationId"], seq: number): void {
     this.last.delete(conversationId)
     this.last.set(conversationId, seq)
     if (this.last.size > this.capacity) {

@@ -211,7 +211,9 @@ export const ServerEvents = {
   }),
   conversationArchived: Schema.Struct({ conversationId: ConversationId, status: ConversationStatus }),
   /** Someone you talk with came online or went offline (on every instance). */
-  presence: Schema.Struct({ userId: UserId, online: Schema.Boolean, lastSeenAt: Schema.NullOr(Schema.DateTimeUtc) })
+  presence: Schema.Struct({ userId: UserId, online: Schema.Boolean, lastSeenAt: Schema.NullOr(Schema.DateTimeUtc) }),
+  /** Events may have been missed (Redis was away): the conversation's log ends at `lastSeq`; rejoin with `sinceSeq`. */
+  resync: Schema.Struct({ conversationId: ConversationId, lastSeq: Seq })
 } as const
 export type ServerEventName = keyof typeof ServerEvents
 

@@ -102,3 +102,48 @@ it.live.skipIf(!process.env.DATABASE_URL)(
     }).pipe(Effect.scoped, Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))),
   90_000
 )
+
+it.live.skipIf(!process.env.DATABASE_URL)(
+  "Redis back after an outage: sockets joined on the other instance get resync with the conversation's last seq, and catch up by sinceSeq (needs DATABASE_URL; starts its own Redis)",
+  () =>
+    Effect.gen(function*() {
+      const redisPort = yield* freePort
+      const redis = yield* ownRedis(redisPort)
+      const env = { ...(yield* freshDatabase), REDIS_URL: `redis://127.0.0.1:${redisPort}`, REDIS_PREFIX: "resync:" }
+      const [a, b] = yield* Effect.all([startInstance(env), startInstance(env)], { concurrency: 2 })
+      const { conversationId, trainer, user } = yield* Effect.provideService(pair, TestServer, a.server)
+      const quiet = yield* Effect.provideService(pair, TestServer, a.server)
+      const sender = yield* Effect.provideService(connect(user.token), TestServer, a.server)
+      const receiver = yield* Effect.provideService(connect(trainer.token), TestServer, b.server)
+      const other = yield* Effect.provideService(connect(quiet.trainer.token), TestServer, b.server)
+      yield* sender.request("joinConversation", { conversationId })
+      yield* receiver.request("joinConversation", { conversationId })
+      yield* other.request("joinConversation", { conversationId: quiet.conversationId })
+      const say = (i: number) => sender.request("sendMessage", { conversationId, content: `m${i}`, clientMessageId: `r${i}` })
+      expect((yield* say(1)).event).toBe("ack")
+      yield* receiver.next(is("newMessage", (m) => m.seq === 1))
+
+      redis.kill("SIGKILL")
+      yield* exitOf(redis)
+      yield* until(a, "redis-down")
+      yield* until(b, "redis-down")
+      expect((yield* say(2)).event).toBe("ack")
+      expect((yield* say(3)).event).toBe("ack")
+      yield* ownRedis(redisPort)
+      yield* until(b, "redis-up")
+
+      // B's socket never heard of 2 and 3: it is told to resume, with the last seq from the database.
+      const resync = yield* receiver.next(is("resync", (d) => d.conversationId === conversationId), 10_000)
+      expect(resync.data).toEqual({ conversationId, lastSeq: 3 })
+      expect(receiver.frames.some((f) => f.event === "newMessage" && f.data.seq > 1)).toBe(false)
+      // Every joined conversation of the instance gets one, quiet ones too.
+      expect((yield* other.next(is("resync"), 5000)).data).toEqual({ conversationId: quiet.conversationId, lastSeq: 0 })
+      yield* receiver.request("joinConversation", { conversationId, sinceSeq: 1 })
+      const page = yield* receiver.next(is("conversationHistory", (h) => h.fromSeq === 2))
+      expect(page.data.messages.map((m: { seq: number }) => m.seq)).toEqual([2, 3])
+      // And it is live again.
+      expect((yield* say(4)).event).toBe("ack")
+      yield* receiver.next(is("newMessage", (m) => m.seq === 4), 3000)
+    }).pipe(Effect.scoped, Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))),
+  90_000
+)

@@ -29,4 +29,17 @@ describe("InOrder", () => {
     order.push(m(9))
     expect(out).toEqual([5, 7, 8, 6, 9])
   })
+
+  it("tells of a gap that did not fill in time (once per conversation), never of one that filled", async () => {
+    const gaps: Array<string> = []
+    const order = new InOrder<{ conversationId: string; seq: number }>(() => {}, 20, 100, (id) => gaps.push(id))
+    order.push(m(1))
+    order.push(m(3))
+    order.push(m(4))
+    order.push(m(1, "b"))
+    order.push(m(3, "b"))
+    order.push(m(2, "b"))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(gaps).toEqual(["a"])
+  })
 })

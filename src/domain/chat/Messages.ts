@@ -267,6 +267,10 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
       return { total: byConversation.reduce((sum, c) => sum + c.count, 0), byConversation }
     })
 
-    return { access, send, history, historyJson, markRead, markConversationRead, unreadCount } as const
+    /** Where each conversation's log ends, for sockets told to catch up (they joined already: no actor). */
+    const lastSeqs = (ids: ReadonlyArray<ConversationId>) =>
+      ids.length === 0 ? Effect.succeed([]) : conversations.lastSeqs(ids)
+
+    return { access, send, history, historyJson, markRead, markConversationRead, unreadCount, lastSeqs } as const
   })
 }) {}

@@ -12,6 +12,13 @@ export class Bus extends Context.Tag("Ports/Bus")<Bus, {
    * Calls `onEvent` with every event published from now on, in order, until the scope closes. It runs
    * where the event is published or arrives, synchronously: it must be quick (hand slow work to a fiber);
    * what it throws is logged and the others still get the event.
+   *
+   * `onGap` is called, the same way, when events from other instances may have been missed (the link to
+   * them was lost and is back; events from then on arrive again): what a subscriber derived from events is
+   * to be refreshed from the source of truth. A bus that cannot lose events (in memory) never calls it.
    */
-  readonly subscribe: (onEvent: (event: ChatEvent) => void) => Effect.Effect<void, never, Scope.Scope>
+  readonly subscribe: (
+    onEvent: (event: ChatEvent) => void,
+    onGap?: () => void
+  ) => Effect.Effect<void, never, Scope.Scope>
 }>() {}

@@ -22,6 +22,11 @@ export interface UnreadByConversation {
   readonly count: number
 }
 
+export interface LastSeq {
+  readonly conversationId: ConversationId
+  readonly lastSeq: Seq
+}
+
 export interface ReadUpTo {
   /** How many messages turned read. */
   readonly changed: number
@@ -53,6 +58,8 @@ export class ConversationsRepo extends Context.Tag("Ports/ConversationsRepo")<Co
   /** Everyone the participant has an active conversation with. */
   readonly counterpartsOf: (participantId: UserId) => Effect.Effect<ReadonlyArray<UserId>>
   readonly unreadFor: (participantId: UserId) => Effect.Effect<ReadonlyArray<UnreadByConversation>>
+  /** The last seq of each conversation asked about (unknown ids are left out). */
+  readonly lastSeqs: (ids: ReadonlyArray<ConversationId>) => Effect.Effect<ReadonlyArray<LastSeq>>
   /** Marks what `readerId` received in the conversation up to `upToSeq` (all when absent) read. */
   readonly markReadUpTo: (id: ConversationId, readerId: UserId, upToSeq: Seq | undefined) => Effect.Effect<ReadUpTo>
 }>() {}

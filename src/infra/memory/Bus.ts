@@ -35,6 +35,7 @@ export const layer = Layer.scoped(
   Effect.map(makeLocalHub, (hub) =>
     Bus.of({
       publish: (event) => Effect.sync(() => hub.publish(event)),
-      subscribe: hub.subscribe
+      // Nothing published here can be missed: no gaps, `onGap` is never called.
+      subscribe: (onEvent) => hub.subscribe(onEvent)
     }))
 )

@@ -1,4 +1,4 @@
-import { Effect, Layer, Runtime, Schema } from "effect"
+import { Cause, Effect, Layer, Runtime, Schema } from "effect"
 import * as Crypto from "node:crypto"
 import { ChatEvent } from "../../domain/chat/Events.js"
 import { encodeMessage } from "../../domain/chat/Model.js"
@@ -14,7 +14,9 @@ import { RedisConnection } from "./Redis.js"
  */
 const Envelope = Schema.parseJson(Schema.Union(
   Schema.Struct({ from: Schema.String, events: Schema.Array(ChatEvent) }),
-  Schema.Struct({ from: Schema.String, event: ChatEvent })
+  Schema.Struct({ from: Schema.String, event: ChatEvent }),
+  // The sender could not publish for a while (its events since are lost to the others): a gap for them.
+  Schema.Struct({ from: Schema.String, gap: Schema.Literal(true) })
 ))
 
 /**
@@ -22,8 +24,8 @@ const Envelope = Schema.parseJson(Schema.Union(
  * through Redis: one channel, a dedicated subscriber connection, and one
  * publish per turn of the event loop carrying that turn's events in order
  * (never one per recipient). While Redis is away, this instance keeps serving its own
- * sockets; when it returns, fan-out resumes by itself and clients that missed
- * events catch up by `sinceSeq`.
+ * sockets; when it returns, fan-out resumes by itself and subscribers hear of the
+ * gap (`onGap`): clients that missed events are told to catch up by `sinceSeq`.
  */
 export const layer = Layer.scoped(
   Bus,
@@ -57,12 +59,49 @@ export const layer = Layer.scoped(
       }
       const envelope = decoded.right
       if (envelope.from === instance) return
+      if ("gap" in envelope) return gap()
       for (const event of "events" in envelope ? envelope.events : [envelope.event]) hub.publish(event)
     })
     yield* Effect.promise(() => subscriber.subscribe(channel)).pipe(Effect.forkScoped)
 
+    // What was published while the subscriber was away is gone: once it is subscribed again, subscribers
+    // hear of the gap (and refresh from Postgres). ioredis resubscribes by itself after "ready"; the
+    // SUBSCRIBE here is answered after that one, so when it settles, events flow again.
+    const gapListeners = new Set<() => void>()
+    const gap = () => {
+      for (const onGap of gapListeners) {
+        try {
+          onGap()
+        } catch (defect) {
+          runSync(Effect.logError("Handling a gap in events failed", Cause.die(defect)))
+        }
+      }
+    }
+    let connected = false
+    let lost = false
+    subscriber.on("close", () => {
+      if (connected) lost = true
+      connected = false
+    })
+    subscriber.on("ready", () => {
+      connected = true
+      if (!lost) return
+      lost = false
+      subscriber.subscribe(channel).then(
+        () => {
+          runSync(Effect.logInfo("Redis is back: the events missed meanwhile are to be caught up"))
+          gap()
+        },
+        () => {
+          // The connection dropped again before answering: the next "ready" tells of the gap.
+          lost = true
+        }
+      )
+    })
+
     // Not awaited: commands on one connection go out in call order, and a send's ack must not wait for
-    // Redis. One warning per outage, not one per event.
+    // Redis. One warning per outage, not one per event. Once publishing works again, the others hear that
+    // this instance's events of the outage are lost to them (their own link may never have dropped).
     let degraded = false
     const publishTurn = batched((events: ReadonlyArray<string>) =>
       redis.client.publish(channel, `${own}"events":[${events.join(",")}]}`).then(() => events)
@@ -71,7 +110,11 @@ export const layer = Layer.scoped(
       Effect.sync(() => {
         publishTurn(encode(event)).then(
           () => {
+            if (!degraded) return
             degraded = false
+            redis.client.publish(channel, `${own}"gap":true}`).catch(() => {
+              degraded = true
+            })
           },
           (error: unknown) => {
             if (degraded) return
@@ -87,7 +130,14 @@ export const layer = Layer.scoped(
           Effect.sync(() => hub.publish(event)),
           publishRemote(event)
         ),
-      subscribe: hub.subscribe
+      subscribe: (onEvent, onGap) =>
+        Effect.zipRight(
+          hub.subscribe(onEvent),
+          onGap === undefined ? Effect.void : Effect.acquireRelease(
+            Effect.sync(() => void gapListeners.add(onGap)),
+            () => Effect.sync(() => void gapListeners.delete(onGap))
+          )
+        )
     })
   })
 )

@@ -147,6 +147,18 @@ export const layer = Layer.effect(
             FROM conversations WHERE (user_id = ${id} OR trainer_id = ${id}) AND status = 'active'`
     })
 
+    const LastSeqRow = Schema.Struct({ conversationId: ConversationId, lastSeq: Seq })
+    // One statement per thousand ids (far under the protocol's bound on parameters).
+    const lastSeqs = (ids: ReadonlyArray<ConversationId>) =>
+      Effect.forEach(
+        Array.from({ length: Math.ceil(ids.length / 1000) }, (_, i) => ids.slice(i * 1000, i * 1000 + 1000)),
+        SqlSchema.findAll({
+          Request: Schema.Array(ConversationId),
+          Result: LastSeqRow,
+          execute: (chunk) => sql`SELECT id AS conversation_id, last_seq FROM conversations WHERE ${sql.in("id", chunk)}`
+        })
+      ).pipe(Effect.map((chunks) => chunks.flat()))
+
     // Touches only the reader's unread rows (a partial index holds them), never the whole history.
     const markReadUpTo = SqlSchema.single({
       Request: Schema.Struct({ id: ConversationId, readerId: UserId, upToSeq: Schema.NullOr(Seq) }),
@@ -192,6 +204,7 @@ export const layer = Layer.effect(
           Effect.withSpan("ConversationsRepo.counterpartsOf")
         ),
       unreadFor: (id) => unreadFor(id).pipe(Effect.orDie, Effect.withSpan("ConversationsRepo.unreadFor")),
+      lastSeqs: (ids) => lastSeqs(ids).pipe(Effect.orDie, Effect.withSpan("ConversationsRepo.lastSeqs")),
       markReadUpTo: (id, readerId, upToSeq) =>
         markReadUpTo({ id, readerId, upToSeq: upToSeq ?? null }).pipe(
           Effect.orDie,
