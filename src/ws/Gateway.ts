@@ -466,7 +466,7 @@ export const layer = Layer.scoped(
           clientMessageId: input.clientMessageId ?? Crypto.randomUUID()
         }),
         ({ message }) => {
-          // Acked only now: the message is committed. A retry gets the same ack and broadcasts nothing.
+          // Acked only now: the message is committed. A retry gets the same ack (its replay reaches no one twice).
           if (id !== undefined) send(ws, frameAround("ack", `{"message":${jsonOf(message)}}`, id))
           lastText = undefined
           if (message.receiverId !== null) stopTyping(ws, input.conversationId, message.receiverId)
@@ -626,7 +626,7 @@ export const layer = Layer.scoped(
     const deliver = (event: ChatEvent) => {
       switch (event._tag) {
         case "MessageCreated":
-          return inOrder.push(event.message)
+          return inOrder.push(event.message, event.replay === true)
         case "MessagesRead": {
           const frame = encodeServerEvent("messageRead", {
             conversationId: event.conversationId,

@@ -18,9 +18,12 @@ export class InOrder<M extends { readonly conversationId: string; readonly seq: 
     private readonly onGap?: (conversationId: M["conversationId"]) => void
   ) {}
 
-  push(message: M): void {
+  push(message: M, replay = false): void {
     const { conversationId, seq } = message
     const last = this.last.get(conversationId)
+    // A message announced again (a retried send): delivered only if it is still ahead of what went out; a
+    // gap it left behind was already followed by a resync.
+    if (replay && last !== undefined && seq <= last) return
     if (last !== undefined && seq > last + 1) return this.hold(message)
     this.deliver(message)
     if (last === undefined || seq > last) {

@@ -16,6 +16,19 @@ describe("InOrder", () => {
     expect(out).toEqual(["a1", "b1", "a2", "a3", "a4"])
   })
 
+  it("a replay (a retried send announced again) goes out only while it is ahead of what was delivered", () => {
+    const out: Array<number> = []
+    const order = new InOrder<{ conversationId: string; seq: number }>((x) => out.push(x.seq), 1000)
+    order.push(m(1), true)
+    order.push(m(2))
+    order.push(m(2), true)
+    order.push(m(1), true)
+    expect(out).toEqual([1, 2])
+    order.push(m(4))
+    order.push(m(3), true)
+    expect(out).toEqual([1, 2, 3, 4])
+  })
+
   it("on timeout delivers what it held, and never drops a late message", async () => {
     const out: Array<number> = []
     const order = new InOrder<{ conversationId: string; seq: number }>((x) => out.push(x.seq), 20)

@@ -163,6 +163,10 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
           yield* bus.publish({ _tag: "MessageCreated", message: appended.message })
           return { message: appended.message, created: true } satisfies Sent
         case "Duplicate":
+          // A retry: the first attempt's publisher may have died between its commit and its publish, so the
+          // message is announced again, marked as a replay (whoever already delivered it drops it).
+          yield* versions.bump(command.conversationId)
+          yield* bus.publish({ _tag: "MessageCreated", message: appended.message, replay: true })
           return { message: appended.message, created: false } satisfies Sent
         case "Rejected": {
           const conversation = yield* conversations.findById(command.conversationId)

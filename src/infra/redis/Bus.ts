@@ -42,7 +42,9 @@ export const layer = Layer.scoped(
     const encode = (event: ChatEvent) =>
       JSON.stringify(
         event._tag === "MessageCreated"
-          ? { _tag: "MessageCreated", message: encodeMessage(event.message) }
+          ? event.replay === true
+            ? { _tag: "MessageCreated", message: encodeMessage(event.message), replay: true }
+            : { _tag: "MessageCreated", message: encodeMessage(event.message) }
           : encodeEvent(event)
       )
     const decode = Schema.decodeUnknownEither(Envelope)
