@@ -1,6 +1,6 @@
 import { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Cause, Config, Context, Effect, Either, Exit, FiberSet, Layer, Option, ParseResult, Schema } from "effect"
+import { Cause, Config, Context, Duration, Effect, Either, Exit, FiberSet, Layer, Option, ParseResult, Schema } from "effect"
 import type { ChatEvent } from "../domain/chat/Events.js"
 import { Messages } from "../domain/chat/Messages.js"
 import { counterpartOf, type ConversationId, encodeMessage, type MessageJson } from "../domain/chat/Model.js"
@@ -13,7 +13,7 @@ import type { User, UserId } from "../domain/users/Model.js"
 import { PeerAddress } from "../http/ClientIp.js"
 import { HttpConfig, makeHttpApp } from "../http/Server.js"
 import { serveFastRoutes } from "./FastRoutes.js"
-import { serveHttp } from "./HttpBridge.js"
+import { describeThrow, serveHttp } from "./HttpBridge.js"
 import { InFlight } from "./InFlight.js"
 import { InOrder } from "./InOrder.js"
 import {
@@ -694,7 +694,9 @@ export const layer = Layer.scoped(
     serveHttp(app, (request, peer) => webHandler(request, Context.make(PeerAddress, peer)), {
       streamedBody: (method, path) => method === "POST" && path === uploadPath ? uploadCap : undefined,
       maxBodyBytes: http.maxBodyBytes,
-      inFlight: httpInFlight
+      inFlight: httpInFlight,
+      sendTimeoutMs: Duration.toMillis(http.sendTimeout),
+      onThrow: (error) => void run(Effect.logError(`HTTP handler threw: ${describeThrow(error)}`))
     })
 
     const listenSocket = yield* Effect.async<Uws.us_listen_socket, Error>((resume) => {
