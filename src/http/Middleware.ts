@@ -9,6 +9,7 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { Cause, Effect, Either, Option, ParseResult, Schema } from "effect"
+import { isUnavailable, retryAfterMs } from "../infra/Unavailable.js"
 
 /** How deep a JSON body may nest: no request of the API needs more, and deeper ones are refused before decoding. */
 export const maxJsonDepth = 64
@@ -20,6 +21,13 @@ export const tooDeepBody = {
   message: `The request body nests deeper than ${maxJsonDepth} levels`
 } as const
 export const internalError = { _tag: "InternalServerError", message: "Something went wrong on our side" } as const
+export const unavailable = { _tag: "Unavailable", message: "The database is unreachable: retry in a moment" } as const
+
+/** Retry-After (whole seconds) of an `Unavailable` answer: 2 to 4 s, jittered so that clients spread out. */
+export const unavailableRetryAfter = () => String(Math.max(1, Math.round(retryAfterMs(2000, 1) / 1000)))
+
+const unavailableResponse = () =>
+  HttpServerResponse.unsafeJson(unavailable, { status: 503, headers: { "retry-after": unavailableRetryAfter() } })
 
 /**
  * Whether JSON text (a string or its UTF-8 bytes) opens more than `max` arrays or objects inside one another.
@@ -105,8 +113,10 @@ export const problems = (options: {
     }
     return yield* app.pipe(
       HttpIncomingMessage.withMaxBodySize(Option.some(limit)),
-      // The platform's decode errors print what was received: answered here without it.
       Effect.catchAllCause((cause) => {
+        // Infrastructure away (the database): not the client's fault, and not a reason to sign anyone out.
+        if (isUnavailable(cause)) return Effect.succeed(unavailableResponse())
+        // The platform's decode errors print what was received: answered here without it.
         const failure = Cause.failureOption(cause)
         return Option.isSome(failure) && isDecodeError(failure.value)
           ? Effect.succeed(HttpServerResponse.unsafeJson(encodeDecodeError(withoutValues(failure.value)), { status: 400 }))

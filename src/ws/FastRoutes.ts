@@ -5,6 +5,7 @@ import { Messages } from "../domain/chat/Messages.js"
 import { encodeMessage, historyPageJson } from "../domain/chat/Model.js"
 import { RateLimited, Unauthorized } from "../domain/Errors.js"
 import { Auth } from "../domain/users/Auth.js"
+import { isUnavailable } from "../infra/Unavailable.js"
 import { Api } from "../http/Api.js"
 import * as Middleware from "../http/Middleware.js"
 import { corsExposedHeaders } from "../http/Server.js"
@@ -264,6 +265,9 @@ export const serveFastRoutes = (
 
     // As the HttpApp: a defect is a logged 500 (`problems`); a failure, its schema's answer; an interruption, 503.
     const fromCause = (x: Exchange, cause: Cause.Cause<unknown>): Effect.Effect<Reply> => {
+      if (isUnavailable(cause)) {
+        return logged(x, { status: 503, body: JSON.stringify(Middleware.unavailable), retryAfter: Middleware.unavailableRetryAfter() })
+      }
       const defect = Cause.dieOption(cause)
       if (Option.isSome(defect)) {
         return Effect.zipRight(Effect.logError("Unhandled error", Cause.die(defect.value)), logged(x, internalError))
