@@ -1,6 +1,7 @@
 import { HttpApi, OpenApi } from "@effect/platform"
 import { AttachmentsApi } from "./attachments/Api.js"
 import { AuthApi } from "./auth/Api.js"
+import { tidyOpenApi } from "./OpenApiTidy.js"
 import { ChatApi, ModerationApi } from "./chat/Api.js"
 import { SystemApi } from "./system/Api.js"
 import { UsersApi } from "./users/Api.js"
@@ -16,4 +17,7 @@ export class Api extends HttpApi.make("trainer-chat")
   .annotate(OpenApi.Title, "Trainer Chat")
   .annotate(OpenApi.Version, "0.1.0")
   .annotate(OpenApi.Description, "Real-time chat between users and their trainers, with admin moderation.")
+  // Paths are relative to wherever the API is served (behind a proxy, on any host).
+  .annotate(OpenApi.Servers, [{ url: "/", description: "This server" }])
+  .annotate(OpenApi.Transform, tidyOpenApi)
 {}

@@ -1,16 +1,87 @@
 import {
+  HttpApiError,
   HttpApp,
   HttpIncomingMessage,
+  HttpMethod,
   HttpMiddleware,
   HttpServerError,
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
-import { Cause, Effect, Option } from "effect"
+import { Cause, Effect, Either, Option, ParseResult, Schema } from "effect"
+import { isUnavailable, retryAfterMs } from "../infra/Unavailable.js"
+
+/** How deep a JSON body may nest: no request of the API needs more, and deeper ones are refused before decoding. */
+export const maxJsonDepth = 64
 
 /** The answers of the problems below, as every REST door writes them. */
 export const malformedBody = { _tag: "MalformedBody", message: "The request body is not valid JSON" } as const
+export const tooDeepBody = {
+  _tag: "MalformedBody",
+  message: `The request body nests deeper than ${maxJsonDepth} levels`
+} as const
 export const internalError = { _tag: "InternalServerError", message: "Something went wrong on our side" } as const
+export const unavailable = { _tag: "Unavailable", message: "The database is unreachable: retry in a moment" } as const
+
+/** Retry-After (whole seconds) of an `Unavailable` answer: 2 to 4 s, jittered so that clients spread out. */
+export const unavailableRetryAfter = () => String(Math.max(1, Math.round(retryAfterMs(2000, 1) / 1000)))
+
+const unavailableResponse = () =>
+  HttpServerResponse.unsafeJson(unavailable, { status: 503, headers: { "retry-after": unavailableRetryAfter() } })
+
+/**
+ * Whether JSON text (a string or its UTF-8 bytes) opens more than `max` arrays or objects inside one another.
+ * One pass, no allocation; strings are skipped, so brackets inside them do not count. Invalid JSON is left to
+ * the parser.
+ */
+export const nestsDeeperThan = (text: string | Uint8Array, max = maxJsonDepth): boolean => {
+  const bytes = typeof text !== "string"
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = bytes ? (text as Uint8Array)[i]! : (text as string).charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true
+    } else if (c === 0x5d || c === 0x7d) depth--
+  }
+  return false
+}
+
+/** The part of a default decode message that prints the received value (`, actual "…"`), to the end of its line. */
+const actualValue = /, actual .*$/gm
+
+/**
+ * A decode error as clients see it: each issue names its field (`path`) and the rule it broke, never the
+ * value received (a password, a token pasted in the wrong field). Effect's default messages end with
+ * `, actual <value>`: that part is cut, from the issues and from the summary alike.
+ */
+export const withoutValues = (error: HttpApiError.HttpApiDecodeError) =>
+  new HttpApiError.HttpApiDecodeError({
+    issues: error.issues.map((issue) => ({ ...issue, message: issue.message.replace(actualValue, "") })),
+    message: error.message.replace(actualValue, "")
+  })
+
+/** The HttpApiDecodeError the HttpApp answers for a parse error, with no received value in it. */
+export const decodeErrorOf = (error: ParseResult.ParseError) =>
+  withoutValues(
+    new HttpApiError.HttpApiDecodeError({
+      issues: ParseResult.ArrayFormatter.formatErrorSync(error),
+      message: ParseResult.TreeFormatter.formatErrorSync(error)
+    })
+  )
+
+const encodeDecodeError = Schema.encodeSync(HttpApiError.HttpApiDecodeError)
+
+const isDecodeError = (error: unknown): error is HttpApiError.HttpApiDecodeError =>
+  error instanceof HttpApiError.HttpApiDecodeError
+
+/** HttpApiBuilder reads a body without content type, or with a JSON one, as JSON. */
+export const isJsonContentType = (contentType: string | undefined) =>
+  contentType === undefined || contentType.trim() === "" || contentType.toLowerCase().includes("application/json")
 
 const problem = (status: number, tag: string, message: string) =>
   HttpServerResponse.unsafeJson({ _tag: tag, message }, { status })
@@ -32,10 +103,25 @@ export const problems = (options: {
 }) => (app: HttpApp.Default) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const limit = options.streamedBody?.(request.method, pathOf(request)) ?? options.maxBodyBytes
+    const streamedLimit = options.streamedBody?.(request.method, pathOf(request))
+    const limit = streamedLimit ?? options.maxBodyBytes
     if (Number(request.headers["content-length"] ?? 0) > limit) return tooLarge(limit)
+    if (streamedLimit === undefined && HttpMethod.hasBody(request.method) && isJsonContentType(request.headers["content-type"])) {
+      // Read once here (the request keeps the text for the route); a read that fails is the route's to answer.
+      const text = yield* Effect.either(HttpIncomingMessage.withMaxBodySize(request.text, Option.some(limit)))
+      if (Either.isRight(text) && nestsDeeperThan(text.right)) return HttpServerResponse.unsafeJson(tooDeepBody, { status: 400 })
+    }
     return yield* app.pipe(
       HttpIncomingMessage.withMaxBodySize(Option.some(limit)),
+      Effect.catchAllCause((cause) => {
+        // Infrastructure away (the database): not the client's fault, and not a reason to sign anyone out.
+        if (isUnavailable(cause)) return Effect.succeed(unavailableResponse())
+        // The platform's decode errors print what was received: answered here without it.
+        const failure = Cause.failureOption(cause)
+        return Option.isSome(failure) && isDecodeError(failure.value)
+          ? Effect.succeed(HttpServerResponse.unsafeJson(encodeDecodeError(withoutValues(failure.value)), { status: 400 }))
+          : Effect.failCause(cause)
+      }),
       Effect.catchSome((error: unknown) =>
         HttpServerError.isServerError(error) && error._tag === "RouteNotFound"
           ? Option.some(Effect.succeed(problem(404, "RouteNotFound", `No route for ${request.method} ${pathOf(request)}`)))

@@ -1,5 +1,5 @@
 import { HttpApiBuilder, HttpApiSwagger } from "@effect/platform"
-import { Config, Effect, Layer } from "effect"
+import { Config, Duration, Effect, Layer } from "effect"
 import { AttachmentsConfig, uploadBodyCap } from "../domain/attachments/Attachments.js"
 import { Api } from "./Api.js"
 import { uploadPath } from "./attachments/Api.js"
@@ -19,7 +19,9 @@ export const HttpConfig = Config.all({
   host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0")),
   /** CORS origins, comma separated; `*` allows any. */
   frontendUrl: Config.string("FRONTEND_URL").pipe(Config.withDefault("*")),
-  maxBodyBytes: Config.integer("HTTP_MAX_BODY_BYTES").pipe(Config.withDefault(1024 * 1024))
+  maxBodyBytes: Config.integer("HTTP_MAX_BODY_BYTES").pipe(Config.withDefault(1024 * 1024)),
+  /** A response (a download) that moves no byte for this long is cut: the client stopped reading. */
+  sendTimeout: Config.duration("HTTP_SEND_TIMEOUT").pipe(Config.withDefault(Duration.seconds(60)))
 })
 
 /** The REST API: contract plus handlers, independent of the server that carries it. */

@@ -1,15 +1,16 @@
-import { HttpApiError, HttpApiSchema } from "@effect/platform"
+import { HttpApiSchema } from "@effect/platform"
 import { Cause, Effect, Either, Exit, FiberSet, Option, ParseResult, Schema, type SchemaAST } from "effect"
 import { STATUS_CODES } from "node:http"
 import { Messages } from "../domain/chat/Messages.js"
 import { encodeMessage, historyPageJson } from "../domain/chat/Model.js"
 import { RateLimited, Unauthorized } from "../domain/Errors.js"
 import { Auth } from "../domain/users/Auth.js"
+import { isUnavailable } from "../infra/Unavailable.js"
 import { Api } from "../http/Api.js"
 import * as Middleware from "../http/Middleware.js"
 import { corsExposedHeaders } from "../http/Server.js"
 import { ChatApi } from "../http/chat/Api.js"
-import { refuseOverloaded, refuseTooLarge } from "./HttpBridge.js"
+import { describeThrow, guarded, guardedCallback, Refusal, refuseOverloaded } from "./HttpBridge.js"
 import type { InFlight } from "./InFlight.js"
 import type { HttpRequest, HttpResponse, TemplatedApp } from "./Uws.js"
 
@@ -24,6 +25,7 @@ const json = (status: number, value: unknown): Reply => ({ status, body: JSON.st
 
 // The answers of src/http/Middleware.ts (`problems`).
 const malformedBody = json(400, Middleware.malformedBody)
+const tooDeepBody = json(400, Middleware.tooDeepBody)
 const internalError = json(500, Middleware.internalError)
 // What the HttpApp answers (no body, no log line) when its fiber is interrupted or a failure has no schema.
 const interrupted: Reply = { status: 503, body: "" }
@@ -189,7 +191,11 @@ class Exchange {
     this.slots.release()
   }
 
+  /** The client went away. */
+  gone = false
+
   aborted() {
+    this.gone = true
     this.done = true
     if (!this.dispatched) this.release()
   }
@@ -251,13 +257,7 @@ export const serveFastRoutes = (
     const corsFor = makeCors(options.frontendUrl)
 
     /** The body HttpApiDecodeError.fromParseError gives, encoded as the API encodes it. */
-    const decodeFailure = (error: ParseResult.ParseError): Reply =>
-      errorReply(
-        new HttpApiError.HttpApiDecodeError({
-          issues: ParseResult.ArrayFormatter.formatErrorSync(error),
-          message: ParseResult.TreeFormatter.formatErrorSync(error)
-        })
-      ) ?? unencodable
+    const decodeFailure = (error: ParseResult.ParseError): Reply => errorReply(Middleware.decodeErrorOf(error)) ?? unencodable
 
     /** The request log line of `requestLog` (src/http/Middleware.ts). */
     const logged = (x: Exchange, reply: Reply) =>
@@ -265,6 +265,9 @@ export const serveFastRoutes = (
 
     // As the HttpApp: a defect is a logged 500 (`problems`); a failure, its schema's answer; an interruption, 503.
     const fromCause = (x: Exchange, cause: Cause.Cause<unknown>): Effect.Effect<Reply> => {
+      if (isUnavailable(cause)) {
+        return logged(x, { status: 503, body: JSON.stringify(Middleware.unavailable), retryAfter: Middleware.unavailableRetryAfter() })
+      }
       const defect = Cause.dieOption(cause)
       if (Option.isSome(defect)) {
         return Effect.zipRight(Effect.logError("Unhandled error", Cause.die(defect.value)), logged(x, internalError))
@@ -288,11 +291,12 @@ export const serveFastRoutes = (
     /** Takes an in-flight slot, or refuses at once as the bridge does (503, without CORS or log line). */
     const admit = (res: HttpResponse) => {
       if (inFlight.tryAcquire()) return true
-      refuseOverloaded(res)
+      refuseOverloaded(res, inFlight)
       return false
     }
 
-    const tooLarge = (res: HttpResponse) => refuseTooLarge(res, maxBodyBytes)
+    /** A throw the last-resort guard caught: one line, no stack. */
+    const onThrow = (error: unknown) => void run(Effect.logError(`HTTP handler threw: ${describeThrow(error)}`))
 
     const sendWork = (token: string, text: string): Effect.Effect<Reply, unknown> => {
       // The order of the HttpApp: authentication first, then the body.
@@ -305,7 +309,10 @@ export const serveFastRoutes = (
           return Effect.succeed(malformedBody)
         }
         const payload = decodePayload(body)
-        if (Either.isLeft(payload)) return Effect.succeed(decodeFailure(payload.left))
+        // Only a body the schema refused can nest deeply: its depth is looked at before the error is formatted.
+        if (Either.isLeft(payload)) {
+          return Effect.succeed(Middleware.nestsDeeperThan(text) ? tooDeepBody : decodeFailure(payload.left))
+        }
         return Effect.map(
           messages.send(actor, payload.right),
           ({ created, message }) => json(created ? 201 : 200, encodeMessage(message))
@@ -327,32 +334,41 @@ export const serveFastRoutes = (
       })
     }
 
-    app.post(sendPath, (res, req) => {
+    app.post(sendPath, guarded(onThrow, (res, req, state) => {
       const headers = readHeaders(req)
       if (headers === undefined || !isJson(headers.contentType) || req.getUrl() !== sendPath) {
         req.setYield(true)
         return
       }
       if (!admit(res)) return
-      if (Number(headers.contentLength) > maxBodyBytes) {
-        inFlight.release()
-        tooLarge(res)
-        return
-      }
       const x = new Exchange(res, `POST ${sendPath}`, corsFor(headers.origin), inFlight)
+      state.release = () => x.release()
       const token = bearerOf(headers.authorization)
-      res.onAborted(() => x.aborted())
+      res.onAborted(() => {
+        state.aborted = true
+        x.aborted()
+      })
+      const declared = headers.contentLength === "" ? undefined : Number(headers.contentLength)
+      let refusal: Refusal | undefined
+      // As the bridge: the slot is free at once, the rest of the body drained, then 413.
+      const tooLarge = (received: number, finished: boolean) => {
+        x.done = true
+        x.release()
+        refusal = new Refusal(res, maxBodyBytes, () => x.gone)
+        refusal.start(declared === undefined ? undefined : declared - received, finished)
+      }
+      if (declared !== undefined && declared > maxBodyBytes) tooLarge(0, false)
+      const crash = (error: unknown) => {
+        onThrow(error)
+        x.answer(internalError)
+      }
       let chunks: Array<Buffer> | undefined
       let size = 0
-      res.onData((chunk, isLast) => {
+      res.onData(guardedCallback(crash, undefined, (chunk: ArrayBuffer, isLast: boolean) => {
+        if (refusal !== undefined) return refusal.chunk(chunk.byteLength, isLast)
         if (x.done) return
         size += chunk.byteLength
-        if (size > maxBodyBytes) {
-          x.done = true
-          x.release()
-          res.cork(() => tooLarge(res))
-          return
-        }
+        if (size > maxBodyBytes) return tooLarge(size, isLast)
         // The chunk is neutered when this callback returns: copied, or decoded now.
         if (!isLast) {
           chunks ??= []
@@ -361,10 +377,10 @@ export const serveFastRoutes = (
         }
         const last = new Uint8Array(chunk)
         serve(x, sendWork(token, utf8.decode(chunks === undefined ? last : Buffer.concat([...chunks, last]))))
-      })
-    })
+      }))
+    }))
 
-    app.get("/chat/conversations/:id/messages", (res, req) => {
+    app.get("/chat/conversations/:id/messages", guarded(onThrow, (res, req, state) => {
       const id = req.getParameter(0)
       const query = req.getQuery() || ""
       const path = req.getUrl()
@@ -378,7 +394,11 @@ export const serveFastRoutes = (
       }
       if (!admit(res)) return
       const x = new Exchange(res, `GET ${path}`, corsFor(headers.origin), inFlight)
-      res.onAborted(() => x.aborted())
+      state.release = () => x.release()
+      res.onAborted(() => {
+        state.aborted = true
+        x.aborted()
+      })
       serve(x, historyWork(bearerOf(headers.authorization), id, query))
-    })
+    }))
   })

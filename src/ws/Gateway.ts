@@ -1,6 +1,6 @@
 import { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Cause, Config, Context, Effect, Exit, FiberSet, Layer, Option, Predicate, Schedule, Schema } from "effect"
+import { Cause, Config, Context, Duration, Effect, Exit, FiberSet, Layer, Option, Predicate, Schedule, Schema } from "effect"
 import * as Crypto from "node:crypto"
 import type { ChatEvent } from "../domain/chat/Events.js"
 import { Messages } from "../domain/chat/Messages.js"
@@ -16,7 +16,7 @@ import { HttpConfig, makeHttpApp } from "../http/Server.js"
 import { isUnavailable, retryAfterMs } from "../infra/Unavailable.js"
 import { FailureLog } from "./FailureLog.js"
 import { serveFastRoutes } from "./FastRoutes.js"
-import { serveHttp } from "./HttpBridge.js"
+import { describeThrow, serveHttp } from "./HttpBridge.js"
 import { InFlight } from "./InFlight.js"
 import { InOrder } from "./InOrder.js"
 import { Pressure } from "./Overload.js"
@@ -913,7 +913,9 @@ export const layer = Layer.scoped(
     serveHttp(app, (request, peer) => webHandler(request, Context.make(PeerAddress, peer)), {
       streamedBody: (method, path) => method === "POST" && path === uploadPath ? uploadCap : undefined,
       maxBodyBytes: http.maxBodyBytes,
-      inFlight: httpInFlight
+      inFlight: httpInFlight,
+      sendTimeoutMs: Duration.toMillis(http.sendTimeout),
+      onThrow: (error) => void run(Effect.logError(`HTTP handler threw: ${describeThrow(error)}`))
     })
 
     const listenSocket = yield* Effect.async<Uws.us_listen_socket, Error>((resume) => {

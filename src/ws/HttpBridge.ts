@@ -7,17 +7,123 @@ export type WebHandler = (request: Request, peer: string) => Promise<Response>
 
 const skipped = new Set(["content-length", "transfer-encoding", "connection"])
 
-/** 413 for a body beyond `max` bytes; the connection closes (the rest of the body is not read). */
-export const refuseTooLarge = (res: HttpResponse, max: number) =>
-  res.writeStatus("413 Payload Too Large").writeHeader("content-type", "application/json")
-    .end(JSON.stringify({ _tag: "PayloadTooLarge", message: `The request body exceeds ${max} bytes` }), true)
+/**
+ * How much of a refused body is read and dropped before the 413 goes out. Clients that send their whole body
+ * before they read (fetch, node:http, OkHttp) see a reset, not the answer, when the connection closes under
+ * what they still write: the rest is drained first (as nginx's lingering close), up to this bound.
+ */
+export const lingerBytes = 64 * 1024 * 1024
+
+const tooLargeBody = (max: number) =>
+  JSON.stringify({ _tag: "PayloadTooLarge", message: `The request body exceeds ${max} bytes` })
+
+/**
+ * A body beyond `max` bytes: the rest is dropped as it arrives, then 413 and the connection closes (its
+ * framing is not worth trusting further). uWS answers `Expect: 100-continue` itself before any handler runs
+ * (HttpContext.h), so such a client sends its body too and is drained the same way.
+ */
+export class Refusal {
+  private dropped = 0
+  private answered = false
+
+  constructor(
+    private readonly res: HttpResponse,
+    private readonly max: number,
+    /** The client went away: `res` is not touched again. */
+    private readonly gone: () => boolean
+  ) {}
+
+  /** Starts refusing: `remaining` body bytes are announced (undefined: not known, chunked). */
+  start(remaining: number | undefined, finished: boolean) {
+    if (finished || (remaining !== undefined && remaining > lingerBytes)) this.answer()
+  }
+
+  /** One more chunk of the refused body, dropped; the answer goes once the body ended or passed the bound. */
+  chunk(size: number, isLast: boolean) {
+    this.dropped += size
+    if (isLast || this.dropped > lingerBytes) this.answer()
+  }
+
+  answer() {
+    if (this.answered || this.gone()) return
+    this.answered = true
+    this.res.cork(() => {
+      this.res.writeStatus("413 Payload Too Large").writeHeader("content-type", "application/json")
+        .end(tooLargeBody(this.max), true)
+    })
+  }
+}
 
 const overloaded = JSON.stringify({ _tag: "Overloaded", message: "The server is busy: retry in a moment" })
 
-/** 503 beyond the in-flight limit: nothing was done, retry in a moment. */
-export const refuseOverloaded = (res: HttpResponse) =>
+/**
+ * 503 beyond the in-flight limit: nothing was done, retry in a moment. The wait is jittered (refused clients
+ * must not come back together) and grows with how many were refused lately.
+ */
+export const refuseOverloaded = (res: HttpResponse, inFlight: InFlight) =>
   res.writeStatus("503 Service Unavailable").writeHeader("content-type", "application/json")
-    .writeHeader("retry-after", "1").end(overloaded)
+    .writeHeader("retry-after", String(inFlight.retryAfterSeconds())).end(overloaded)
+
+const repeatedLength = JSON.stringify({
+  _tag: "MalformedRequest",
+  message: "The request has more than one Content-Length header"
+})
+
+/** 400, and the connection closes: where this body ends is not known. */
+const refuseRepeatedLength = (res: HttpResponse) =>
+  res.writeStatus("400 Bad Request").writeHeader("content-type", "application/json").end(repeatedLength, true)
+
+/** What the last-resort guard must know of a request to clean up after a throw. */
+export interface GuardState {
+  /** Frees the request's in-flight slot (idempotent), once it holds one. */
+  release: (() => void) | undefined
+  aborted: boolean
+}
+
+const thrown = JSON.stringify(internalError)
+
+/** One line for the log: the error's kind and the start of its message, never its stack. */
+export const describeThrow = (error: unknown) =>
+  error instanceof Error ? `${error.name}: ${error.message.slice(0, 200)}` : `a thrown ${typeof error}`
+
+/**
+ * The last-resort guard around a uWS HTTP handler: a throw must never reach uWS (Node would exit). It becomes a
+ * 500 without stack when nothing was answered yet, frees the request's slot and is reported once.
+ */
+export const guarded = (
+  onThrow: ((error: unknown) => void) | undefined,
+  handler: (res: HttpResponse, req: HttpRequest, state: GuardState) => void
+) =>
+(res: HttpResponse, req: HttpRequest) => {
+  const state: GuardState = { release: undefined, aborted: false }
+  try {
+    handler(res, req, state)
+  } catch (error) {
+    state.release?.()
+    onThrow?.(error)
+    if (state.aborted) return
+    try {
+      res.cork(() => res.writeStatus("500 Internal Server Error").writeHeader("content-type", "application/json").end(thrown, true))
+    } catch {
+      // Answered already (or gone): nothing more to say.
+    }
+  }
+}
+
+/** The same guard around a callback uWS calls later for a request (its body's chunks, a drain). */
+export const guardedCallback = <A extends ReadonlyArray<unknown>, R>(
+  onThrow: ((error: unknown) => void) | undefined,
+  fallback: R,
+  callback: (...args: A) => R
+) =>
+(...args: A): R => {
+  try {
+    return callback(...args)
+  } catch (error) {
+    onThrow?.(error)
+    return fallback
+  }
+}
 
 /**
  * Serves every plain HTTP request on the uWS app through a web handler (the
@@ -36,19 +142,35 @@ export const serveHttp = (
      * own size cap; every other body is read whole first, up to `maxBodyBytes`.
      */
     readonly streamedBody?: (method: string, path: string) => number | undefined
+    /** Told of a throw the last-resort guard caught (one line to log). */
+    readonly onThrow?: (error: unknown) => void
+    /**
+     * How long a download may make no progress (the client reads nothing) before it is cut, as nginx's
+     * `send_timeout`; uWS alone cuts a stalled response after 10 s.
+     */
+    readonly sendTimeoutMs?: number
   }
 ) => {
+  const sendTimeoutMs = options.sendTimeoutMs ?? 60_000
+  // uWS closes a response whose write waits for 10 s; offering the waiting bytes again restarts that clock.
+  const keepAliveMs = Math.min(4000, Math.max(100, sendTimeoutMs / 2))
   // Beyond this many requests in flight, new ones are refused at once (503) rather than queued without
   // bound behind the database pool: overload sheds load, it does not pile up or bring the process down.
-  return app.any("/*", (res: HttpResponse, req: HttpRequest) => {
+  return app.any("/*", guarded(options.onThrow, (res: HttpResponse, req: HttpRequest, state: GuardState) => {
     const method = req.getCaseSensitiveMethod().toUpperCase()
     const query = req.getQuery()
     const url = `http://localhost${req.getUrl()}${query ? `?${query}` : ""}`
     const headers = new Headers()
-    req.forEach((key, value) => headers.append(key, value))
+    let lengths = 0
+    req.forEach((key, value) => {
+      if (key === "content-length") lengths++
+      headers.append(key, value)
+    })
+    // Two lengths make the body's end ambiguous (request smuggling behind a proxy): RFC 9112 §6.3.
+    if (lengths > 1) return refuseRepeatedLength(res)
     const peer = Buffer.from(res.getRemoteAddressAsText()).toString()
     if (!options.inFlight.tryAcquire()) {
-      refuseOverloaded(res)
+      refuseOverloaded(res, options.inFlight)
       return
     }
     let released = false
@@ -58,13 +180,29 @@ export const serveHttp = (
         options.inFlight.release()
       }
     }
+    state.release = release
     let done = false
+    /** A throw in a later callback of this request: answered as the guard would, never passed to uWS. */
+    const crash = (error: unknown) => {
+      release()
+      options.onThrow?.(error)
+      if (done) return
+      done = true
+      try {
+        res.cork(() => res.writeStatus("500 Internal Server Error").writeHeader("content-type", "application/json").end(thrown, true))
+      } catch {
+        // Gone already.
+      }
+    }
+    let aborted = false
     let dispatched = false
     const onAbort: Array<() => void> = []
     // A client that goes away does not interrupt its request: requests are short, and interrupting one
     // cancels its statement by backend id, which can hit another statement that reused the connection.
     res.onAborted(() => {
       done = true
+      aborted = true
+      state.aborted = true
       for (const hook of onAbort) hook()
       // A body still being read never reaches the handler: its slot is free now.
       if (!dispatched) release()
@@ -111,12 +249,14 @@ export const serveHttp = (
       res.onWritable((offset) => onDrained === undefined ? true : onDrained(offset))
       let wakeOnAbort: (() => void) | undefined
       onAbort.push(() => wakeOnAbort?.())
-      /** Writes one chunk; resolves once uWS took all of it (or the client went away). */
+      /** Writes one chunk; resolves once uWS took all of it (or the client went away, or took nothing for too long). */
       const send = (chunk: Uint8Array) =>
         new Promise<void>((resolve) => {
+          let ticker: NodeJS.Timeout | undefined
           const settle = () => {
             onDrained = undefined
             wakeOnAbort = undefined
+            if (ticker !== undefined) clearInterval(ticker)
             resolve()
           }
           if (total === undefined) {
@@ -141,6 +281,25 @@ export const serveHttp = (
               if (written || finished) settle()
               return written
             }
+            // A client that stops reading for a while (a phone in a tunnel) keeps its download while any byte
+            // moved within the send timeout: the waiting bytes are offered again now and then, which restarts
+            // uWS's own 10 s clock; with no progress for the send timeout, the download is cut.
+            let progressAt = Date.now()
+            let progressOffset = res.getWriteOffset()
+            ticker = setInterval(() => {
+              if (done || onDrained === undefined) return settle()
+              const offset = res.getWriteOffset()
+              if (offset !== progressOffset) {
+                progressOffset = offset
+                progressAt = Date.now()
+              } else if (Date.now() - progressAt >= sendTimeoutMs) {
+                done = true
+                res.close()
+                return settle()
+              }
+              const retry = onDrained
+              res.cork(() => void retry(offset))
+            }, keepAliveMs)
           }
           wakeOnAbort = settle
         })
@@ -178,9 +337,16 @@ export const serveHttp = (
       const init: RequestInit & { duplex?: "half" } = body === undefined
         ? { method, headers }
         : { method, headers, body, duplex: "half" }
-      return handler(new Request(url, init), peer)
+      let answer: Promise<Response>
+      try {
+        answer = handler(new Request(url, init), peer)
+      } catch (error) {
+        answer = Promise.reject(error)
+      }
+      return answer
         .then(respond)
-        .catch(() => {
+        .catch((error: unknown) => {
+          options.onThrow?.(error)
           release()
           if (done) return
           done = true
@@ -197,32 +363,44 @@ export const serveHttp = (
     }
     const streamedLimit = options.streamedBody?.(method, req.getUrl())
     const limit = streamedLimit ?? options.maxBodyBytes
-    const tooLarge = () => {
+    const declared = headers.get("content-length")
+    const declaredLength = declared === null ? undefined : Number(declared)
+    let refusal: Refusal | undefined
+    /** Beyond the limit: the slot is free at once, the rest of the body is drained, then 413. */
+    const tooLarge = (received: number, finished: boolean) => {
       done = true
       release()
-      res.cork(() => refuseTooLarge(res, limit))
+      refusal = new Refusal(res, limit, () => aborted)
+      refusal.start(declaredLength === undefined ? undefined : declaredLength - received, finished)
     }
-    if (Number(headers.get("content-length") ?? 0) > limit) return tooLarge()
+    if (declaredLength !== undefined && declaredLength > limit) {
+      tooLarge(0, false)
+      res.onData(guardedCallback(crash, undefined, (chunk: ArrayBuffer, isLast: boolean) => refusal?.chunk(chunk.byteLength, isLast)))
+      return
+    }
     if (streamedLimit !== undefined) {
       streamRequestBody(res, limit, {
         isDone: () => done,
+        refusal: () => refusal,
         onAbort: (hook) => void onAbort.push(hook),
         tooLarge,
+        crash,
         dispatch: (body) => void dispatch(body)
       })
       return
     }
     const chunks: Array<Buffer> = []
     let size = 0
-    res.onData((chunk, isLast) => {
+    res.onData(guardedCallback(crash, undefined, (chunk: ArrayBuffer, isLast: boolean) => {
+      if (refusal !== undefined) return refusal.chunk(chunk.byteLength, isLast)
       if (done) return
       size += chunk.byteLength
-      if (size > limit) return tooLarge()
+      if (size > limit) return tooLarge(size, isLast)
       // The chunk is neutered after this callback: copy it.
       chunks.push(Buffer.from(new Uint8Array(chunk.slice(0))))
       if (isLast) void dispatch(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
-    })
-  })
+    }))
+  }))
 }
 
 /**
@@ -234,8 +412,10 @@ const streamRequestBody = (
   limit: number,
   hooks: {
     readonly isDone: () => boolean
+    readonly refusal: () => Refusal | undefined
     readonly onAbort: (fail: () => void) => void
-    readonly tooLarge: () => void
+    readonly tooLarge: (received: number, finished: boolean) => void
+    readonly crash: (error: unknown) => void
     readonly dispatch: (body: ReadableStream<Uint8Array>) => void
   }
 ) => {
@@ -266,12 +446,14 @@ const streamRequestBody = (
     }
   }, { highWaterMark: 8 })
   hooks.onAbort(() => fail("The client went away during the upload"))
-  res.onData((chunk, isLast) => {
+  res.onData(guardedCallback(hooks.crash, undefined, (chunk: ArrayBuffer, isLast: boolean) => {
+    const refusal = hooks.refusal()
+    if (refusal !== undefined) return refusal.chunk(chunk.byteLength, isLast)
     if (hooks.isDone() || closed) return
     size += chunk.byteLength
     if (size > limit) {
       fail("The request body is too large")
-      return hooks.tooLarge()
+      return hooks.tooLarge(size, isLast)
     }
     // The chunk is neutered after this callback: copy it (uWS may end with an empty one: nothing to pass on).
     if (chunk.byteLength > 0) controller!.enqueue(new Uint8Array(chunk.slice(0)))
@@ -282,6 +464,6 @@ const streamRequestBody = (
       paused = true
       res.pause()
     }
-  })
+  }))
   hooks.dispatch(body)
 }

@@ -13,7 +13,11 @@ export const load = Effect.try({
   try: (): typeof Uws => {
     const require = createRequire(import.meta.url)
     const binary = `uWebSockets.js/binaries/uws_${process.platform}_${process.arch}_${process.versions.modules}.node`
-    return require(binary)
+    const uws: typeof Uws = require(binary)
+    // No `uWebSockets: 20` header on every answer: it tells the world what to attack. "silent" is the
+    // addon's switch for uWS's Loop::setSilent (LoopData::noMark, read by HttpResponse::writeMark).
+    uws._cfg("silent")
+    return uws
   },
   catch: (cause) =>
     new NativeUwsUnavailable({

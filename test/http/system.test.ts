@@ -56,6 +56,30 @@ layer(TestApp.layer(), { excludeTestServices: true })("system", (it) => {
       expect(reply.body.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" })
     }))
 
+  it.effect("the OpenAPI document names its server, leaks no internal schema names, and describes files as served", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer
+      const doc = (yield* server.request("GET", "/api/openapi.json")).body
+      expect(doc.servers).toEqual([{ url: "/", description: "This server" }])
+      const names = Object.keys(doc.components.schemas)
+      for (const internal of ["Trim", "Int", "PropertyKey", "DateTimeUtc", "PersistedFile"]) expect(names).not.toContain(internal)
+      expect(names.filter((name) => !/^[A-Z][A-Za-z]*$/.test(name))).toEqual([])
+      // Every $ref points at a schema that exists.
+      const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)].map((m) => m[1])
+      expect(refs.filter((ref) => !names.includes(ref!))).toEqual([])
+      expect(names).toContain("User")
+
+      const fileTypes = ["image/jpeg", "image/png", "image/webp", "image/gif", "application/pdf", "text/plain"]
+      const download = doc.paths["/chat/attachments/{id}"].get
+      expect(Object.keys(download.responses)).toEqual(expect.arrayContaining(["200", "206", "304", "404", "416"]))
+      expect(Object.keys(download.responses["200"].content)).toEqual(expect.arrayContaining(fileTypes))
+      expect(download.responses["200"].content["application/octet-stream"]).toBeUndefined()
+      expect(download.responses["206"].headers["Content-Range"]).toBeDefined()
+      expect(download.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(["Range", "If-None-Match"]))
+      const upload = doc.paths["/chat/attachments"].post
+      expect(Object.keys(upload.requestBody.content)).toEqual(expect.arrayContaining(["multipart/form-data", ...fileTypes]))
+    }))
+
   it.effect("every route of the API is documented, and no undocumented method answers", () =>
     Effect.gen(function*() {
       const server = yield* TestServer

@@ -155,7 +155,8 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
 
     const session = Effect.fnUntraced(function*(token: string) {
       const claims = yield* tokens.verify(token)
-      const user = yield* users.get(claims.sub)
+      // A lookup that failed (the database away) is forgotten at once: the next request asks again.
+      const user = yield* Effect.onError(users.get(claims.sub), () => users.invalidate(claims.sub))
       if (Option.isNone(user) || !user.value.isActive) return yield* new Unauthorized()
       const validAfter = user.value.tokensValidAfter
       if (validAfter !== null && claims.iat * 1000 < DateTime.toEpochMillis(validAfter)) {

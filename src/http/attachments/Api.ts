@@ -6,6 +6,7 @@ import {
   MissingFile,
   UnsupportedMediaType
 } from "../../domain/attachments/Errors.js"
+import { extensionsOf } from "../../domain/attachments/FileType.js"
 import { AttachmentId, AttachmentKind } from "../../domain/attachments/Model.js"
 import { RateLimited } from "../../domain/Errors.js"
 import { optional } from "../Schemas.js"
@@ -43,6 +44,48 @@ export class RangeNotSatisfiable extends Schema.TaggedError<RangeNotSatisfiable>
 
 const id = HttpApiSchema.param("id", AttachmentId)
 
+const binary = { schema: { type: "string", format: "binary" } }
+/** The stored types, as uploads are accepted and downloads served. */
+const fileTypes = Object.keys(extensionsOf)
+const asFiles = Object.fromEntries(fileTypes.map((type) => [type, binary]))
+
+type Operation = Record<string, any>
+
+/** The raw-body upload beside the form: the file itself, with its type (the generator knows only the form). */
+const describeUpload = (op: Operation): Operation => ({
+  ...op,
+  requestBody: { ...op.requestBody, content: { ...op.requestBody?.content, ...asFiles } }
+})
+
+/** A download is the stored file with its own type, whole (200), a range of it (206), or not modified (304). */
+const describeDownload = (op: Operation): Operation => {
+  const file = {
+    headers: {
+      "Content-Disposition": { schema: { type: "string" }, description: "inline for images, attachment for documents" },
+      ETag: { schema: { type: "string" } }
+    },
+    content: asFiles
+  }
+  return {
+    ...op,
+    parameters: [
+      ...(op.parameters ?? []),
+      { name: "Range", in: "header", required: false, schema: { type: "string" }, description: "bytes=start-end: 206 with that part" },
+      { name: "If-None-Match", in: "header", required: false, schema: { type: "string" }, description: "the ETag of a copy held: 304" }
+    ],
+    responses: {
+      ...op.responses,
+      "200": { description: "The file, with its stored Content-Type", ...file },
+      "206": {
+        description: "The requested range of the file",
+        headers: { ...file.headers, "Content-Range": { schema: { type: "string" } } },
+        content: asFiles
+      },
+      "304": { description: "Not modified: the copy with that ETag is current" }
+    }
+  }
+}
+
 /** Where uploads go: their bodies stream, within their own size limit rather than the JSON bodies' one. */
 export const uploadPath = "/chat/attachments"
 
@@ -57,6 +100,7 @@ export class AttachmentsApi extends HttpApiGroup.make("attachments")
       .addError(UnsupportedMediaType)
       .addError(RateLimited)
       .annotate(OpenApi.Summary, "Upload an image or a document, to send it in a message next")
+      .annotate(OpenApi.Transform, describeUpload)
       .annotate(
         OpenApi.Description,
         "Either multipart/form-data with one file part, or the file itself as the body with its Content-Type " +
@@ -75,6 +119,7 @@ export class AttachmentsApi extends HttpApiGroup.make("attachments")
       .addError(AttachmentNotFound)
       .addError(RangeNotSatisfiable)
       .annotate(OpenApi.Summary, "Download an attachment (participants and admins; its uploader before it is sent)")
+      .annotate(OpenApi.Transform, describeDownload)
       .annotate(
         OpenApi.Description,
         "Answers with the file's own Content-Type; images inline, documents as a download. Supports " +
