@@ -10,6 +10,7 @@ import {
 } from "@effect/platform"
 import { Cause, Effect, Either, Option, ParseResult, Schema } from "effect"
 import { isUnavailable, retryAfterMs } from "../infra/Unavailable.js"
+import * as Issues from "../domain/Issues.js"
 
 /** How deep a JSON body may nest: no request of the API needs more, and deeper ones are refused before decoding. */
 export const maxJsonDepth = 64
@@ -51,28 +52,20 @@ export const nestsDeeperThan = (text: string | Uint8Array, max = maxJsonDepth): 
   return false
 }
 
-/** The part of a default decode message that prints the received value (`, actual "…"`), to the end of its line. */
-const actualValue = /, actual .*$/gm
-
 /**
  * A decode error as clients see it: each issue names its field (`path`) and the rule it broke, never the
- * value received (a password, a token pasted in the wrong field). Effect's default messages end with
- * `, actual <value>`: that part is cut, from the issues and from the summary alike.
+ * value received (a password, a token pasted in the wrong field), and the summary is those issues in one
+ * line, not a tree of the schema's internals.
  */
+const withIssues = (issues: ReadonlyArray<Issues.Issue>) =>
+  new HttpApiError.HttpApiDecodeError({ issues: issues.map((issue) => ({ ...issue, path: [...issue.path] })), message: Issues.summaryOf(issues) })
+
+/** The same for an HttpApiDecodeError the platform made (its messages may print values). */
 export const withoutValues = (error: HttpApiError.HttpApiDecodeError) =>
-  new HttpApiError.HttpApiDecodeError({
-    issues: error.issues.map((issue) => ({ ...issue, message: issue.message.replace(actualValue, "") })),
-    message: error.message.replace(actualValue, "")
-  })
+  withIssues(error.issues.map((issue) => ({ _tag: issue._tag, path: issue.path, message: Issues.ruleOf(issue.message) })))
 
 /** The HttpApiDecodeError the HttpApp answers for a parse error, with no received value in it. */
-export const decodeErrorOf = (error: ParseResult.ParseError) =>
-  withoutValues(
-    new HttpApiError.HttpApiDecodeError({
-      issues: ParseResult.ArrayFormatter.formatErrorSync(error),
-      message: ParseResult.TreeFormatter.formatErrorSync(error)
-    })
-  )
+export const decodeErrorOf = (error: ParseResult.ParseError) => withIssues(Issues.issuesOf(error))
 
 const encodeDecodeError = Schema.encodeSync(HttpApiError.HttpApiDecodeError)
 
@@ -124,7 +117,7 @@ export const problems = (options: {
       }),
       Effect.catchSome((error: unknown) =>
         HttpServerError.isServerError(error) && error._tag === "RouteNotFound"
-          ? Option.some(Effect.succeed(problem(404, "RouteNotFound", `No route for ${request.method} ${pathOf(request)}`)))
+          ? Option.some(Effect.succeed(problem(404, "RouteNotFound", "No such route: see /api for the routes")))
           : Option.none()
       ),
       Effect.catchAllDefect((defect) => fromDefect(defect, options.maxBodyBytes))

@@ -5,7 +5,9 @@
  * Every client frame with an `id` gets exactly one reply: `ack` or `error`
  * with the same `id`. Errors without an `id` come as `{ event: "error", data }`.
  */
-import { ParseResult, Schema } from "effect"
+import type { ParseResult } from "effect"
+import { Schema } from "effect"
+import * as Issues from "../domain/Issues.js"
 import { AttachmentId } from "../domain/attachments/Model.js"
 import {
   checkSendShape,
@@ -51,21 +53,10 @@ export const nestsDeeperThan = (value: unknown, max: number): boolean => {
 }
 
 /**
- * A decode failure as a client reads it: each issue's path and rule, never the value received (it may be
- * huge, or someone's secret). A key that is not in the schema is not named either: it was received too.
+ * A decode failure as a client reads it: each issue's path and rule, never the value received; frames are
+ * small and fixed, so a key that is not in the schema is not named either (it was received too).
  */
-export const issuesOf = (error: ParseResult.ParseError): string => {
-  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
-  const described = issues.slice(0, 5).map((issue) => {
-    const path = issue._tag === "Unexpected" ? issue.path.slice(0, -1) : issue.path
-    const rule = issue._tag === "Unexpected" ? issue.message.replace(/^is unexpected/, "has an unknown field") : issue.message
-    const text = rule.replace(/, actual [\s\S]*$/, "")
-    return path.length === 0 ? text : `${path.map((key) => typeof key === "symbol" ? "?" : String(key)).join(".")}: ${text}`
-  })
-  if (issues.length > described.length) described.push(`and ${issues.length - described.length} more`)
-  const text = described.join("; ")
-  return text.length > 1000 ? `${text.slice(0, 1000)}…` : text
-}
+export const issuesOf = (error: ParseResult.ParseError): string => Issues.summaryOf(Issues.issuesOf(error, "hidden"))
 
 /** A client's correlation id for a frame. */
 export const FrameId = Schema.String.pipe(

@@ -7,7 +7,7 @@ import { InFlight } from "../../src/ws/InFlight.js"
 import * as Uws from "../../src/ws/Uws.js"
 import { pair } from "../support/Chat.js"
 import * as TestApp from "../support/TestApp.js"
-import { TestServer } from "../support/TestApp.js"
+import { type RequestOptions, TestServer } from "../support/TestApp.js"
 import { register } from "../support/Users.js"
 
 const deep = (levels: number) => "[".repeat(levels) + "]".repeat(levels)
@@ -89,6 +89,22 @@ layer(TestApp.layer({}, { logs }), { excludeTestServices: true })("hostile bodie
       // The issues still name the field.
       const login = yield* server.request("POST", "/auth/login", { body: { email: "someone@test.local", password: secret } })
       expect(login.body.issues).toEqual([expect.objectContaining({ path: ["password"] })])
+
+      // Query and path parameters, numbers from text, a body sent as text/plain, unknown routes: the same.
+      const { conversationId } = yield* pair
+      const requests: ReadonlyArray<readonly [string, string, RequestOptions, number]> = [
+        ["GET", "/chat/conversations?limit=s3cr3t", { token: user.token }, 400],
+        ["GET", `/chat/conversations/${conversationId}/messages?beforeSeq=s3cr3t%20into%20x`, { token: user.token }, 400],
+        ["GET", "/users/s3cr3t", { token: user.token }, 400],
+        ["POST", "/auth/login", { raw: JSON.stringify({ email: "a@b.cd", password: "s3cr3t" }), headers: { "content-type": "text/plain" } }, 400],
+        ["GET", "/no/such/s3cr3t", {}, 404]
+      ]
+      for (const [method, path, options, status] of requests) {
+        const reply = yield* server.request(method, path, options)
+        const text = JSON.stringify(reply.body)
+        expect(reply.status, `${path}: ${text}`).toBe(status)
+        expect(text, text).not.toContain("s3cr3t")
+      }
     }))
 })
 

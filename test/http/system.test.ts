@@ -128,7 +128,7 @@ layer(TestApp.layer(), { excludeTestServices: true })("system", (it) => {
       const server = yield* TestServer
       const reply = yield* server.request("GET", "/no/such/route?token=abc")
       expect(reply.status).toBe(404)
-      expect(reply.body).toEqual({ _tag: "RouteNotFound", message: "No route for GET /no/such/route" })
+      expect(reply.body).toEqual({ _tag: "RouteNotFound", message: "No such route: see /api for the routes" })
     }))
 
   it.effect("no error response carries a stack trace", () =>
