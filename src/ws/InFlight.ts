@@ -1,4 +1,4 @@
-import { retryAfterMs } from "../infra/Unavailable.js"
+import { Pressure } from "./Overload.js"
 
 /**
  * HTTP requests being worked on, counted across every door of the listener (the generic bridge and
@@ -6,11 +6,12 @@ import { retryAfterMs } from "../infra/Unavailable.js"
  */
 export class InFlight {
   private count = 0
-  /** Refusals of the last few seconds, decaying (a backlog measure for the retry hint). */
-  private pressure = 0
-  private pressureAt = 0
+  /** Refusals of the last few seconds, decaying (a backlog measure for the retry hint): from 1 s, at most 30 s. */
+  private readonly pressure: Pressure
 
-  constructor(readonly max: number) {}
+  constructor(readonly max: number) {
+    this.pressure = new Pressure(max, 1000, 30_000)
+  }
 
   /** Takes a slot; false when none is free. A taken slot must be released exactly once. */
   tryAcquire(): boolean {
@@ -34,9 +35,6 @@ export class InFlight {
    * in waves.
    */
   retryAfterSeconds(now = Date.now()): number {
-    this.pressure = this.pressure * Math.exp(-(now - this.pressureAt) / 2000) + 1
-    this.pressureAt = now
-    const baseMs = 1000 * Math.min(1 + this.pressure / Math.max(1, this.max), 15)
-    return Math.max(1, Math.round(retryAfterMs(baseMs, 1) / 1000))
+    return Math.max(1, Math.round(this.pressure.refuse(now) / 1000))
   }
 }
