@@ -1,7 +1,7 @@
 import { it } from "@effect/vitest"
 import { Effect, Logger, LogLevel } from "effect"
 import { startInstance } from "../support/Instances.js"
-import { ownPostgres } from "./Services.js"
+import { ownPostgres } from "../support/Services.js"
 import { Client, clients, expectSound, outageMs, pairs, settle, tally } from "./Traffic.js"
 
 const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) =>

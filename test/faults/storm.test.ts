@@ -1,7 +1,7 @@
 import { it } from "@effect/vitest"
 import { Effect, Logger, LogLevel } from "effect"
 import { type Instance, startInstance } from "../support/Instances.js"
-import { ownPostgres, ownRedis } from "./Services.js"
+import { ownPostgres, ownRedis } from "../support/Services.js"
 import { Client, clients, expectSound, pairs, settle, short, tally } from "./Traffic.js"
 
 /** Sockets per user: a phone, a tablet, a few browser tabs… kept within any per-user cap. */

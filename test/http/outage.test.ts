@@ -3,8 +3,8 @@ import { PgClient } from "@effect/sql-pg"
 import { expect, it } from "@effect/vitest"
 import { Effect, Fiber, Redacted } from "effect"
 import { pair } from "../support/Chat.js"
-import { freePort, startInstance } from "../support/Instances.js"
-import { ownPostgres } from "../support/Postgres.js"
+import { startInstance } from "../support/Instances.js"
+import { ownPostgres } from "../support/Services.js"
 import { TestServer } from "../support/TestApp.js"
 
 const expectUnavailable = (reply: { readonly status: number; readonly headers: Headers; readonly body: any }, what: string) => {
@@ -18,7 +18,7 @@ it.scopedLive(
   "Postgres away: a valid token gets 503 Unavailable with Retry-After (generic and fast routes), never 401/500; back: the same token works at once",
   () =>
     Effect.gen(function*() {
-      const pg = yield* ownPostgres(yield* freePort)
+      const pg = yield* ownPostgres
       const instance = yield* startInstance({ DATABASE_URL: pg.url, AUTH_USER_CACHE_TTL: "5 seconds" })
       const server = instance.server
       const { conversationId, user } = yield* Effect.provideService(pair, TestServer, server)
@@ -63,7 +63,7 @@ it.scopedLive(
   "/ready answers 200 while every pooled connection waits on a slow query, and 503 once Postgres is down",
   () =>
     Effect.gen(function*() {
-      const pg = yield* ownPostgres(yield* freePort)
+      const pg = yield* ownPostgres
       const instance = yield* startInstance({ DATABASE_URL: pg.url, DB_POOL_MAX: "2" })
       const server = instance.server
       const sql = yield* PgClient.make({ url: Redacted.make(pg.url), maxConnections: 1 }).pipe(Effect.provide(Reactivity.layer))

@@ -6,7 +6,7 @@ import type { ChatEvent } from "../../src/domain/chat/Events.js"
 import { Bus } from "../../src/domain/ports/Bus.js"
 import * as RedisBus from "../../src/infra/redis/Bus.js"
 import * as Redis from "../../src/infra/redis/Redis.js"
-import { ownRedis } from "../faults/Services.js"
+import { ownRedis } from "../support/Services.js"
 
 const typing = (): ChatEvent => ({
   _tag: "UserTyping",

@@ -29,7 +29,13 @@ export interface Instance {
  * The server as a separate process (`src/main.ts`), configured by `env` on
  * top of test defaults, ready when this succeeds; killed with the scope.
  */
-export const startInstance = (env: Record<string, string>): Effect.Effect<Instance, Error, Scope.Scope> =>
+export const startInstance = (
+  env: Record<string, string>,
+  options: {
+    /** The process's stdout (its log lines), as they come; otherwise dropped. */
+    readonly logs?: Array<string>
+  } = {}
+): Effect.Effect<Instance, Error, Scope.Scope> =>
   Effect.gen(function*() {
     const port = yield* freePort
     // Attachments of this instance, unless the caller shares a directory (or S3) between instances.
@@ -54,7 +60,7 @@ export const startInstance = (env: Record<string, string>): Effect.Effect<Instan
             ...env,
             PORT: String(port)
           },
-          stdio: ["ignore", "ignore", "inherit"]
+          stdio: ["ignore", options.logs === undefined ? "ignore" : "pipe", "inherit"]
         })
       ),
       (child) =>
@@ -67,6 +73,15 @@ export const startInstance = (env: Record<string, string>): Effect.Effect<Instan
           )
         })
     )
+    const logs = options.logs
+    if (logs !== undefined) {
+      let partial = ""
+      child.stdout?.on("data", (chunk: Buffer) => {
+        const lines = (partial + chunk.toString()).split("\n")
+        partial = lines.pop() ?? ""
+        logs.push(...lines)
+      })
+    }
     const url = `http://127.0.0.1:${port}`
     const server = serverAt(url)
     yield* server.request("GET", "/ready").pipe(

@@ -1,116 +1,20 @@
 import { expect, it } from "@effect/vitest"
-import { Effect, Schedule, type Scope } from "effect"
-import { execFileSync, spawn } from "node:child_process"
-import * as Fs from "node:fs"
-import * as Http from "node:http"
+import { Effect, Schedule } from "effect"
 import * as Crypto from "node:crypto"
+import * as Http from "node:http"
 import { pair } from "../support/Chat.js"
-import { exitOf, freePort } from "../support/Instances.js"
-import { admin, jwtSecret, serverAt, TestServer } from "../support/TestApp.js"
-import { tempDir } from "../support/TempDir.js"
+import { startInstance } from "../support/Instances.js"
+import { ownPostgres } from "../support/Services.js"
+import { TestServer } from "../support/TestApp.js"
 import { connect, type WsClient } from "../support/Ws.js"
 
-const hasPostgres = (() => {
-  try {
-    execFileSync("postgres", ["--version"], { stdio: "ignore" })
-    return true
-  } catch {
-    return false
-  }
-})()
-
-/** Postgres refuses to run as root: it runs as the `postgres` user when the tests run as root. */
-const asPostgres = ((): { readonly uid?: number; readonly gid?: number } => {
-  if (process.getuid?.() !== 0) return {}
-  try {
-    const uid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim())
-    const gid = Number(execFileSync("id", ["-g", "postgres"]).toString().trim())
-    return { uid, gid }
-  } catch {
-    return {}
-  }
-})()
-
-/** A Postgres of the test's own, on a free port, that the test stops; killed with the scope. */
-const ownPostgres = Effect.gen(function*() {
-  const dir = yield* tempDir("chat-pg-")
-  const data = `${dir}/data`
-  Fs.mkdirSync(data)
-  if (asPostgres.uid !== undefined && asPostgres.gid !== undefined) {
-    for (const path of [dir, data]) Fs.chownSync(path, asPostgres.uid, asPostgres.gid)
-  }
-  execFileSync("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"], { ...asPostgres, stdio: "ignore" })
-  const port = yield* freePort
-  const child = yield* Effect.acquireRelease(
-    Effect.sync(() =>
-      spawn("postgres", ["-D", data, "-p", String(port), "-h", "127.0.0.1", "-k", dir, "-F", "-c", "fsync=off"], {
-        ...asPostgres,
-        stdio: "ignore"
-      })
-    ),
-    (child) => Effect.sync(() => child.kill("SIGKILL"))
-  )
-  const url = `postgres://postgres@127.0.0.1:${port}/postgres`
-  // Ready when it takes connections.
-  yield* Effect.try(() => execFileSync("pg_isready", ["-h", "127.0.0.1", "-p", String(port)], { stdio: "ignore" })).pipe(
-    Effect.retry(Schedule.spaced("100 millis")),
-    Effect.timeout("20 seconds")
-  )
-  return { url, child }
-})
-
 /** The server as a separate process whose stdout (its logs) goes into `lines`. */
-const startApp = (env: Record<string, string>, lines: Array<string>): Effect.Effect<ReturnType<typeof serverAt>, Error, Scope.Scope> =>
+const startApp = (env: Record<string, string>, lines: Array<string>) =>
   Effect.gen(function*() {
-    const port = yield* freePort
-    const storage = yield* tempDir("chat-outage-files-")
-    const child = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-          env: {
-            PATH: process.env.PATH ?? "",
-            NODE_ENV: "test",
-            HOST: "127.0.0.1",
-            JWT_SECRET: jwtSecret,
-            ADMIN_EMAIL: admin.email,
-            ADMIN_PASSWORD: admin.password,
-            AUTH_RATE_LIMIT_PER_IP: "100000",
-            AUTH_RATE_LIMIT_PER_EMAIL: "100000",
-            SEND_RATE_LIMIT: "100000",
-            WS_SEND_PER_SECOND: "10000",
-            WS_SEND_BURST: "10000",
-            // Every upgrade looks its user up: the outage is seen at once.
-            AUTH_USER_CACHE_TTL: "1 millis",
-            STORAGE_DIR: storage,
-            ...env,
-            PORT: String(port)
-          },
-          stdio: ["ignore", "pipe", "inherit"]
-        })
-      ),
-      (child) =>
-        Effect.gen(function*() {
-          if (child.exitCode !== null || child.signalCode !== null) return
-          child.kill("SIGKILL")
-          yield* exitOf(child)
-        })
-    )
-    let partial = ""
-    child.stdout?.on("data", (chunk: Buffer) => {
-      const text = partial + chunk.toString()
-      const complete = text.split("\n")
-      partial = complete.pop() ?? ""
-      lines.push(...complete)
-    })
-    const server = serverAt(`http://127.0.0.1:${port}`)
-    yield* server.request("GET", "/ready").pipe(
-      Effect.catchAllDefect(() => Effect.succeed({ status: 0 })),
-      Effect.flatMap((reply) => reply.status === 200 ? Effect.void : Effect.fail(new Error("not ready"))),
-      Effect.retry(Schedule.spaced("100 millis")),
-      Effect.timeoutFail({ duration: "40 seconds", onTimeout: () => new Error(`app on ${port} did not become ready`) })
-    )
-    yield* Effect.addFinalizer(() => Effect.sync(() => expect(child.exitCode, "the app process died").toBeNull()))
-    return server
+    // Every upgrade looks its user up: the outage is seen at once.
+    const instance = yield* startInstance({ AUTH_USER_CACHE_TTL: "1 millis", ...env }, { logs: lines })
+    yield* Effect.addFinalizer(() => Effect.sync(() => expect(instance.child.exitCode, "the app process died").toBeNull()))
+    return instance.server
   })
 
 /** A WebSocket upgrade by hand, to read the refusal's status, headers and body. */
@@ -137,14 +41,7 @@ const upgrade = (url: string, token: string) =>
     request.on("error", (error) => resume(Effect.fail(error)))
   })
 
-const stop = (postgres: { readonly child: ReturnType<typeof spawn> }) =>
-  Effect.gen(function*() {
-    // A fast shutdown: sessions are ended (57P01), then connections are refused.
-    postgres.child.kill("SIGINT")
-    yield* exitOf(postgres.child)
-  })
-
-it.scopedLive.skipIf(!hasPostgres)(
+it.scopedLive(
   "Postgres down: a valid token's upgrade is 503 with Retry-After (not 401), frames get Unavailable with retryAfterMs, and a hundred failures log a few lines (starts its own Postgres)",
   () =>
     Effect.gen(function*() {
@@ -156,7 +53,7 @@ it.scopedLive.skipIf(!hasPostgres)(
       expect((yield* socket.request("joinConversation", { conversationId })).event).toBe("ack")
       expect((yield* upgrade(server.url, trainer.token)).status).toBe(101)
 
-      yield* stop(postgres)
+      yield* postgres.stop
       const refused = yield* upgrade(server.url, trainer.token)
       expect(refused.status).toBe(503)
       expect(refused.body.code).toBe("Unavailable")
@@ -204,7 +101,7 @@ const burst = (client: WsClient, frames: ReadonlyArray<{ readonly event: string;
   })
 let bursts = 0
 
-it.scopedLive.skipIf(!hasPostgres)(
+it.scopedLive(
   "overload: Overloaded hints are jittered and grow with the backlog; joins wait briefly for a slot instead of being refused (starts its own Postgres)",
   () =>
     Effect.gen(function*() {

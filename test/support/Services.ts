@@ -2,11 +2,11 @@ import { Effect, Schedule, type Scope } from "effect"
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { exitOf, freePort } from "../support/Instances.js"
-import { tempDir } from "../support/TempDir.js"
+import { exitOf, freePort } from "./Instances.js"
+import { tempDir } from "./TempDir.js"
 
 /**
- * Postgres and Redis processes of the fault suite's own, on free ports, that a scenario may kill, stall
+ * Postgres and Redis processes of a test's own, on free ports, that it may kill, stall
  * and start again. Every process started here is killed when the scope closes, whatever the outcome.
  */
 
