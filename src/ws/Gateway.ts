@@ -421,7 +421,13 @@ export const layer = Layer.scoped(
           // On the latest page `hasMore` means older history: the socket goes live at once. After `sinceSeq` it
           // means newer messages still to fetch: the client pages on (joining again from toSeq) before it goes live.
           const live = input.sinceSeq === undefined || !page.hasMore
-          if (live) {
+          if (live && data.joined.has(conversationId)) {
+            // Another join of this socket went live while this one was in flight: since then every message
+            // after its history reached the socket (held ones, then the room's); sending the held ones again
+            // would repeat them. Only the bound of what came with history moves.
+            const after = Math.max(toSeq ?? 0, data.joinedAt.get(conversationId) ?? 0)
+            data.joinedAt.set(conversationId, after)
+          } else if (live) {
             const after = toSeq ?? input.sinceSeq ?? 0
             for (const message of held) if (message.seq > after) send(ws, frameOf("newMessage", encodeMessage(message)))
             // Live messages queue behind the history and the held ones: one socket's frames keep publish order.
@@ -466,7 +472,7 @@ export const layer = Layer.scoped(
           clientMessageId: input.clientMessageId ?? Crypto.randomUUID()
         }),
         ({ message }) => {
-          // Acked only now: the message is committed. A retry gets the same ack (its replay reaches no one twice).
+          // Acked only now: the message is committed. A retry gets the same ack (announced again, it reaches no one twice).
           if (id !== undefined) send(ws, frameAround("ack", `{"message":${jsonOf(message)}}`, id))
           lastText = undefined
           if (message.receiverId !== null) stopTyping(ws, input.conversationId, message.receiverId)
@@ -626,7 +632,7 @@ export const layer = Layer.scoped(
     const deliver = (event: ChatEvent) => {
       switch (event._tag) {
         case "MessageCreated":
-          return inOrder.push(event.message, event.replay === true)
+          return inOrder.push(event.message)
         case "MessagesRead": {
           const frame = encodeServerEvent("messageRead", {
             conversationId: event.conversationId,

@@ -1,35 +1,40 @@
 /**
  * Puts each conversation's messages back in seq order before they reach
- * sockets. Senders publish after their commit, and two commits of one
+ * sockets, each once. Senders publish after their commit, and two commits of one
  * conversation may publish in the other order; a message that arrives ahead
  * of a gap is held until the gap fills or `holdMs` passes (then `onGap` is
- * told, and clients fill it with `sinceSeq`). Nothing is dropped: a message that comes after
- * its successors were delivered goes out at once.
+ * told, and clients fill it with `sinceSeq`). A message skipped so still goes out
+ * when it comes late; one that was delivered already (a retried send announced
+ * again, or its first announcement arriving after that) is dropped.
  */
 export class InOrder<M extends { readonly conversationId: string; readonly seq: number }> {
   private readonly last = new Map<M["conversationId"], number>()
   private readonly held = new Map<M["conversationId"], { readonly messages: Map<number, M>; readonly timer: NodeJS.Timeout }>()
+  /** Seqs passed over when a hold timed out (rare, and bounded per conversation). */
+  private readonly skipped = new Map<M["conversationId"], Set<number>>()
 
   constructor(
     private readonly deliver: (message: M) => void,
     private readonly holdMs: number,
     private readonly capacity = 100_000,
     /** Called when a gap did not fill in time (a publisher died between its commit and its publish, say). */
-    private readonly onGap?: (conversationId: M["conversationId"]) => void
+    private readonly onGap?: (conversationId: M["conversationId"]) => void,
+    private readonly maxSkipped = 1_000
   ) {}
 
-  push(message: M, replay = false): void {
+  push(message: M): void {
     const { conversationId, seq } = message
     const last = this.last.get(conversationId)
-    // A message announced again (a retried send): delivered only if it is still ahead of what went out; a
-    // gap it left behind was already followed by a resync.
-    if (replay && last !== undefined && seq <= last) return
+    if (last !== undefined && seq <= last) {
+      const skipped = this.skipped.get(conversationId)
+      if (skipped === undefined || !skipped.delete(seq)) return
+      if (skipped.size === 0) this.skipped.delete(conversationId)
+      return this.deliver(message)
+    }
     if (last !== undefined && seq > last + 1) return this.hold(message)
     this.deliver(message)
-    if (last === undefined || seq > last) {
-      this.advance(conversationId, seq)
-      this.flush(conversationId, false)
-    }
+    this.advance(conversationId, seq)
+    this.flush(conversationId, false)
   }
 
   private hold(message: M): void {
@@ -52,10 +57,15 @@ export class InOrder<M extends { readonly conversationId: string; readonly seq: 
     for (const seq of seqs) {
       const last = this.last.get(conversationId) ?? seq - 1
       if (!timedOut && seq !== last + 1) break
-      if (seq > last + 1) gap = true
-      this.deliver(waiting.messages.get(seq)!)
+      if (seq > last + 1) {
+        gap = true
+        this.skip(conversationId, last + 1, seq - 1)
+      }
+      if (seq > last) {
+        this.deliver(waiting.messages.get(seq)!)
+        this.advance(conversationId, seq)
+      }
       waiting.messages.delete(seq)
-      if (seq > last) this.advance(conversationId, seq)
     }
     if (waiting.messages.size === 0) {
       clearTimeout(waiting.timer)
@@ -64,12 +74,22 @@ export class InOrder<M extends { readonly conversationId: string; readonly seq: 
     if (gap) this.onGap?.(conversationId)
   }
 
+  private skip(conversationId: M["conversationId"], from: number, to: number): void {
+    const skipped = this.skipped.get(conversationId) ?? new Set<number>()
+    // Beyond the bound, a late one is dropped: the resync that `onGap` brings covers it.
+    for (let seq = from; seq <= to && skipped.size < this.maxSkipped; seq++) skipped.add(seq)
+    if (skipped.size > 0) this.skipped.set(conversationId, skipped)
+  }
+
   private advance(conversationId: M["conversationId"], seq: number): void {
     this.last.delete(conversationId)
     this.last.set(conversationId, seq)
     if (this.last.size > this.capacity) {
       const oldest = this.last.keys().next().value
-      if (oldest !== undefined) this.last.delete(oldest)
+      if (oldest !== undefined) {
+        this.last.delete(oldest)
+        this.skipped.delete(oldest)
+      }
     }
   }
 }

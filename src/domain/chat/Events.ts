@@ -7,14 +7,8 @@ import { ConversationId, MessageId, MessageJson, Seq } from "./Model.js"
  * status changes) and ephemeral signals (typing, joins). Every instance
  * turns them into frames for its own sockets.
  */
-export const MessageCreated = Schema.TaggedStruct("MessageCreated", {
-  message: MessageJson,
-  /**
-   * Published again for a retried send: its first publisher may have died between its commit and its
-   * publish. Subscribers that already delivered it (or anything after it) drop it.
-   */
-  replay: Schema.optionalWith(Schema.Literal(true), { exact: true })
-})
+/** Also published again for a retried send (its first publisher may have died before publishing): subscribers deliver each seq once. */
+export const MessageCreated = Schema.TaggedStruct("MessageCreated", { message: MessageJson })
 
 export const MessagesRead = Schema.TaggedStruct("MessagesRead", {
   conversationId: ConversationId,

@@ -164,9 +164,9 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
           return { message: appended.message, created: true } satisfies Sent
         case "Duplicate":
           // A retry: the first attempt's publisher may have died between its commit and its publish, so the
-          // message is announced again, marked as a replay (whoever already delivered it drops it).
+          // message is announced again (subscribers deliver each seq once).
           yield* versions.bump(command.conversationId)
-          yield* bus.publish({ _tag: "MessageCreated", message: appended.message, replay: true })
+          yield* bus.publish({ _tag: "MessageCreated", message: appended.message })
           return { message: appended.message, created: false } satisfies Sent
         case "Rejected": {
           const conversation = yield* conversations.findById(command.conversationId)

@@ -42,9 +42,7 @@ export const layer = Layer.scoped(
     const encode = (event: ChatEvent) =>
       JSON.stringify(
         event._tag === "MessageCreated"
-          ? event.replay === true
-            ? { _tag: "MessageCreated", message: encodeMessage(event.message), replay: true }
-            : { _tag: "MessageCreated", message: encodeMessage(event.message) }
+          ? { _tag: "MessageCreated", message: encodeMessage(event.message) }
           : encodeEvent(event)
       )
     const decode = Schema.decodeUnknownEither(Envelope)
