@@ -3,15 +3,21 @@
  * sockets, each once. Senders publish after their commit, and two commits of one
  * conversation may publish in the other order; a message that arrives ahead
  * of a gap is held until the gap fills or `holdMs` passes (then `onGap` is
- * told, and clients fill it with `sinceSeq`). A message skipped so still goes out
- * when it comes late; one that was delivered already (a retried send announced
- * again, or its first announcement arriving after that) is dropped.
+ * told, and clients fill it with `sinceSeq`). A message skipped so, or from below
+ * the first one seen, still goes out when it comes late; one that was delivered
+ * already (a retried send announced again, or its first announcement arriving
+ * after that) is dropped.
  */
 export class InOrder<M extends { readonly conversationId: string; readonly seq: number }> {
   private readonly last = new Map<M["conversationId"], number>()
   private readonly held = new Map<M["conversationId"], { readonly messages: Map<number, M>; readonly timer: NodeJS.Timeout }>()
   /** Seqs passed over when a hold timed out (rare, and bounded per conversation). */
   private readonly skipped = new Map<M["conversationId"], Set<number>>()
+  /**
+   * The lowest seq delivered of each conversation: what lies below it was never seen here (published before
+   * this instance heard of the conversation, or overtaken by a later one), so it still goes out when it comes.
+   */
+  private readonly first = new Map<M["conversationId"], number>()
 
   constructor(
     private readonly deliver: (message: M) => void,
@@ -26,12 +32,18 @@ export class InOrder<M extends { readonly conversationId: string; readonly seq: 
     const { conversationId, seq } = message
     const last = this.last.get(conversationId)
     if (last !== undefined && seq <= last) {
+      const first = this.first.get(conversationId) ?? 1
+      if (seq < first) {
+        if (seq === first - 1) this.first.set(conversationId, seq)
+        return this.deliver(message)
+      }
       const skipped = this.skipped.get(conversationId)
       if (skipped === undefined || !skipped.delete(seq)) return
       if (skipped.size === 0) this.skipped.delete(conversationId)
       return this.deliver(message)
     }
     if (last !== undefined && seq > last + 1) return this.hold(message)
+    if (last === undefined) this.first.set(conversationId, seq)
     this.deliver(message)
     this.advance(conversationId, seq)
     this.flush(conversationId, false)
@@ -89,6 +101,7 @@ export class InOrder<M extends { readonly conversationId: string; readonly seq: 
       if (oldest !== undefined) {
         this.last.delete(oldest)
         this.skipped.delete(oldest)
+        this.first.delete(oldest)
       }
     }
   }

@@ -31,6 +31,16 @@ describe("InOrder", () => {
     expect(out).toEqual([1, 2, 3, 4])
   })
 
+  it("a conversation first heard of after its start: what comes late from below still goes out, once", () => {
+    const out: Array<number> = []
+    const order = new InOrder<{ conversationId: string; seq: number }>((x) => out.push(x.seq), 1000)
+    order.push(m(2))
+    order.push(m(1))
+    order.push(m(1))
+    order.push(m(3))
+    expect(out).toEqual([2, 1, 3])
+  })
+
   it("on timeout delivers what it held, and never drops a late message", async () => {
     const out: Array<number> = []
     const order = new InOrder<{ conversationId: string; seq: number }>((x) => out.push(x.seq), 20)
