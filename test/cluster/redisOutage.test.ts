@@ -1,35 +1,11 @@
 import { expect, it } from "@effect/vitest"
 import { Effect, Logger, LogLevel, Schedule } from "effect"
-import { spawn } from "node:child_process"
 import { history, pair } from "../support/Chat.js"
 import { freshDatabase } from "../support/Database.js"
-import { exitOf, freePort, type Instance, startInstance } from "../support/Instances.js"
+import { type Instance, startInstance } from "../support/Instances.js"
+import { ownRedis } from "../support/Services.js"
 import { TestServer } from "../support/TestApp.js"
 import { connect, is } from "../support/Ws.js"
-
-/** A Redis of the test's own, on its own port, that the test can kill and start again. */
-const ownRedis = (port: number) =>
-  Effect.acquireRelease(
-    Effect.gen(function*() {
-      const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
-        stdio: "ignore"
-      })
-      // Ready when it answers.
-      yield* Effect.tryPromise(async () => {
-        const { Redis } = await import("ioredis")
-        const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
-        probe.on("error", () => {})
-        try {
-          await probe.connect()
-          await probe.ping()
-        } finally {
-          probe.disconnect()
-        }
-      }).pipe(Effect.retry(Schedule.spaced("50 millis")), Effect.timeout("10 seconds"))
-      return child
-    }),
-    (child) => Effect.sync(() => child.kill("SIGKILL"))
-  )
 
 const sharedState = (instance: Instance) =>
   Effect.map(instance.server.request("GET", "/ready"), (reply) => reply.body.shared as string)
@@ -45,9 +21,8 @@ it.live.skipIf(!process.env.DATABASE_URL)(
   "Redis down: sends still commit and ack, readiness says degraded; Redis back: fan-out resumes and sinceSeq catches up (needs DATABASE_URL; starts its own Redis)",
   () =>
     Effect.gen(function*() {
-      const redisPort = yield* freePort
-      const redis = yield* ownRedis(redisPort)
-      const env = { ...(yield* freshDatabase), REDIS_URL: `redis://127.0.0.1:${redisPort}`, REDIS_PREFIX: "outage:" }
+      const redis = yield* ownRedis
+      const env = { ...(yield* freshDatabase), REDIS_URL: redis.url, REDIS_PREFIX: "outage:" }
       const [a, b] = yield* Effect.all([startInstance(env), startInstance(env)], { concurrency: 2 })
       const { conversationId, trainer, user } = yield* Effect.provideService(pair, TestServer, a.server)
       const sender = yield* Effect.provideService(connect(user.token), TestServer, a.server)
@@ -66,8 +41,7 @@ it.live.skipIf(!process.env.DATABASE_URL)(
       expect(yield* seqsOn(b)).toEqual([1])
       expect(yield* seqsOn(b)).toEqual([1])
 
-      redis.kill("SIGKILL")
-      yield* exitOf(redis)
+      yield* redis.kill
       yield* until(a, "redis-down")
       expect((yield* a.server.request("GET", "/ready")).body.status).toBe("degraded")
       const acked: Array<string> = []
@@ -82,7 +56,7 @@ it.live.skipIf(!process.env.DATABASE_URL)(
       expect(yield* seqsOn(a)).toEqual([1, 2, 3, 4])
       expect(yield* seqsOn(b)).toEqual([1, 2, 3, 4])
 
-      yield* ownRedis(redisPort)
+      yield* redis.start
       yield* until(a, "redis-up")
       yield* until(b, "redis-up")
       // The new Redis starts its counters again from nothing; B's page kept from before the outage must
@@ -107,9 +81,8 @@ it.live.skipIf(!process.env.DATABASE_URL)(
   "Redis back after an outage: sockets joined on the other instance get resync with the conversation's last seq, and catch up by sinceSeq (needs DATABASE_URL; starts its own Redis)",
   () =>
     Effect.gen(function*() {
-      const redisPort = yield* freePort
-      const redis = yield* ownRedis(redisPort)
-      const env = { ...(yield* freshDatabase), REDIS_URL: `redis://127.0.0.1:${redisPort}`, REDIS_PREFIX: "resync:" }
+      const redis = yield* ownRedis
+      const env = { ...(yield* freshDatabase), REDIS_URL: redis.url, REDIS_PREFIX: "resync:" }
       const [a, b] = yield* Effect.all([startInstance(env), startInstance(env)], { concurrency: 2 })
       const { conversationId, trainer, user } = yield* Effect.provideService(pair, TestServer, a.server)
       const quiet = yield* Effect.provideService(pair, TestServer, a.server)
@@ -123,13 +96,12 @@ it.live.skipIf(!process.env.DATABASE_URL)(
       expect((yield* say(1)).event).toBe("ack")
       yield* receiver.next(is("newMessage", (m) => m.seq === 1))
 
-      redis.kill("SIGKILL")
-      yield* exitOf(redis)
+      yield* redis.kill
       yield* until(a, "redis-down")
       yield* until(b, "redis-down")
       expect((yield* say(2)).event).toBe("ack")
       expect((yield* say(3)).event).toBe("ack")
-      yield* ownRedis(redisPort)
+      yield* redis.start
       yield* until(b, "redis-up")
 
       // B's socket never heard of 2 and 3: it is told to resume, with the last seq from the database.
