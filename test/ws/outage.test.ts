@@ -86,7 +86,11 @@ it.scopedLive(
 )
 
 /** Frames written in one TCP write, so that the server reads them in one go; then their replies, in order. */
-const burst = (client: WsClient, frames: ReadonlyArray<{ readonly event: string; readonly data: unknown }>) =>
+const burst = (
+  client: WsClient,
+  frames: ReadonlyArray<{ readonly event: string; readonly data: unknown }>,
+  logs?: ReadonlyArray<string>
+) =>
   Effect.gen(function*() {
     const tcp = (client.socket as unknown as { _socket: { cork: () => void; uncork: () => void } })._socket
     const ids = frames.map((_, i) => `burst-${++bursts}-${i}`)
@@ -97,7 +101,18 @@ const burst = (client: WsClient, frames: ReadonlyArray<{ readonly event: string;
       Effect.suspend(() => {
         const reply = client.frames.find((f) => f.id === id && (f.event === "ack" || f.event === "error"))
         return reply === undefined ? Effect.fail(new Error(`no reply to ${id}`)) : Effect.succeed(reply)
-      }).pipe(Effect.retry(Schedule.spaced("20 millis")), Effect.timeout("15 seconds"), Effect.orDie))
+      }).pipe(
+        Effect.retry(Schedule.spaced("20 millis")),
+        Effect.timeout("15 seconds"),
+        // What the socket saw and the app logged, to tell a slow backend from a lost reply.
+        Effect.catchAll(() =>
+          Effect.dieMessage(
+            `no reply to ${id} within 15 s (socket readyState ${client.socket.readyState}); ` +
+              `replies so far ${client.frames.filter((f) => ids.includes(f.id ?? "")).length}/${ids.length}; ` +
+              `last frames ${JSON.stringify(client.frames.slice(-5))}; app log:\n${(logs ?? []).slice(-40).join("\n")}`
+          )
+        )
+      ))
   })
 let bursts = 0
 
@@ -106,13 +121,14 @@ it.scopedLive(
   () =>
     Effect.gen(function*() {
       const postgres = yield* ownPostgres
-      const server = yield* startApp({ DATABASE_URL: postgres.url, LOG_LEVEL: "Warn", WS_MAX_IN_FLIGHT: "2" }, [])
+      const logs: Array<string> = []
+      const server = yield* startApp({ DATABASE_URL: postgres.url, LOG_LEVEL: "Warn", WS_MAX_IN_FLIGHT: "2" }, logs)
       const { conversationId, user } = yield* Effect.provideService(pair, TestServer, server)
       const u = yield* Effect.provideService(connect(user.token), TestServer, server)
       const replies = yield* burst(u, Array.from({ length: 60 }, (_, i) => ({
         event: "sendMessage",
         data: { conversationId, content: `m${i}`, clientMessageId: `o${i}` }
-      })))
+      })), logs)
       const hints = replies.filter((r) => r.event === "error" && r.data.code === "Overloaded").map((r) => r.data.retryAfterMs as number)
       expect(hints.length).toBeGreaterThan(20)
       expect(new Set(hints).size).toBeGreaterThan(hints.length / 2)
@@ -120,7 +136,7 @@ it.scopedLive(
       expect(mean(hints.slice(-5))).toBeGreaterThan(2 * mean(hints.slice(0, 5)))
       for (const hint of hints) expect(hint).toBeLessThanOrEqual(30_000)
 
-      const joins = yield* burst(u, Array.from({ length: 12 }, () => ({ event: "joinConversation", data: { conversationId } })))
+      const joins = yield* burst(u, Array.from({ length: 12 }, () => ({ event: "joinConversation", data: { conversationId } })), logs)
       expect(joins.map((r) => r.event === "ack" ? "ack" : r.data.code)).toEqual(Array.from({ length: 12 }, () => "ack"))
     }),
   90_000
