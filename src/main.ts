@@ -33,7 +33,7 @@ import * as SqlMessagesRepo from "./infra/sql/MessagesRepo.js"
 import * as Migrations from "./infra/sql/Migrations.js"
 import * as SqlUsersRepo from "./infra/sql/UsersRepo.js"
 import * as Storage from "./infra/storage/Storage.js"
-import * as Gateway from "./ws/Gateway.js"
+import * as Listener from "./server/Listener.js"
 
 /** Database chosen by config (Postgres or embedded PGlite), migrated before anything reads it. */
 export const DatabaseLive = Migrations.layer.pipe(Layer.provideMerge(SqlClientLive.layer))
@@ -84,14 +84,14 @@ export const DomainLive = FirstAdminLive.pipe(
 /** The embedded database's lock names the port it serves, so that a refused second start can say where. */
 const RecordPort = Layer.effectDiscard(
   Effect.gen(function*() {
-    const gateway = yield* Gateway.Gateway
+    const listener = yield* Listener.Listener
     const lock = yield* Effect.serviceOption(DataDirLock)
-    if (Option.isSome(lock)) yield* lock.value.record({ port: gateway.port })
+    if (Option.isSome(lock)) yield* lock.value.record({ port: listener.port })
   })
 )
 
 /** The whole product: one uWebSockets.js listener on PORT for REST, docs and WebSocket. */
-export const AppLive = RecordPort.pipe(Layer.provideMerge(Gateway.layer), Layer.provideMerge(DomainLive))
+export const AppLive = RecordPort.pipe(Layer.provideMerge(Listener.layer), Layer.provideMerge(DomainLive))
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   Env.loadDotEnv()

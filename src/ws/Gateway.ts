@@ -1,23 +1,14 @@
-import { HttpApp } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
-import { Cause, Config, Context, Duration, Effect, Exit, FiberSet, Layer, Option, Predicate, Schedule, Schema } from "effect"
+import { Cause, Config, Effect, Exit, FiberSet, Option, Predicate, Schedule, Schema } from "effect"
 import * as Crypto from "node:crypto"
 import type { ChatEvent } from "../domain/chat/Events.js"
 import { Messages } from "../domain/chat/Messages.js"
 import { counterpartOf, type ConversationId, encodeMessage, type MessageJson } from "../domain/chat/Model.js"
 import { Bus } from "../domain/ports/Bus.js"
 import { Presence } from "../domain/presence/Presence.js"
-import { AttachmentsConfig, uploadBodyCap } from "../domain/attachments/Attachments.js"
-import { uploadPath } from "../http/attachments/Api.js"
 import { Auth } from "../domain/users/Auth.js"
 import type { User, UserId } from "../domain/users/Model.js"
-import { PeerAddress } from "../http/ClientIp.js"
-import { HttpConfig, makeHttpApp } from "../http/Server.js"
 import { isUnavailable, retryAfterMs } from "../infra/Unavailable.js"
 import { FailureLog } from "./FailureLog.js"
-import { serveFastRoutes } from "./FastRoutes.js"
-import { describeThrow, serveHttp } from "./HttpBridge.js"
-import { InFlight } from "./InFlight.js"
 import { InOrder } from "./InOrder.js"
 import { Pressure } from "./Overload.js"
 import {
@@ -36,7 +27,7 @@ import {
   type ErrorData
 } from "./Protocol.js"
 import { TokenBucket } from "./TokenBucket.js"
-import * as Uws from "./Uws.js"
+import type * as Uws from "../server/Uws.js"
 
 export const GatewayConfig = Config.all({
   /**
@@ -62,12 +53,8 @@ export const GatewayConfig = Config.all({
   maxSocketsPerUser: Config.integer("WS_MAX_SOCKETS_PER_USER").pipe(Config.withDefault(20)),
   /** A typing state not refreshed within this time ends by itself. */
   typingExpiryMs: Config.integer("WS_TYPING_EXPIRY_MS").pipe(Config.withDefault(5000)),
-  shutdownGraceMs: Config.integer("SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000)),
-  /** Requests (REST) and frames (WebSocket) being worked on at once; beyond, new ones are refused. */
-  httpMaxInFlight: Config.integer("HTTP_MAX_IN_FLIGHT").pipe(Config.withDefault(512)),
-  wsMaxInFlight: Config.integer("WS_MAX_IN_FLIGHT").pipe(Config.withDefault(4096)),
-  /** Send and history pages served on uWS directly (see FastRoutes); off, they take the generic HttpApp path. */
-  httpFastRoutes: Config.boolean("HTTP_FAST_ROUTES").pipe(Config.withDefault(true))
+  /** Frames being worked on at once; beyond, new ones are refused (joins wait briefly for a slot). */
+  wsMaxInFlight: Config.integer("WS_MAX_IN_FLIGHT").pipe(Config.withDefault(4096))
 })
 
 interface SocketData {
@@ -109,11 +96,16 @@ const frameOf = (event: ServerEventName, data: unknown, id?: string) =>
 const frameAround = (event: ServerEventName, json: string, id?: string) =>
   id === undefined ? `{"event":"${event}","data":${json}}` : `{"event":"${event}","id":${JSON.stringify(id)},"data":${json}}`
 
-/** The one listener on `PORT`: REST and docs through the HTTP app, and the WebSocket endpoint `/ws`. */
-export class Gateway extends Context.Tag("Ws/Gateway")<Gateway, {
-  readonly port: number
+/** What the listener needs of the WebSocket door: its count, and the steps of its shutdown. */
+export interface WsDoor {
   readonly connections: () => number
-}>() {}
+  /** New frames get `ShuttingDown`, new upgrades 503; what is in flight goes on. */
+  readonly stopAccepting: () => void
+  /** Done when no work started by a socket is in flight. */
+  readonly idle: Effect.Effect<void>
+  /** Lets sockets take what was written to them (until `graceEnds`, epoch ms), then closes them with 1001. */
+  readonly close: (graceEnds: number) => Effect.Effect<void>
+}
 
 const errorFrame = (data: ErrorData, id: string | undefined) => encodeServerEvent("error", data, id)
 
@@ -142,24 +134,14 @@ const domainError = (error: { readonly _tag: string; readonly message?: string }
   }
 }
 
-export const layer = Layer.scoped(
-  Gateway,
+/** The WebSocket endpoint `/ws` on the listener's uWS app. */
+export const mount = (app: Uws.TemplatedApp) =>
   Effect.gen(function*() {
-    const uws = yield* Uws.load
-    const http = yield* HttpConfig
     const config = yield* GatewayConfig
-    const uploads = yield* AttachmentsConfig
     const auth = yield* Auth
     const messages = yield* Messages
     const bus = yield* Bus
     const presence = yield* Presence
-
-    // REST and docs: the same HTTP app, carried by uWS.
-    const httpApp = yield* makeHttpApp
-    const httpRuntime = yield* Effect.runtime<Layer.Layer.Success<typeof NodeHttpServer.layerContext>>().pipe(
-      Effect.provide(NodeHttpServer.layerContext)
-    )
-    const webHandler = HttpApp.toWebHandlerRuntime(httpRuntime)(httpApp)
 
     // Work started by sockets: tracked so that shutdown can wait for sends in flight.
     const fibers = yield* FiberSet.make<unknown, unknown>()
@@ -169,8 +151,6 @@ export const layer = Layer.scoped(
     const byUser = new Map<UserId, Set<Socket>>()
     const pendingByConversation = new Map<ConversationId, Set<Socket>>()
     let shuttingDown = false
-
-    const app = uws.App()
 
     // Numbers each socket's own topic.
     let upgrades = 0
@@ -905,61 +885,21 @@ export const layer = Layer.scoped(
       })
     })
 
-    const httpInFlight = new InFlight(config.httpMaxInFlight)
-    if (config.httpFastRoutes) {
-      yield* serveFastRoutes(app, {
-        fibers,
-        inFlight: httpInFlight,
-        maxBodyBytes: http.maxBodyBytes,
-        frontendUrl: http.frontendUrl
-      })
-    }
-    // Uploads stream to storage as they arrive.
-    const uploadCap = uploadBodyCap(uploads)
-    serveHttp(app, (request, peer) => webHandler(request, Context.make(PeerAddress, peer)), {
-      streamedBody: (method, path) => method === "POST" && path === uploadPath ? uploadCap : undefined,
-      maxBodyBytes: http.maxBodyBytes,
-      inFlight: httpInFlight,
-      sendTimeoutMs: Duration.toMillis(http.sendTimeout),
-      onThrow: (error) => void run(Effect.logError(`HTTP handler threw: ${describeThrow(error)}`))
-    })
-
-    const listenSocket = yield* Effect.async<Uws.us_listen_socket, Error>((resume) => {
-      app.listen(http.host, http.port, (socket) => {
-        resume(socket ? Effect.succeed(socket) : Effect.fail(new Error(`Cannot listen on ${http.host}:${http.port}`)))
-      })
-    })
-    const port = uws.us_socket_local_port(listenSocket)
-    yield* Effect.logInfo(`Listening on http://${http.host}:${port} (REST, docs at /api, WebSocket at /ws)`)
-
-    // Shutdown: stop accepting and starting work (frames get ShuttingDown), let what is in flight finish and
-    // its acks leave (what was acked is committed, what was committed is acked), then close sockets with
-    // 1001; then the layers below close (the database last).
-    yield* Effect.addFinalizer(() =>
-      Effect.gen(function*() {
+    return {
+      connections: () => sockets.size,
+      stopAccepting: () => {
         shuttingDown = true
-        uws.us_listen_socket_close(listenSocket)
-        // REST requests in flight (an upload, a send on the generic path) finish too, within the same grace.
-        const restDone = Effect.void.pipe(
-          Effect.delay("20 millis"),
-          Effect.repeat({ until: () => httpInFlight.size === 0 })
-        )
-        const graceEnds = Date.now() + config.shutdownGraceMs
-        yield* Effect.all([FiberSet.awaitEmpty(fibers), restDone], { concurrency: "unbounded" }).pipe(
-          Effect.timeoutOption(config.shutdownGraceMs)
-        )
-        // uWS writes published frames at the end of the loop's turn; the close frame goes after them. Sockets
-        // still writing get the rest of the grace to take them.
-        yield* Effect.void.pipe(
-          Effect.delay("20 millis"),
-          Effect.repeat({ until: () => Date.now() >= graceEnds || [...sockets].every((ws) => ws.getBufferedAmount() === 0) })
-        )
-        for (const ws of [...sockets]) ws.end(1001, "server shutting down")
-        yield* Effect.logInfo("Gateway closed")
-      })
-    )
-
-    return Gateway.of({ port, connections: () => sockets.size })
+      },
+      idle: FiberSet.awaitEmpty(fibers),
+      // uWS writes published frames at the end of the loop's turn; the close frame goes after them. Sockets
+      // still writing get the rest of the grace to take them.
+      close: (graceEnds) =>
+        Effect.gen(function*() {
+          yield* Effect.void.pipe(
+            Effect.delay("20 millis"),
+            Effect.repeat({ until: () => Date.now() >= graceEnds || [...sockets].every((ws) => ws.getBufferedAmount() === 0) })
+          )
+          for (const ws of [...sockets]) ws.end(1001, "server shutting down")
+        })
+    } satisfies WsDoor
   })
-)
-

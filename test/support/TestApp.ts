@@ -2,7 +2,7 @@ import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest } from "@
 import { ConfigProvider, Context, Effect, Layer, Logger, LogLevel } from "effect"
 import { Api } from "../../src/http/Api.js"
 import { AppLive } from "../../src/main.js"
-import { Gateway } from "../../src/ws/Gateway.js"
+import { Listener } from "../../src/server/Listener.js"
 import { freshDatabase, freshRedis } from "./Database.js"
 import { tempDir } from "./TempDir.js"
 
@@ -64,7 +64,7 @@ export const serverAt = (url: string) => {
 
 const TestServerLive = Layer.effect(
   TestServer,
-  Effect.map(Gateway, (gateway) => serverAt(`http://127.0.0.1:${gateway.port}`))
+  Effect.map(Listener, (listener) => serverAt(`http://127.0.0.1:${listener.port}`))
 )
 
 /**

@@ -1,4 +1,4 @@
-import { Pressure } from "./Overload.js"
+import { Pressure } from "../ws/Overload.js"
 
 /**
  * HTTP requests being worked on, counted across every door of the listener (the generic bridge and
