@@ -4,7 +4,7 @@
  *   npm run bench:ws [-- --rates=1000,5000 --seconds=15 ...]     (npm run bench:ws -- --help)
  *
  * 1. Creates `bench_ws_<random>` on BENCH_DATABASE_URL's server (dropped at the end, also on failure),
- *    builds the app (the working tree, or with --source=head the last commit exported to a temporary
+ *    builds the app (the working tree, or with --source=<ref> that git revision exported to a temporary
  *    directory) and starts `node dist/src/main.js` on it (production settings, a free port, send rate
  *    limits out of the way).
  * 2. Over REST: the admin creates N trainers and N users, assigns them in pairs, everyone logs in, each
@@ -333,13 +333,17 @@ const main = async () => {
 
     // The server's code: the working tree, or the last commit exported beside it.
     let serverRoot = root
-    if (settings.source === "head") {
-      serverRoot = Path.join(tmp, "src-head")
+    const sourceRef = settings.source === "head" ? "HEAD" : settings.source
+    const sourceCommit = settings.source === "worktree"
+      ? undefined
+      : (await Server.run("git", ["rev-parse", "--short", `${sourceRef}^{commit}`], root)).trim()
+    if (sourceCommit !== undefined) {
+      serverRoot = Path.join(tmp, "src-ref")
       await Fs.promises.mkdir(serverRoot)
-      const commit = (await Server.run("git", ["rev-parse", gitCommit], root)).trim()
+      const commit = sourceCommit
       await Server.run("sh", ["-c", `git archive --format=tar ${commit} | tar -x -C '${serverRoot}'`], root)
       await Fs.promises.symlink(Path.join(root, "node_modules"), Path.join(serverRoot, "node_modules"), "dir")
-      log(`exported HEAD (${gitCommit}) to ${serverRoot}; building it`)
+      log(`exported ${sourceRef} (${commit}) to ${serverRoot}; building it`)
       await Server.run("npx", ["tsc", "-p", "tsconfig.build.json"], serverRoot)
     } else if (settings.build) {
       log("npm run build")
@@ -883,8 +887,8 @@ const main = async () => {
         (Os.totalmem() / 2 ** 30).toFixed(0)
       } GiB RAM; Node ${process.version}; PostgreSQL ${pgVersion} (${pgLine}) on the same machine`,
       `- code: ${
-        settings.source === "head"
-          ? `${gitCommit} (the last commit, built apart from the working tree)`
+        sourceCommit !== undefined
+          ? `${sourceRef} = ${sourceCommit} (built apart from the working tree)`
           : `${gitCommit}${gitDirty ? " with uncommitted changes in src/" : ""}`
       }`,
       `- command: \`${commandLine()}\``,

@@ -37,7 +37,8 @@ export interface Settings {
    * `worktree`: the server is built from the working tree; `head`: from the last commit, exported to a
    * temporary directory (when others are editing src/ and the working tree does not build).
    */
-  readonly source: "worktree" | "head"
+  /** `worktree`, or a git revision (`head` = HEAD) exported and built in a temporary directory. */
+  readonly source: string
   /** Start the server under `node --cpu-prof` and summarise each measured window. */
   readonly cpuProf: boolean
   /** More environment for the server, `NAME=value` separated by spaces (e.g. `DB_APPEND_WORKERS=8`); wins over the bench's. */
@@ -117,7 +118,7 @@ Every setting is also read from BENCH_<NAME> (e.g. BENCH_RATES=1000,5000 BENCH_S
   --idle-sockets N          extra idle sockets for the memory-per-connection figure [${defaults.idleSockets}]
   --content-bytes N         characters per message [${defaults.contentBytes}]
   --no-build                run the existing dist/ as is (source=worktree)
-  --source worktree|head    build the working tree, or the last commit in a temporary directory [${defaults.source}]
+  --source worktree|REF     build the working tree, or a git revision (head, a tag, a commit) in a temporary directory [${defaults.source}]
   --cpu-prof                profile the server (node --cpu-prof) and summarise each window
   --db-pool-max N           DB_POOL_MAX for the server [server default, 20]
   --server-env "A=1 B=2"    more environment for the server (wins over the bench's settings) [none]
@@ -161,7 +162,7 @@ export const parseSettings = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEn
   const dbPoolMax = raw.get("dbPoolMax")
   const singleCapacity = raw.get("singleCapacity")
   const source = get("source")
-  if (source !== "worktree" && source !== "head") throw new Error(`source must be worktree or head, got ${source}`)
+  if (source === "") throw new Error("source must be worktree or a git revision")
   const settings: Settings = {
     databaseUrl: get("databaseUrl"),
     pairs: int("pairs", get("pairs"), 1),
