@@ -10,7 +10,7 @@ import { Api } from "../http/Api.js"
 import * as Middleware from "../http/Middleware.js"
 import { corsExposedHeaders } from "../http/Server.js"
 import { ChatApi } from "../http/chat/Api.js"
-import { describeThrow, guarded, guardedCallback, Refusal, refuseOverloaded } from "./HttpBridge.js"
+import { describeThrow, guarded, guardedCallback, Refusal, refuseOverloaded } from "./Guards.js"
 import type { InFlight } from "./InFlight.js"
 import type { HttpRequest, HttpResponse, TemplatedApp } from "./Uws.js"
 
