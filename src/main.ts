@@ -4,6 +4,7 @@ import { realpathSync } from "node:fs"
 import { pathToFileURL } from "node:url"
 import { Attachments } from "./domain/attachments/Attachments.js"
 import { Conversations } from "./domain/chat/Conversations.js"
+import { Live } from "./domain/chat/Live.js"
 import { Messages } from "./domain/chat/Messages.js"
 import { Presence } from "./domain/presence/Presence.js"
 import { Auth } from "./domain/users/Auth.js"
@@ -73,7 +74,7 @@ export const InfraLive = Layer.mergeAll(
 /** The domain services over the ports, with the first admin in place. */
 export const DomainLive = FirstAdminLive.pipe(
   Layer.provideMerge(
-    Attachments.Default.pipe(
+    Layer.merge(Attachments.Default, Live.Default).pipe(
       Layer.provideMerge(Layer.mergeAll(Users.Default, Conversations.Default, Messages.Default, Presence.Default)),
       Layer.provideMerge(Auth.Default)
     )

@@ -1,5 +1,6 @@
 import { HttpApiSchema } from "@effect/platform"
 import { Schema } from "effect"
+import type { ClientAnswer } from "./ClientErrors.js"
 
 /**
  * Errors a client may see. Each carries its HTTP status and a default message;
@@ -18,7 +19,11 @@ export class Forbidden extends Schema.TaggedError<Forbidden>()(
   "Forbidden",
   { message: message("You are not allowed to do this") },
   HttpApiSchema.annotations({ status: 403, description: "The caller's role does not allow this" })
-) {}
+) {
+  get answer(): ClientAnswer {
+    return { code: "Forbidden", message: this.message }
+  }
+}
 
 export class RateLimited extends Schema.TaggedError<RateLimited>()(
   "RateLimited",
@@ -27,7 +32,11 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()(
     retryAfterSeconds: Schema.Int
   },
   HttpApiSchema.annotations({ status: 429, description: "Too many attempts; see Retry-After" })
-) {}
+) {
+  get answer(): ClientAnswer {
+    return { code: "RateLimited", message: "Too many messages: slow down", retryAfterMs: this.retryAfterSeconds * 1000 }
+  }
+}
 
 export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()(
   "ServiceUnavailable",

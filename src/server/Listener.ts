@@ -5,7 +5,7 @@ import { AttachmentsConfig, uploadBodyCap } from "../domain/attachments/Attachme
 import { uploadPath } from "../http/attachments/Api.js"
 import { PeerAddress } from "../http/ClientIp.js"
 import { HttpConfig, makeHttpApp } from "../http/Server.js"
-import * as Gateway from "../ws/Gateway.js"
+import * as WsDoor from "../ws/Door.js"
 import { serveFastRoutes } from "./FastRoutes.js"
 import { describeThrow } from "./Guards.js"
 import { serveHttp } from "./HttpBridge.js"
@@ -38,7 +38,7 @@ export const layer = Layer.scoped(
 
     // ---- routes -------------------------------------------------------------------------------
 
-    const ws = yield* Gateway.mount(app)
+    const ws = yield* WsDoor.mount(app)
 
     const httpApp = yield* makeHttpApp
     const httpRuntime = yield* Effect.runtime<Layer.Layer.Success<typeof NodeHttpServer.layerContext>>().pipe(

@@ -1,5 +1,6 @@
 import { HttpApiSchema } from "@effect/platform"
 import { Schema } from "effect"
+import type { ClientAnswer } from "../ClientErrors.js"
 import { message } from "../Errors.js"
 import { AttachmentId } from "./Model.js"
 
@@ -7,14 +8,22 @@ export class AttachmentNotFound extends Schema.TaggedError<AttachmentNotFound>()
   "AttachmentNotFound",
   { id: AttachmentId, message: message("Attachment not found") },
   HttpApiSchema.annotations({ status: 404 })
-) {}
+) {
+  get answer(): ClientAnswer {
+    return { code: "AttachmentNotFound", message: this.message }
+  }
+}
 
 /** Already the attachment of another message, or not the kind the message's type needs. */
 export class AttachmentUnavailable extends Schema.TaggedError<AttachmentUnavailable>()(
   "AttachmentUnavailable",
   { id: AttachmentId, message: message("The attachment cannot be used for this message") },
   HttpApiSchema.annotations({ status: 409 })
-) {}
+) {
+  get answer(): ClientAnswer {
+    return { code: "AttachmentUnavailable", message: this.message }
+  }
+}
 
 export class AttachmentTooLarge extends Schema.TaggedError<AttachmentTooLarge>()(
   "AttachmentTooLarge",

@@ -1,0 +1,103 @@
+import { Schema } from "effect"
+import type { WsConfig } from "./Config.js"
+import type { EventContext } from "./events/Context.js"
+import { join } from "./events/join.js"
+import { leave } from "./events/leave.js"
+import { markAsRead } from "./events/markAsRead.js"
+import { sendMessage } from "./events/sendMessage.js"
+import { typing } from "./events/typing.js"
+import {
+  ClientEnvelope,
+  type ClientEventName,
+  ClientEvents,
+  CloseCodes,
+  envelopeFast,
+  type ErrorCode,
+  issuesOf,
+  MaxDepth,
+  nestsDeeperThan,
+  sendMessageFast
+} from "./Protocol.js"
+import type { Sessions } from "./Sessions.js"
+import { type Handler, isClientEvent, type Socket } from "./Socket.js"
+
+const tooDeep = `Frames nest at most ${MaxDepth} levels of objects and arrays`
+const unknownEvent = `Unknown event: the events are ${Object.keys(ClientEvents).join(", ")}`
+const decodeEnvelope = Schema.decodeUnknownEither(ClientEnvelope)
+
+type Route = (ws: Socket, id: string | undefined, event: string, data: unknown) => void
+
+/**
+ * Frames → client events: the envelope and each event's data are decoded (by hand on the hot path, by their
+ * schemas otherwise), then handed to the event's handler (`events/<name>.ts`). A frame that is not one gets
+ * an `error` with its code; twenty bad frames in a row close the socket.
+ */
+export const makeDispatch = (config: WsConfig, sessions: Sessions, context: EventContext) => {
+  const badFrame = (ws: Socket, id: string | undefined, code: ErrorCode, message: string) => {
+    const data = ws.getUserData()
+    sessions.sendError(ws, id, code, message)
+    if (++data.badFrames >= 20) ws.end(CloseCodes.abuse, "too many bad frames")
+  }
+
+  /** Decodes an event's data with its schema (or `fast`, when it can), then hands it to its handler. */
+  const on = <K extends ClientEventName>(
+    name: K,
+    handler: Handler<K>,
+    fast?: (data: unknown) => Parameters<Handler<K>>[2] | undefined
+  ): Route => {
+    const decode = Schema.decodeUnknownEither(ClientEvents[name] as unknown as Schema.Schema<Parameters<Handler<K>>[2], unknown>)
+    return (ws, id, event, data) => {
+      const quick = fast?.(data)
+      if (quick !== undefined) {
+        ws.getUserData().badFrames = 0
+        return handler(ws, id, quick)
+      }
+      // The hand-written checks accept flat data only; anything else is bounded before the schema sees it.
+      if (nestsDeeperThan(data, MaxDepth - 1)) return badFrame(ws, id, "BadFrame", tooDeep)
+      const decoded = decode(data ?? {})
+      if (decoded._tag === "Left") return sessions.sendError(ws, id, "InvalidData", `${event}: ${issuesOf(decoded.left)}`)
+      ws.getUserData().badFrames = 0
+      handler(ws, id, decoded.right)
+    }
+  }
+
+  const routes: Record<ClientEventName, Route> = {
+    joinConversation: on("joinConversation", join(context)),
+    leaveConversation: on("leaveConversation", leave(context)),
+    sendMessage: on("sendMessage", sendMessage(context), sendMessageFast),
+    typing: on("typing", typing(context)),
+    markAsRead: on("markAsRead", markAsRead(context))
+  }
+
+  const route = (ws: Socket, { data, event, id }: typeof ClientEnvelope.Type) => {
+    if (!isClientEvent(event)) return badFrame(ws, id, "UnknownEvent", unknownEvent)
+    routes[event](ws, id, event, data)
+  }
+
+  return (ws: Socket, buffer: ArrayBuffer, isBinary: boolean): void => {
+    if (buffer.byteLength > config.maxPayloadBytes) return ws.end(CloseCodes.messageTooBig, "message too big")
+    if (isBinary) return badFrame(ws, undefined, "BadFrame", "Frames are JSON text")
+    if (buffer.byteLength > config.maxFrameBytes) {
+      return badFrame(ws, undefined, "FrameTooLarge", `Frames are at most ${config.maxFrameBytes} bytes`)
+    }
+    // The buffer is neutered when this callback returns: decode it now.
+    let json: unknown
+    try {
+      json = JSON.parse(Buffer.from(buffer).toString("utf8"))
+    } catch {
+      return badFrame(ws, undefined, "BadJson", "The frame is not valid JSON")
+    }
+    const quick = envelopeFast(json)
+    if (quick !== undefined) return route(ws, quick)
+    const id = typeof json === "object" && json !== null && "id" in json && typeof json.id === "string" &&
+        json.id.length >= 1 && json.id.length <= 64
+      ? json.id
+      : undefined
+    if (nestsDeeperThan(json, MaxDepth)) return badFrame(ws, id, "BadFrame", tooDeep)
+    const envelope = decodeEnvelope(json)
+    if (envelope._tag === "Left") {
+      return badFrame(ws, id, "BadFrame", `Expected { event, data, id? }: ${issuesOf(envelope.left)}`)
+    }
+    route(ws, envelope.right)
+  }
+}

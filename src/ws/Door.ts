@@ -1,0 +1,70 @@
+import { Effect, FiberSet } from "effect"
+import { Live } from "../domain/chat/Live.js"
+import { Messages } from "../domain/chat/Messages.js"
+import { Bus } from "../domain/ports/Bus.js"
+import { Presence } from "../domain/presence/Presence.js"
+import { Auth } from "../domain/users/Auth.js"
+import type * as Uws from "../server/Uws.js"
+import { WsConfig } from "./Config.js"
+import { makeDispatch } from "./Dispatch.js"
+import { FanOut } from "./FanOut.js"
+import { Failures } from "./Failures.js"
+import { Sessions } from "./Sessions.js"
+import { serveSockets } from "./Upgrade.js"
+import { Work } from "./Work.js"
+
+/** What the listener needs of the WebSocket door: its count, and the steps of its shutdown. */
+export interface WsDoor {
+  readonly connections: () => number
+  /** New frames get `ShuttingDown`, new upgrades 503; what is in flight goes on. */
+  readonly stopAccepting: () => void
+  /** Done when no work started by a socket is in flight. */
+  readonly idle: Effect.Effect<void>
+  /** Lets sockets take what was written to them (until `graceEnds`, epoch ms), then closes them with 1001. */
+  readonly close: (graceEnds: number) => Effect.Effect<void>
+}
+
+/**
+ * The WebSocket door, `/ws` on the listener's uWS app: sockets (Sessions), frames → events (Dispatch →
+ * `events/<name>.ts`, which call the domain's Live session), bus events → frames (FanOut).
+ */
+export const mount = (app: Uws.TemplatedApp) =>
+  Effect.gen(function*() {
+    const config = yield* WsConfig
+    const auth = yield* Auth
+    const messages = yield* Messages
+    const live = yield* Live
+    const bus = yield* Bus
+    const presence = yield* Presence
+
+    // Work started by sockets: tracked so that shutdown can wait for sends in flight.
+    const fibers = yield* FiberSet.make<unknown, unknown>()
+    const run = yield* FiberSet.runtime(fibers)<never>()
+
+    const sessions = new Sessions(app, config.maxBackpressureBytes)
+    const failures = new Failures(run)
+    const work = new Work(sessions, failures, run, config.wsMaxInFlight)
+    const fanOut = new FanOut(sessions, messages, run, () => work.isShuttingDown)
+    const onMessage = makeDispatch(config, sessions, { config, sessions, work, fanOut })
+
+    yield* bus.subscribe(fanOut.deliver, () => fanOut.resync())
+    serveSockets(app, { config, sessions, work, failures, auth, live, presence, run, onMessage })
+
+    return {
+      connections: () => sessions.sockets.size,
+      stopAccepting: () => work.stopAccepting(),
+      idle: FiberSet.awaitEmpty(fibers),
+      // uWS writes published frames at the end of the loop's turn; the close frame goes after them. Sockets
+      // still writing get the rest of the grace to take them.
+      close: (graceEnds) =>
+        Effect.gen(function*() {
+          yield* Effect.void.pipe(
+            Effect.delay("20 millis"),
+            Effect.repeat({
+              until: () => Date.now() >= graceEnds || [...sessions.sockets].every((ws) => ws.getBufferedAmount() === 0)
+            })
+          )
+          for (const ws of [...sessions.sockets]) ws.end(1001, "server shutting down")
+        })
+    } satisfies WsDoor
+  })
