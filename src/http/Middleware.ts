@@ -11,6 +11,7 @@ import {
 import { Cause, Effect, Either, Option, ParseResult, Schema } from "effect"
 import { isUnavailable, retryAfterMs } from "../infra/Unavailable.js"
 import * as Issues from "../domain/Issues.js"
+import { logRequest } from "./Shared.js"
 
 /** How deep a JSON body may nest: no request of the API needs more, and deeper ones are refused before decoding. */
 export const maxJsonDepth = 64
@@ -143,9 +144,7 @@ export const requestLog = HttpMiddleware.make((app) =>
     const request = yield* HttpServerRequest.HttpServerRequest
     const start = Date.now()
     const response = yield* app
-    yield* Effect.logInfo(`${request.method} ${pathOf(request)} ${response.status}`).pipe(
-      Effect.annotateLogs({ ms: Date.now() - start })
-    )
+    yield* logRequest(request.method, pathOf(request), response.status, start)
     return response
   })
 )

@@ -1,8 +1,9 @@
 import { HttpApiMiddleware, HttpApiSecurity, HttpServerRequest, OpenApi } from "@effect/platform"
-import { Context, Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { Unauthorized } from "../domain/Errors.js"
 import { Auth } from "../domain/users/Auth.js"
 import type { User } from "../domain/users/Model.js"
+import { bearerOf, missingBearer } from "./Shared.js"
 
 /** The signed-in user of the request being handled. */
 export class CurrentUser extends Context.Tag("Http/CurrentUser")<CurrentUser, User>() {}
@@ -21,13 +22,11 @@ export const AuthenticationLive = Layer.effect(
   Authentication,
   Effect.map(Auth, (auth) =>
     Authentication.of({
-      // The platform cuts the first 7 characters off the header whatever they say: check the scheme here.
-      bearer: (token) =>
+      // The platform cuts the first 7 characters off the header whatever they say: the scheme is checked again.
+      bearer: () =>
         Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-          const value = Redacted.value(token).trim()
-          return !/^bearer\s/i.test(request.headers.authorization ?? "") || value === ""
-            ? Effect.fail(new Unauthorized({ message: "Missing bearer token" }))
-            : auth.authenticate(value)
+          const token = bearerOf(request.headers.authorization)
+          return token === "" ? Effect.fail(missingBearer) : auth.authenticate(token)
         })
     }))
 )

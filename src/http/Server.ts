@@ -7,6 +7,7 @@ import { AttachmentsLive } from "./attachments/Http.js"
 import { AuthLive } from "./auth/Http.js"
 import { ChatLive, ModerationLive } from "./chat/Http.js"
 import { problems, requestLog } from "./Middleware.js"
+import { corsExposedHeaders, corsOrigins } from "./Shared.js"
 import { AuthenticationLive } from "./Security.js"
 import { SystemLive } from "./system/Http.js"
 import { UsersLive } from "./users/Http.js"
@@ -36,18 +37,13 @@ export const DocsLive = Layer.mergeAll(
   HttpApiBuilder.middlewareOpenApi({ path: "/api/openapi.json" })
 )
 
-/** Answer headers a browser page on another origin may read (a 429's wait, a download's name and range). */
-export const corsExposedHeaders = ["retry-after", "content-disposition", "content-range"]
-
-const corsFor = (frontendUrl: string) => {
-  const origins = frontendUrl.split(",").map((origin) => origin.trim()).filter((origin) => origin !== "")
-  return HttpApiBuilder.middlewareCors({
-    allowedOrigins: origins.length === 0 || origins.includes("*") ? ["*"] : origins,
+const corsFor = (frontendUrl: string) =>
+  HttpApiBuilder.middlewareCors({
+    allowedOrigins: corsOrigins(frontendUrl),
     allowedHeaders: ["authorization", "content-type"],
     exposedHeaders: corsExposedHeaders,
     maxAge: 600
   })
-}
 
 /** Everything the HTTP app serves: the API, its docs, CORS and the problem answers, whatever server carries it. */
 export const RoutesLive = Layer.unwrapEffect(

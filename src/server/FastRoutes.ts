@@ -3,12 +3,11 @@ import { Cause, Effect, Either, Exit, FiberSet, Option, ParseResult, Schema, typ
 import { STATUS_CODES } from "node:http"
 import { Messages } from "../domain/chat/Messages.js"
 import { encodeMessage, historyPageJson } from "../domain/chat/Model.js"
-import { RateLimited, Unauthorized } from "../domain/Errors.js"
 import { Auth } from "../domain/users/Auth.js"
 import { isUnavailable } from "../infra/Unavailable.js"
 import { Api } from "../http/Api.js"
 import * as Middleware from "../http/Middleware.js"
-import { corsExposedHeaders } from "../http/Server.js"
+import { bearerOf, corsExposedHeaders, corsOrigins, logRequest, missingBearer, retryAfterOf } from "../http/Shared.js"
 import { ChatApi } from "../http/chat/Api.js"
 import { describeThrow, guarded, guardedCallback, Refusal, refuseOverloaded } from "./Guards.js"
 import type { InFlight } from "./InFlight.js"
@@ -30,8 +29,6 @@ const internalError = json(500, Middleware.internalError)
 // What the HttpApp answers (no body, no log line) when its fiber is interrupted or a failure has no schema.
 const interrupted: Reply = { status: 503, body: "" }
 const unencodable: Reply = { status: 500, body: "" }
-
-const missingBearer = new Unauthorized({ message: "Missing bearer token" })
 
 const utf8 = new TextDecoder()
 
@@ -66,12 +63,6 @@ const readHeaders = (req: HttpRequest): RequestHeaders | undefined => {
     origin: found.get("origin")
   }
 }
-
-/** HttpApiBuilder reads a body without content type, or with a JSON one, as JSON; others take the generic path. */
-const isJson = (contentType: string) => contentType === "" || contentType.toLowerCase().includes("application/json")
-
-/** As src/http/Security.ts: the scheme checked whatever its case, the platform's 7 characters cut off. */
-const bearerOf = (authorization: string) => /^bearer\s/i.test(authorization) ? authorization.slice(7).trim() : ""
 
 /** The query as the HttpApp's router (find-my-way) parses it, for the characters `plainQuery` lets through. */
 const parseQuery = (query: string): Record<string, string | Array<string>> => {
@@ -145,10 +136,8 @@ const makeErrorReply = () => {
       const encoded = codec.encode(error)
       if (Either.isLeft(encoded)) continue
       const body = codec.empty ? "" : JSON.stringify(encoded.right)
-      // As withRetryAfter (src/http/RetryAfter.ts) does for the send handler.
-      return error instanceof RateLimited
-        ? { status: codec.status, body, retryAfter: String(error.retryAfterSeconds) }
-        : { status: codec.status, body }
+      const retryAfter = retryAfterOf(error)
+      return retryAfter === undefined ? { status: codec.status, body } : { status: codec.status, body, retryAfter }
     }
     return undefined
   }
@@ -156,9 +145,7 @@ const makeErrorReply = () => {
 
 /** What HttpMiddleware.cors adds to every answer of the HttpApp, for the origins of FRONTEND_URL. */
 const makeCors = (frontendUrl: string): (origin: string | undefined) => string | undefined => {
-  // As src/http/Server.ts (corsFor) reads FRONTEND_URL.
-  const listed = frontendUrl.split(",").map((origin) => origin.trim()).filter((origin) => origin !== "")
-  const origins = listed.length === 0 || listed.includes("*") ? ["*"] : listed
+  const origins = corsOrigins(frontendUrl)
   const [only] = origins
   if (origins.length === 1 && only !== undefined) return () => only
   return (origin) => origin !== undefined && origins.includes(origin) ? origin : undefined
@@ -179,8 +166,9 @@ class Exchange {
 
   constructor(
     readonly res: HttpResponse,
-    /** `METHOD /path` for the request log. */
-    readonly line: string,
+    /** For the request log. */
+    readonly method: string,
+    readonly path: string,
     readonly allowOrigin: string | undefined,
     private readonly slots: InFlight
   ) {}
@@ -260,8 +248,7 @@ export const serveFastRoutes = (
     const decodeFailure = (error: ParseResult.ParseError): Reply => errorReply(Middleware.decodeErrorOf(error)) ?? unencodable
 
     /** The request log line of `requestLog` (src/http/Middleware.ts). */
-    const logged = (x: Exchange, reply: Reply) =>
-      Effect.as(Effect.logInfo(`${x.line} ${reply.status}`).pipe(Effect.annotateLogs({ ms: Date.now() - x.start })), reply)
+    const logged = (x: Exchange, reply: Reply) => Effect.as(logRequest(x.method, x.path, reply.status, x.start), reply)
 
     // As the HttpApp: a defect is a logged 500 (`problems`); a failure, its schema's answer; an interruption, 503.
     const fromCause = (x: Exchange, cause: Cause.Cause<unknown>): Effect.Effect<Reply> => {
@@ -336,12 +323,12 @@ export const serveFastRoutes = (
 
     app.post(sendPath, guarded(onThrow, (res, req, state) => {
       const headers = readHeaders(req)
-      if (headers === undefined || !isJson(headers.contentType) || req.getUrl() !== sendPath) {
+      if (headers === undefined || !Middleware.isJsonContentType(headers.contentType) || req.getUrl() !== sendPath) {
         req.setYield(true)
         return
       }
       if (!admit(res)) return
-      const x = new Exchange(res, `POST ${sendPath}`, corsFor(headers.origin), inFlight)
+      const x = new Exchange(res, "POST", sendPath, corsFor(headers.origin), inFlight)
       state.release = () => x.release()
       const token = bearerOf(headers.authorization)
       res.onAborted(() => {
@@ -393,7 +380,7 @@ export const serveFastRoutes = (
         return
       }
       if (!admit(res)) return
-      const x = new Exchange(res, `GET ${path}`, corsFor(headers.origin), inFlight)
+      const x = new Exchange(res, "GET", path, corsFor(headers.origin), inFlight)
       state.release = () => x.release()
       res.onAborted(() => {
         state.aborted = true
