@@ -1,210 +1,29 @@
-import { HttpApiSchema } from "@effect/platform"
-import { Cause, Effect, Either, Exit, FiberSet, Option, ParseResult, Schema, type SchemaAST } from "effect"
-import { STATUS_CODES } from "node:http"
+import { Cause, Effect, Either, Exit, FiberSet, Option, type ParseResult, Schema } from "effect"
 import { Messages } from "../domain/chat/Messages.js"
 import { encodeMessage, historyPageJson } from "../domain/chat/Model.js"
 import { Auth } from "../domain/users/Auth.js"
 import { isUnavailable } from "../infra/Unavailable.js"
-import { Api } from "../http/Api.js"
 import * as Middleware from "../http/Middleware.js"
-import { bearerOf, corsExposedHeaders, corsOrigins, logRequest, missingBearer, retryAfterOf } from "../http/Shared.js"
+import { bearerOf, logRequest, missingBearer } from "../http/Shared.js"
 import { ChatApi } from "../http/chat/Api.js"
+import {
+  Exchange,
+  internalError,
+  interrupted,
+  json,
+  makeCors,
+  makeErrorReply,
+  malformedBody,
+  type Reply,
+  tooDeepBody,
+  unencodable
+} from "./FastReply.js"
+import { normalizeUrlParams, parseQuery, plainQuery, plainSegment, readHeaders } from "./FastRequest.js"
 import { describeThrow, guarded, guardedCallback, Refusal, refuseOverloaded } from "./Guards.js"
 import type { InFlight } from "./InFlight.js"
-import type { HttpRequest, HttpResponse, TemplatedApp } from "./Uws.js"
-
-/** An answer as the HttpApp gives it: JSON text (empty: no body), and a Retry-After for a 429. */
-interface Reply {
-  readonly status: number
-  readonly body: string
-  readonly retryAfter?: string
-}
-
-const json = (status: number, value: unknown): Reply => ({ status, body: JSON.stringify(value) })
-
-// The answers of src/http/Middleware.ts (`problems`).
-const malformedBody = json(400, Middleware.malformedBody)
-const tooDeepBody = json(400, Middleware.tooDeepBody)
-const internalError = json(500, Middleware.internalError)
-// What the HttpApp answers (no body, no log line) when its fiber is interrupted or a failure has no schema.
-const interrupted: Reply = { status: 503, body: "" }
-const unencodable: Reply = { status: 500, body: "" }
+import type { HttpResponse, TemplatedApp } from "./Uws.js"
 
 const utf8 = new TextDecoder()
-
-/** As the bridge's web `Request` would give a header: one value, printable ASCII, trimmed. */
-const plainHeader = /^[\x20-\x7e]*$/
-/** A path segment and a query that URL normalisation and percent-decoding leave exactly as they are. */
-const plainSegment = /^[\w-]+$/
-const plainQuery = /^[\w.=&-]*$/
-
-interface RequestHeaders {
-  readonly authorization: string
-  readonly contentType: string
-  readonly contentLength: string
-  readonly origin: string | undefined
-}
-
-const readHeaderNames = new Set(["authorization", "content-type", "content-length", "origin"])
-
-/** The headers these routes read; undefined when one is repeated or unusual (the generic path handles those). */
-const readHeaders = (req: HttpRequest): RequestHeaders | undefined => {
-  const found = new Map<string, string>()
-  let unusual = false
-  req.forEach((key, value) => {
-    if (!readHeaderNames.has(key)) return
-    unusual ||= found.has(key) || !plainHeader.test(value)
-    found.set(key, value.trim())
-  })
-  return unusual ? undefined : {
-    authorization: found.get("authorization") ?? "",
-    contentType: found.get("content-type") ?? "",
-    contentLength: found.get("content-length") ?? "",
-    origin: found.get("origin")
-  }
-}
-
-/** The query as the HttpApp's router (find-my-way) parses it, for the characters `plainQuery` lets through. */
-const parseQuery = (query: string): Record<string, string | Array<string>> => {
-  const params = new Map<string, string | Array<string>>()
-  for (const pair of query.split("&")) {
-    const eq = pair.indexOf("=")
-    if (eq === -1 && pair === "") continue
-    const key = eq === -1 ? pair : pair.slice(0, eq)
-    const value = eq === -1 ? "" : pair.slice(eq + 1)
-    const seen = params.get(key)
-    params.set(key, seen === undefined ? value : typeof seen === "string" ? [seen, value] : [...seen, value])
-  }
-  return Object.fromEntries(params)
-}
-
-// `normalizeUrlParams` of HttpApiBuilder (internal there): a lone value for a key that is not a single string
-// in the schema becomes an array of one.
-const isSingleStringType = (ast: SchemaAST.AST, key?: PropertyKey): boolean => {
-  switch (ast._tag) {
-    case "StringKeyword":
-    case "Literal":
-    case "TemplateLiteral":
-    case "Enums":
-      return true
-    case "TypeLiteral": {
-      if (key === undefined) return false
-      const property = ast.propertySignatures.find((ps) => ps.name === key)
-      return property !== undefined
-        ? isSingleStringType(property.type, key)
-        : ast.indexSignatures.some((is) => Schema.is(Schema.make(is.parameter))(key) && isSingleStringType(is.type))
-    }
-    case "Union":
-      return ast.types.some((type) => isSingleStringType(type, key))
-    case "Suspend":
-      return isSingleStringType(ast.f(), key)
-    case "Refinement":
-    case "Transformation":
-      return isSingleStringType(ast.from, key)
-  }
-  return false
-}
-
-const normalizeUrlParams = (params: Record<string, string | Array<string>>, ast: SchemaAST.AST) => {
-  const out: Record<string, string | Array<string>> = {}
-  for (const key in params) {
-    const value = params[key]
-    if (value !== undefined) out[key] = Array.isArray(value) || isSingleStringType(ast, key) ? value : [value]
-  }
-  return out
-}
-
-/**
- * The API's error schemas in the order HttpApiBuilder tries them (the API's, then each group's endpoints'
- * and the group's own): the first that encodes a failure gives its body and its annotated status.
- */
-const makeErrorReply = () => {
-  const schemas = new Set<Schema.Schema.Any>()
-  const collect = ({ ast }: { readonly ast: SchemaAST.AST }) => HttpApiSchema.deunionize(schemas, Schema.make(ast))
-  collect(Api.errorSchema)
-  for (const group of Object.values(Api.groups)) {
-    for (const endpoint of Object.values(group.endpoints)) collect(endpoint.errorSchema)
-    collect(group.errorSchema)
-  }
-  const codecs = Array.from(schemas, ({ ast }) => ({
-    encode: Schema.encodeUnknownEither(Schema.make<unknown, unknown, never>(ast)),
-    status: HttpApiSchema.getStatusErrorAST(ast),
-    empty: HttpApiSchema.isVoid(ast)
-  }))
-  return (error: unknown): Reply | undefined => {
-    for (const codec of codecs) {
-      const encoded = codec.encode(error)
-      if (Either.isLeft(encoded)) continue
-      const body = codec.empty ? "" : JSON.stringify(encoded.right)
-      const retryAfter = retryAfterOf(error)
-      return retryAfter === undefined ? { status: codec.status, body } : { status: codec.status, body, retryAfter }
-    }
-    return undefined
-  }
-}
-
-/** What HttpMiddleware.cors adds to every answer of the HttpApp, for the origins of FRONTEND_URL. */
-const makeCors = (frontendUrl: string): (origin: string | undefined) => string | undefined => {
-  const origins = corsOrigins(frontendUrl)
-  const [only] = origins
-  if (origins.length === 1 && only !== undefined) return () => only
-  return (origin) => origin !== undefined && origins.includes(origin) ? origin : undefined
-}
-
-const exposedHeaders = corsExposedHeaders.join(",")
-
-const statusLine = (status: number) => `${status} ${STATUS_CODES[status] ?? ""}`
-
-/** One request on a fast route, from its admission (an in-flight slot) to its answer. */
-class Exchange {
-  /** Answered, or the client went away: `res` is not touched again. */
-  done = false
-  /** Handed to the domain: its slot is held until it answers, even if the client goes away. */
-  dispatched = false
-  start = 0
-  private released = false
-
-  constructor(
-    readonly res: HttpResponse,
-    /** For the request log. */
-    readonly method: string,
-    readonly path: string,
-    readonly allowOrigin: string | undefined,
-    private readonly slots: InFlight
-  ) {}
-
-  release() {
-    if (this.released) return
-    this.released = true
-    this.slots.release()
-  }
-
-  /** The client went away. */
-  gone = false
-
-  aborted() {
-    this.gone = true
-    this.done = true
-    if (!this.dispatched) this.release()
-  }
-
-  answer(reply: Reply) {
-    this.release()
-    if (this.done) return
-    this.done = true
-    const { allowOrigin, res } = this
-    res.cork(() => {
-      // The headers in the order the bridge writes the HttpApp's (a web `Headers` iterates sorted by name).
-      res.writeStatus(statusLine(reply.status))
-      if (allowOrigin !== undefined) res.writeHeader("access-control-allow-origin", allowOrigin)
-      res.writeHeader("access-control-expose-headers", exposedHeaders)
-      if (reply.body !== "") res.writeHeader("content-type", "application/json")
-      if (reply.retryAfter !== undefined) res.writeHeader("retry-after", reply.retryAfter)
-      if (allowOrigin !== undefined) res.writeHeader("vary", "Origin")
-      res.end(reply.body)
-    })
-  }
-}
 
 const sendPath = "/chat/messages"
 
