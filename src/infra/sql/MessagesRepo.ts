@@ -1,9 +1,10 @@
 import { SqlClient, SqlSchema, type Statement } from "@effect/sql"
-import { Config, DateTime, Effect, Exit, Layer, Option, Schema } from "effect"
+import { DateTime, Effect, Layer, Option, Schema } from "effect"
 import { ConversationId, Message, MessageId, type MessageType, previewOf, type Seq } from "../../domain/chat/Model.js"
 import { type Appended, type HistoryQuery, MessagesRepo, type NewMessage } from "../../domain/ports/MessagesRepo.js"
 import { UserId } from "../../domain/users/Model.js"
 import { isUniqueViolation } from "./Errors.js"
+import * as GroupCommit from "./GroupCommit.js"
 
 /** A `messages` row as the driver returns it (camelCased): the table's constraints vouch for its shape. */
 interface MessageRow {
@@ -238,101 +239,14 @@ export const layer = Layer.scoped(
         )
       )
 
-    const { batchSize, batchWorkers, lingerMs } = yield* Config.all({
-      batchSize: Config.integer("DB_APPEND_BATCH_MAX").pipe(Config.withDefault(256)),
-      batchWorkers: Config.integer("DB_APPEND_WORKERS").pipe(Config.withDefault(2)),
-      lingerMs: Config.number("DB_APPEND_LINGER_MS").pipe(Config.withDefault(1))
+    const enqueue = yield* GroupCommit.make<NewMessage, Appended, unknown>({
+      ...(yield* GroupCommit.GroupCommitConfig),
+      orderKey: (m) => m.conversationId,
+      dedupeKey: (m) => m.clientMessageId === null ? undefined : `${m.conversationId}/${m.senderId}/${m.clientMessageId}`,
+      // A retry in the same batch as its first attempt: the first is stored, the retry gets it back.
+      repeat: (answer) => answer._tag === "Created" ? { _tag: "Duplicate", message: answer.message } : answer,
+      flush: (batch) => batch.length === 1 ? Effect.map(append(batch[0]!), (answer) => [answer]) : appendMany(batch)
     })
-
-    interface Pending {
-      readonly message: NewMessage
-      readonly done: (answer: Exit.Exit<Appended, unknown>) => void
-    }
-    /**
-     * One queue and one worker per shard, a conversation always in the same shard: batches of
-     * different shards commit side by side without waiting for each other's locks, and one
-     * conversation's messages are numbered in the order they arrived. A queue is a plain array and
-     * each caller waits on its own callback: this is every send's path, and a queue and a deferred
-     * per message cost more than the rest of the wait.
-     */
-    interface Shard {
-      waiting: Array<Pending>
-      wake: (() => void) | undefined
-    }
-    const shards: ReadonlyArray<Shard> = Array.from({ length: Math.max(1, batchWorkers) }, () => ({
-      waiting: [],
-      wake: undefined
-    }))
-    const shardOf = (conversationId: ConversationId) => {
-      const n = Number.parseInt(conversationId.slice(-8), 16)
-      return shards[Number.isNaN(n) ? 0 : n % shards.length]!
-    }
-
-    const keyOf = (m: NewMessage) =>
-      m.clientMessageId === null ? undefined : `${m.conversationId}/${m.senderId}/${m.clientMessageId}`
-
-    /** Up to `max` of what waits in the shard, oldest first. */
-    const takeUpTo = (shard: Shard, max: number) => shard.waiting.splice(0, max)
-    /** What waits in the shard (at least one), once it has something. */
-    const arrival = (shard: Shard) =>
-      Effect.suspend(() =>
-        shard.waiting.length > 0
-          ? Effect.succeed(takeUpTo(shard, batchSize))
-          : Effect.async<ReadonlyArray<Pending>>((resume) => {
-            shard.wake = () => resume(Effect.sync(() => takeUpTo(shard, batchSize)))
-            return Effect.sync(() => {
-              shard.wake = undefined
-            })
-          })
-      )
-
-    /**
-     * Takes what has arrived (at least one), appends it in one statement, answers each caller. Under
-     * load (the last batch had company) it lingers `lingerMs` for more before it goes: every statement
-     * costs both sides a round trip and a commit, so fewer, larger ones leave more CPU for the sends.
-     */
-    const worker = (shard: Shard) => {
-      let last = 0
-      return Effect.gen(function*() {
-        const arrived = yield* arrival(shard)
-        const taken = last < 2 || lingerMs <= 0 || arrived.length >= batchSize
-          ? arrived
-          : [...arrived, ...(yield* Effect.zipRight(
-            Effect.sleep(lingerMs),
-            Effect.sync(() => takeUpTo(shard, batchSize - arrived.length))
-          ))]
-        last = taken.length
-        // The same retry twice in one batch: the first is stored, the second gets the first's answer.
-        const firstByKey = new Map<string, number>()
-        const messages: Array<NewMessage> = []
-        // Each caller's answer: the index of its message in the statement, and whether it repeats one.
-        const slots = taken.map((pending) => {
-          const key = keyOf(pending.message)
-          const first = key === undefined ? undefined : firstByKey.get(key)
-          if (first !== undefined) return { index: first, repeat: true }
-          if (key !== undefined) firstByKey.set(key, messages.length)
-          messages.push(pending.message)
-          return { index: messages.length - 1, repeat: false }
-        })
-        const results = yield* Effect.exit(messages.length === 1 ? Effect.map(append(messages[0]!), (r) => [r]) : appendMany(messages))
-        taken.forEach((pending, i) => {
-          if (Exit.isFailure(results)) return pending.done(Exit.failCause(results.cause))
-          const { index, repeat } = slots[i]!
-          const answer = results.value[index]!
-          pending.done(Exit.succeed(repeat && answer._tag === "Created" ? { _tag: "Duplicate", message: answer.message } : answer))
-        })
-      })
-    }
-    yield* Effect.forEach(shards, (shard) => Effect.forkScoped(Effect.forever(worker(shard))))
-
-    const enqueue = (message: NewMessage) =>
-      Effect.async<Appended, unknown>((resume) => {
-        const shard = shardOf(message.conversationId)
-        shard.waiting.push({ message, done: resume })
-        const wake = shard.wake
-        shard.wake = undefined
-        wake?.()
-      })
 
     return MessagesRepo.of({
       append: (message) => Effect.orDie(enqueue(message)),
