@@ -30,6 +30,7 @@ import * as SqlAuditLog from "./infra/sql/AuditLog.js"
 import * as SqlClientLive from "./infra/sql/Client.js"
 import { DataDirLock } from "./infra/sql/DataDirLock.js"
 import * as SqlConversationsRepo from "./infra/sql/ConversationsRepo.js"
+import * as SqlHistoryJson from "./infra/sql/HistoryJson.js"
 import * as SqlMessagesRepo from "./infra/sql/MessagesRepo.js"
 import * as Migrations from "./infra/sql/Migrations.js"
 import * as SqlUsersRepo from "./infra/sql/UsersRepo.js"
@@ -71,6 +72,9 @@ export const InfraLive = Layer.mergeAll(
   Layer.provideMerge(NodeContext.layer)
 )
 
+/** What the doors read beside the domain: history pages in their wire form. */
+const WireLive = SqlHistoryJson.layer.pipe(Layer.provideMerge(InfraLive))
+
 /** The domain services over the ports, with the first admin in place. */
 export const DomainLive = FirstAdminLive.pipe(
   Layer.provideMerge(
@@ -79,7 +83,7 @@ export const DomainLive = FirstAdminLive.pipe(
       Layer.provideMerge(Auth.Default)
     )
   ),
-  Layer.provideMerge(InfraLive)
+  Layer.provideMerge(WireLive)
 )
 
 /** The embedded database's lock names the port it serves, so that a refused second start can say where. */

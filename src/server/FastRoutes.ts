@@ -1,6 +1,7 @@
 import { Cause, Effect, Either, Exit, FiberSet, Option, type ParseResult, Schema } from "effect"
 import { Messages } from "../domain/chat/Messages.js"
-import { encodeMessage, historyPageJson } from "../domain/chat/Model.js"
+import { HistoryJson } from "../infra/sql/HistoryJson.js"
+import { encodeMessage, historyPageJson } from "../infra/wire/MessageJson.js"
 import { Auth } from "../domain/users/Auth.js"
 import { isUnavailable } from "../infra/Unavailable.js"
 import * as Middleware from "../http/Middleware.js"
@@ -48,6 +49,7 @@ export const serveFastRoutes = (
   Effect.gen(function*() {
     const auth = yield* Auth
     const messages = yield* Messages
+    const pages = yield* HistoryJson
     const run = yield* FiberSet.runtime(options.fibers)<never>()
     const { inFlight, maxBodyBytes } = options
 
@@ -134,7 +136,7 @@ export const serveFastRoutes = (
         const params = decodeParams(normalizeUrlParams(parseQuery(query), paramsSchema.ast))
         if (Either.isLeft(params)) return Effect.succeed(decodeFailure(params.left))
         return Effect.map(
-          messages.historyJson(actor, path.right.id, params.right),
+          Effect.zipRight(messages.readable(actor, path.right.id, params.right), pages.page(path.right.id, params.right)),
           (page): Reply => ({ status: 200, body: historyPageJson(page) })
         )
       })

@@ -1,9 +1,10 @@
 import { expect, layer } from "@effect/vitest"
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
-import { encodeMessage } from "../../src/domain/chat/Model.js"
 import type { ConversationId } from "../../src/domain/chat/Model.js"
 import { MessagesRepo } from "../../src/domain/ports/MessagesRepo.js"
+import { HistoryJson } from "../../src/infra/sql/HistoryJson.js"
+import { encodeMessage } from "../../src/infra/wire/MessageJson.js"
 import { pair, send } from "../support/Chat.js"
 import * as TestApp from "../support/TestApp.js"
 import { TestServer } from "../support/TestApp.js"
@@ -15,6 +16,7 @@ layer(TestApp.layer(), { excludeTestServices: true })("history pages as JSON tex
       const server = yield* TestServer
       const sql = yield* SqlClient.SqlClient
       const repo = yield* MessagesRepo
+      const pages = yield* HistoryJson
       const { conversationId, trainer, user } = yield* pair
       const contents = [
         `He said "hi" \\ back/slash\ttab\nnew line\r\n`,
@@ -40,11 +42,11 @@ layer(TestApp.layer(), { excludeTestServices: true })("history pages as JSON tex
       for (const query of queries) {
         const q = query as Parameters<typeof repo.history>[1]
         const objects = yield* repo.history(conversationId as ConversationId, q)
-        const texts = yield* repo.historyJson(conversationId as ConversationId, q)
+        const texts = yield* pages.page(conversationId as ConversationId, q)
         expect(texts.hasMore, JSON.stringify(query)).toBe(objects.hasMore)
         expect(texts.messages, JSON.stringify(query)).toEqual(objects.messages.map((m) => JSON.stringify(encodeMessage(m))))
       }
-      const all = yield* repo.historyJson(conversationId as ConversationId, { limit: 50 })
+      const all = yield* pages.page(conversationId as ConversationId, { limit: 50 })
       expect(all.messages).toHaveLength(contents.length + 1)
       expect(all.messages.map((m) => JSON.parse(m).type).at(-1)).toBe("system")
       expect(JSON.parse(all.messages[1]!).createdAt).toBe("2026-03-04T05:06:07.123Z")

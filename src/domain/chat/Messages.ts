@@ -1,5 +1,5 @@
 import { SqlClient } from "@effect/sql"
-import { Clock, Config, DateTime, Duration, Effect, Option } from "effect"
+import { Config, DateTime, Duration, Effect, Option } from "effect"
 import { AttachmentNotFound, AttachmentUnavailable } from "../attachments/Errors.js"
 import { type AttachmentId, urlOf } from "../attachments/Model.js"
 import { AttachmentsRepo } from "../ports/AttachmentsRepo.js"
@@ -8,7 +8,7 @@ import { Bus } from "../ports/Bus.js"
 import { Forbidden } from "../Errors.js"
 import { AuditLog } from "../ports/AuditLog.js"
 import { ConversationsRepo } from "../ports/ConversationsRepo.js"
-import { type HistoryJson, type HistoryQuery, MessagesRepo } from "../ports/MessagesRepo.js"
+import { type HistoryQuery, MessagesRepo } from "../ports/MessagesRepo.js"
 import { PageVersions } from "../ports/PageVersions.js"
 import type { User, UserId } from "../users/Model.js"
 import { ConversationNotActive, ConversationNotFound, MessageNotFound } from "./Errors.js"
@@ -21,7 +21,6 @@ import {
   type SendableType,
   type Seq
 } from "./Model.js"
-import { NewestPages } from "./NewestPages.js"
 import { accessOf } from "./Policy.js"
 
 /** A send as both doors decode it (`checkSendShape` holds: text has content, image/file an attachment). */
@@ -46,12 +45,6 @@ export const SendLimitConfig = Config.all({
   window: Config.duration("SEND_RATE_WINDOW").pipe(Config.withDefault(Duration.seconds(10)))
 })
 
-/** The newest-page cache of REST history reads (`HISTORY_CACHE_MB=0` turns it off). */
-export const HistoryCacheConfig = Config.all({
-  megabytes: Config.number("HISTORY_CACHE_MB").pipe(Config.withDefault(32)),
-  ttl: Config.duration("HISTORY_CACHE_TTL").pipe(Config.withDefault(Duration.seconds(30)))
-})
-
 export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
   effect: Effect.gen(function*() {
     const conversations = yield* ConversationsRepo
@@ -63,9 +56,6 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
     const attachments = yield* AttachmentsRepo
     const sql = yield* SqlClient.SqlClient
     const versions = yield* PageVersions
-    const cacheConfig = yield* HistoryCacheConfig
-    // Characters, about bytes for the ASCII-heavy JSON kept.
-    const newest = new NewestPages(cacheConfig.megabytes * 1024 * 1024, Duration.toMillis(cacheConfig.ttl))
 
     // Who is in a conversation never changes, so the hot path need not ask the database again (a plain
     // map: this is asked on every send). Only found conversations are kept: an unknown id is asked again.
@@ -176,7 +166,7 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
       }
     })
 
-    /** The actor may read the conversation: participants, and admins (audited). */
+    /** The actor may read the conversation: participants, and admins (audited). Doors check it before a page in wire form. */
     const readable = Effect.fnUntraced(function*(actor: User, id: ConversationId, query: HistoryQuery) {
       const { level } = yield* access(actor, id)
       if (level === "admin") {
@@ -195,28 +185,6 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
 
     const history = (actor: User, id: ConversationId, query: HistoryQuery) =>
       Effect.zipRight(readable(actor, id, query), repo.history(id, query))
-
-    /**
-     * The newest page (neither bound given) comes from the cache while the log's version has not
-     * moved; the version is read before the query, so a page stored under it is never older than it.
-     */
-    const pageJson = (id: ConversationId, query: HistoryQuery): Effect.Effect<HistoryJson> =>
-      query.afterSeq !== undefined || query.beforeSeq !== undefined || cacheConfig.megabytes <= 0
-        ? repo.historyJson(id, query)
-        : Effect.flatMap(versions.current(id), (version) => {
-          if (Option.isNone(version)) return repo.historyJson(id, query)
-          return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-            const cached = newest.get(id, version.value, query.limit, now)
-            return cached !== undefined
-              ? Effect.succeed(cached)
-              : Effect.tap(repo.historyJson(id, query), (page) =>
-                Effect.sync(() => newest.set(id, version.value, query.limit, page, now)))
-          })
-        })
-
-    /** The same page, each message already as its JSON text (see `MessagesRepo.historyJson`): for REST. */
-    const historyJson = (actor: User, id: ConversationId, query: HistoryQuery) =>
-      Effect.zipRight(readable(actor, id, query), pageJson(id, query))
 
     /** The receiver marks one message read; marking it again changes nothing. */
     const markRead = Effect.fnUntraced(function*(actor: User, id: MessageId) {
@@ -275,6 +243,6 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
     const lastSeqs = (ids: ReadonlyArray<ConversationId>) =>
       ids.length === 0 ? Effect.succeed([]) : conversations.lastSeqs(ids)
 
-    return { access, send, history, historyJson, markRead, markConversationRead, unreadCount, lastSeqs } as const
+    return { access, send, readable, history, markRead, markConversationRead, unreadCount, lastSeqs } as const
   })
 }) {}

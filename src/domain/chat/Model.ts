@@ -1,5 +1,5 @@
 import { Model } from "@effect/sql"
-import { DateTime, Schema } from "effect"
+import { Schema } from "effect"
 import { NullableDateTime, WellFormed } from "../Fields.js"
 import { UserId } from "../users/Model.js"
 
@@ -126,36 +126,6 @@ export class Message extends Model.Class<Message>("Message")({
 
 export const MessageJson = Message.json
 export type MessageJson = typeof MessageJson.Type
-
-/**
- * `Schema.encodeSync(MessageJson)`, written out: messages are encoded on every
- * send and in every history page and frame, where the generic encoder costs
- * more than everything else put together. A test keeps the two equal.
- */
-export const encodeMessage = (m: MessageJson): typeof MessageJson.Encoded => {
-  const createdAt = DateTime.formatIso(m.createdAt)
-  return {
-    id: m.id,
-    conversationId: m.conversationId,
-    seq: m.seq,
-    senderId: m.senderId,
-    receiverId: m.receiverId,
-    content: m.content,
-    type: m.type,
-    isRead: m.isRead,
-    readAt: m.readAt === null ? null : DateTime.formatIso(m.readAt),
-    fileUrl: m.fileUrl,
-    fileName: m.fileName,
-    clientMessageId: m.clientMessageId,
-    createdAt,
-    // Equal for all but edited messages: written once.
-    updatedAt: m.updatedAt.epochMillis === m.createdAt.epochMillis ? createdAt : DateTime.formatIso(m.updatedAt)
-  }
-}
-
-/** A history page's JSON, from messages already in their JSON text: what `JSON.stringify` would write. */
-export const historyPageJson = (page: { readonly messages: ReadonlyArray<string>; readonly hasMore: boolean }) =>
-  `{"messages":[${page.messages.join(",")}],"hasMore":${page.hasMore}}`
 
 /** Who is who in a conversation: fixed at creation, so safe to cache. */
 export interface Participants {

@@ -32,12 +32,6 @@ export interface History {
   readonly hasMore: boolean
 }
 
-export interface HistoryJson {
-  /** Ascending by seq; each one a JSON object as `JSON.stringify(encodeMessage(message))` writes it. */
-  readonly messages: ReadonlyArray<string>
-  readonly hasMore: boolean
-}
-
 export class MessagesRepo extends Context.Tag("Ports/MessagesRepo")<MessagesRepo, {
   /**
    * Appends in one atomic step: the next seq of an active conversation, the
@@ -50,11 +44,6 @@ export class MessagesRepo extends Context.Tag("Ports/MessagesRepo")<MessagesRepo
   readonly appendInTransaction: (message: NewMessage) => Effect.Effect<Appended>
   readonly findById: (id: MessageId) => Effect.Effect<Option.Option<Message>>
   readonly history: (conversationId: ConversationId, query: HistoryQuery) => Effect.Effect<History>
-  /**
-   * The same page with each message already in its wire form: the JSON text of `encodeMessage`, byte
-   * for byte. History pages are the most read thing there is; this way their rows need no decoding.
-   */
-  readonly historyJson: (conversationId: ConversationId, query: HistoryQuery) => Effect.Effect<HistoryJson>
   /** Marks one message read by its receiver; None when it was already read (or is not theirs). */
   readonly markRead: (id: MessageId, receiverId: UserId) => Effect.Effect<Option.Option<Message>>
 }>() {}

@@ -10,7 +10,8 @@ import { CurrentUser } from "../Security.js"
 import { withRetryAfter } from "../RetryAfter.js"
 import { withStatus } from "../Schemas.js"
 import { ConversationCreated, ConversationView } from "./Api.js"
-import { encodeMessage, historyPageJson } from "../../domain/chat/Model.js"
+import { HistoryJson } from "../../infra/sql/HistoryJson.js"
+import { encodeMessage, historyPageJson } from "../../infra/wire/MessageJson.js"
 
 const profile = (user: User) => ({
   id: user.id,
@@ -59,6 +60,7 @@ export const ChatLive = HttpApiBuilder.group(Api, "chat", (handlers) =>
   Effect.gen(function*() {
     const conversations = yield* Conversations
     const messages = yield* Messages
+    const pages = yield* HistoryJson
 
     return handlers
       .handle("openConversation", ({ payload }) =>
@@ -88,7 +90,7 @@ export const ChatLive = HttpApiBuilder.group(Api, "chat", (handlers) =>
         Effect.flatMap(CurrentUser, (actor) => Effect.map(conversations.get(actor, path.id), (c) => present(actor, c))))
       .handle("history", ({ path, urlParams }) =>
         Effect.flatMap(CurrentUser, (actor) =>
-          Effect.map(messages.historyJson(actor, path.id, urlParams), (page) =>
+          Effect.map(Effect.zipRight(messages.readable(actor, path.id, urlParams), pages.page(path.id, urlParams)), (page) =>
             HttpServerResponse.text(historyPageJson(page), { contentType: "application/json" }))))
       .handle("markConversationRead", ({ path, payload }) =>
         Effect.flatMap(CurrentUser, (actor) => messages.markConversationRead(actor, path.id, payload.upToSeq)))

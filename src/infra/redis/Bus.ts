@@ -1,7 +1,7 @@
 import { Cause, Effect, Layer, Runtime, Schema } from "effect"
 import * as Crypto from "node:crypto"
 import { ChatEvent } from "../../domain/chat/Events.js"
-import { encodeMessage } from "../../domain/chat/Model.js"
+import { encodeMessage } from "../wire/MessageJson.js"
 import { Bus } from "../../domain/ports/Bus.js"
 import { makeLocalHub } from "../memory/Bus.js"
 import { batched } from "./Batched.js"

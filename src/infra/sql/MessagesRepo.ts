@@ -1,9 +1,10 @@
-import { SqlClient, SqlSchema, type Statement } from "@effect/sql"
+import { SqlClient, SqlSchema } from "@effect/sql"
 import { DateTime, Effect, Layer, Option, Schema } from "effect"
 import { ConversationId, Message, MessageId, type MessageType, previewOf, type Seq } from "../../domain/chat/Model.js"
 import { type Appended, type HistoryQuery, MessagesRepo, type NewMessage } from "../../domain/ports/MessagesRepo.js"
 import { UserId } from "../../domain/users/Model.js"
 import { isUniqueViolation } from "./Errors.js"
+import { pageRows } from "./HistoryRows.js"
 import * as GroupCommit from "./GroupCommit.js"
 
 /** A `messages` row as the driver returns it (camelCased): the table's constraints vouch for its shape. */
@@ -36,59 +37,6 @@ const fromRow = (row: MessageRow): Message =>
     updatedAt: DateTime.unsafeFromDate(row.updatedAt)
   }, { disableValidation: true })
 
-/** A `messages` row as history pages read it: column names as they are, timestamps as epoch milliseconds. */
-interface WireRow {
-  readonly id: string
-  readonly conversation_id: string
-  readonly seq: number
-  readonly sender_id: string | null
-  readonly receiver_id: string | null
-  readonly content: string
-  readonly type: string
-  readonly is_read: boolean
-  readonly read_at: number | null
-  readonly file_url: string | null
-  readonly file_name: string | null
-  readonly client_message_id: string | null
-  readonly created_at: number
-  readonly updated_at: number
-}
-
-// Milliseconds cut off as the driver's Date cuts them, so the text equals `toISOString` of the decoded row.
-const epochMs = (column: string) => `floor(extract(epoch FROM ${column}) * 1000)::float8 AS ${column}`
-const wireColumns = [
-  "id",
-  "conversation_id",
-  "seq",
-  "sender_id",
-  "receiver_id",
-  "content",
-  "type",
-  "is_read",
-  epochMs("read_at"),
-  "file_url",
-  "file_name",
-  "client_message_id",
-  epochMs("created_at"),
-  epochMs("updated_at")
-].join(", ")
-
-const text = (value: string | null) => value === null ? "null" : JSON.stringify(value)
-const iso = (ms: number | null) => ms === null ? "null" : `"${new Date(ms).toISOString()}"`
-
-/**
- * The row as `JSON.stringify(encodeMessage(message))` writes it (same keys, same order), without
- * making a Message on the way: ids and the type are plain ASCII; free text goes through JSON.stringify.
- */
-const wireJson = (r: WireRow): string => {
-  const created = iso(r.created_at)
-  return `{"id":"${r.id}","conversationId":"${r.conversation_id}","seq":${r.seq},"senderId":${text(r.sender_id)},` +
-    `"receiverId":${text(r.receiver_id)},"content":${JSON.stringify(r.content)},"type":"${r.type}",` +
-    `"isRead":${r.is_read},"readAt":${iso(r.read_at)},"fileUrl":${text(r.file_url)},"fileName":${text(r.file_name)},` +
-    `"clientMessageId":${text(r.client_message_id)},"createdAt":${created},` +
-    `"updatedAt":${r.updated_at === r.created_at ? created : iso(r.updated_at)}}`
-}
-
 // Columns named as MessageRow has them: the statement skips the driver's name transform (a new object per
 // row with every key converted, on the hottest statement).
 const appendMessages = "SELECT ord, id, conversation_id AS \"conversationId\", seq, sender_id AS \"senderId\", " +
@@ -101,9 +49,8 @@ export const layer = Layer.scoped(
   MessagesRepo,
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    // History pages skip the driver's name transform: their rows are read by column name.
+    // The append statement skips the driver's name transform: its columns are named as MessageRow has them.
     const raw = sql.withoutTransforms()
-    const asWire = raw.literal(wireColumns)
 
     const findByClientId = SqlSchema.findOne({
       Request: Schema.Struct({ conversationId: ConversationId, senderId: UserId, clientMessageId: Schema.String }),
@@ -128,37 +75,9 @@ export const layer = Layer.scoped(
       execute: (id) => sql`SELECT * FROM messages WHERE id = ${id}`
     })
 
-    const pageRows = <Row extends object>(
-      client: SqlClient.SqlClient,
-      conversationId: ConversationId,
-      query: HistoryQuery,
-      columns: Statement.Fragment
-    ) => {
-      const bounds = client.and([
-        client`conversation_id = ${conversationId}`,
-        ...(query.afterSeq === undefined ? [] : [client`seq > ${query.afterSeq}`]),
-        ...(query.beforeSeq === undefined ? [] : [client`seq < ${query.beforeSeq}`])
-      ])
-      // Catching up reads forward from afterSeq; otherwise the newest page (before beforeSeq) is wanted.
-      const order = query.afterSeq === undefined ? client`ORDER BY seq DESC` : client`ORDER BY seq ASC`
-      return client<Row>`SELECT ${columns} FROM messages WHERE ${bounds} ${order} LIMIT ${query.limit + 1}`.pipe(
-        Effect.map((rows) => {
-          const hasMore = rows.length > query.limit
-          const kept = rows.slice(0, query.limit)
-          return { rows: query.afterSeq === undefined ? kept.reverse() : kept, hasMore }
-        })
-      )
-    }
-
     const page = (conversationId: ConversationId, query: HistoryQuery) =>
       Effect.map(pageRows<MessageRow>(sql, conversationId, query, sql.literal("*")), ({ hasMore, rows }) => ({
         messages: rows.map(fromRow),
-        hasMore
-      }))
-
-    const pageJson = (conversationId: ConversationId, query: HistoryQuery) =>
-      Effect.map(pageRows<WireRow>(raw, conversationId, query, asWire), ({ hasMore, rows }) => ({
-        messages: rows.map(wireJson),
         hasMore
       }))
 
@@ -254,7 +173,6 @@ export const layer = Layer.scoped(
         append(message).pipe(Effect.orDie, Effect.withSpan("MessagesRepo.appendInTransaction")),
       findById: (id) => Effect.orDie(findById(id)),
       history: (conversationId, query) => Effect.orDie(page(conversationId, query)),
-      historyJson: (conversationId, query) => Effect.orDie(pageJson(conversationId, query)),
       markRead: (id, receiverId) => markRead({ id, receiverId }).pipe(Effect.orDie, Effect.withSpan("MessagesRepo.markRead"))
     })
   })

@@ -1,5 +1,6 @@
 import { Effect, Exit } from "effect"
-import { encodeMessage, type MessageJson } from "../../domain/chat/Model.js"
+import type { MessageJson } from "../../domain/chat/Model.js"
+import { encodeMessage } from "../../infra/wire/MessageJson.js"
 import { frameOf, type Handler } from "../Socket.js"
 import type { EventContext } from "./Context.js"
 

@@ -1,10 +1,10 @@
-import type { HistoryJson } from "../ports/MessagesRepo.js"
-import type { ConversationId } from "./Model.js"
+import type { ConversationId } from "../../domain/chat/Model.js"
+import type { PageJson } from "./MessageJson.js"
 
 interface Entry {
   readonly version: string
   readonly limit: number
-  readonly page: HistoryJson
+  readonly page: PageJson
   readonly size: number
   readonly storedAt: number
 }
@@ -21,7 +21,7 @@ export class NewestPages {
 
   constructor(private readonly maxChars: number, private readonly ttlMs: number) {}
 
-  get(id: ConversationId, version: string, limit: number, now: number): HistoryJson | undefined {
+  get(id: ConversationId, version: string, limit: number, now: number): PageJson | undefined {
     const entry = this.entries.get(id)
     if (entry === undefined) return undefined
     if (entry.version !== version || now - entry.storedAt > this.ttlMs) {
@@ -38,7 +38,7 @@ export class NewestPages {
       : { messages: messages.slice(messages.length - limit), hasMore: true }
   }
 
-  set(id: ConversationId, version: string, limit: number, page: HistoryJson, now: number): void {
+  set(id: ConversationId, version: string, limit: number, page: PageJson, now: number): void {
     const previous = this.entries.get(id)
     if (previous !== undefined) this.remove(id, previous)
     const size = page.messages.reduce((sum, text) => sum + text.length, 0)

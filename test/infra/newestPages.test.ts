@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import type { ConversationId } from "../../src/domain/chat/Model.js"
-import { NewestPages } from "../../src/domain/chat/NewestPages.js"
+import { NewestPages } from "../../src/infra/wire/NewestPages.js"
 
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}` as ConversationId
 const page = (seqs: Array<number>, hasMore: boolean) => ({ messages: seqs.map((s) => `{"seq":${s}}`), hasMore })

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { DateTime, Schema } from "effect"
 import { ChatEvent } from "../../src/domain/chat/Events.js"
-import { encodeMessage, Message, MessageJson } from "../../src/domain/chat/Model.js"
+import { Message, MessageJson } from "../../src/domain/chat/Model.js"
+import { encodeMessage } from "../../src/infra/wire/MessageJson.js"
 
 describe("encodeMessage", () => {
   it("is exactly the contract's schema encoding, for every shape of message", () => {
