@@ -59,9 +59,12 @@ export const RoutesLive = Layer.unwrapEffect(
 )
 
 /**
- * The HTTP app as a value, for a listener other than Node's to carry (the
- * uWebSockets.js gateway): same routes, same middleware.
+ * The REST API and its docs, served on whatever `HttpServer` is provided (the uWebSockets.js one in
+ * `server/HttpServer.ts`, or Node's in a team's own tests), one log line per request.
  */
+export const ServeLive = HttpApiBuilder.serve(requestLog).pipe(Layer.provide(RoutesLive))
+
+/** The same HTTP app as a value, for a caller that carries it itself (a web handler). */
 export const makeHttpApp = HttpApiBuilder.httpApp.pipe(
   Effect.map(requestLog),
   Effect.provide(RoutesLive.pipe(Layer.provideMerge(Layer.merge(HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer))))

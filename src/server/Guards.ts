@@ -59,6 +59,13 @@ export const refuseOverloaded = (res: HttpResponse, inFlight: InFlight) =>
   res.writeStatus("503 Service Unavailable").writeHeader("content-type", "application/json")
     .writeHeader("retry-after", String(inFlight.retryAfterSeconds())).end(overloaded)
 
+const shuttingDown = JSON.stringify({ _tag: "ShuttingDown", message: "The server is shutting down: retry on another instance" })
+
+/** 503 during shutdown, and the connection closes: a client kept alive moves on to another instance. */
+export const refuseShuttingDown = (res: HttpResponse) =>
+  res.writeStatus("503 Service Unavailable").writeHeader("content-type", "application/json")
+    .writeHeader("retry-after", "1").end(shuttingDown, true)
+
 export const repeatedLength = JSON.stringify({
   _tag: "MalformedRequest",
   message: "The request has more than one Content-Length header"

@@ -1,3 +1,4 @@
+import { Effect } from "effect"
 import { Pressure } from "../ws/Overload.js"
 
 /**
@@ -22,7 +23,21 @@ export class InFlight {
 
   release(): void {
     this.count--
+    if (this.count === 0 && this.waiters.length > 0) for (const wake of this.waiters.splice(0)) wake()
   }
+
+  private readonly waiters: Array<() => void> = []
+
+  /** Done once no request is being worked on (shutdown waits for it). */
+  readonly idle: Effect.Effect<void> = Effect.async<void>((resume) => {
+    if (this.count === 0) return resume(Effect.void)
+    const wake = () => resume(Effect.void)
+    this.waiters.push(wake)
+    return Effect.sync(() => {
+      const at = this.waiters.indexOf(wake)
+      if (at >= 0) this.waiters.splice(at, 1)
+    })
+  })
 
   /** Requests being worked on now. */
   get size(): number {

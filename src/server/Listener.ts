@@ -1,14 +1,13 @@
-import { HttpApp } from "@effect/platform"
+import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Config, Context, Duration, Effect, FiberSet, Layer } from "effect"
 import { AttachmentsConfig, uploadBodyCap } from "../domain/attachments/Attachments.js"
 import { uploadPath } from "../http/attachments/Api.js"
-import { PeerAddress } from "../http/ClientIp.js"
-import { HttpConfig, makeHttpApp } from "../http/Server.js"
+import { HttpConfig, ServeLive } from "../http/Server.js"
 import * as WsDoor from "../ws/Door.js"
 import { serveFastRoutes } from "./FastRoutes.js"
 import { describeThrow } from "./Guards.js"
-import { serveHttp } from "./HttpBridge.js"
+import * as UwsHttpServer from "./HttpServer.js"
 import { InFlight } from "./InFlight.js"
 import * as Uws from "./Uws.js"
 
@@ -16,7 +15,7 @@ export const ListenerConfig = Config.all({
   shutdownGraceMs: Config.integer("SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000)),
   /** REST requests being worked on at once; beyond, new ones are refused with 503. */
   httpMaxInFlight: Config.integer("HTTP_MAX_IN_FLIGHT").pipe(Config.withDefault(512)),
-  /** Send and history pages served on uWS directly (see FastRoutes); off, they take the generic HttpApp path. */
+  /** Send and history pages served on uWS directly (see FastRoutes); off, they take the HttpApp like the rest. */
   httpFastRoutes: Config.boolean("HTTP_FAST_ROUTES").pipe(Config.withDefault(true))
 })
 
@@ -34,37 +33,39 @@ export const layer = Layer.scoped(
     const http = yield* HttpConfig
     const config = yield* ListenerConfig
     const uploads = yield* AttachmentsConfig
+    const scope = yield* Effect.scope
     const app = uws.App()
 
-    // ---- routes -------------------------------------------------------------------------------
+    // ---- routes: /ws, the two fast REST routes, everything else to the HttpApp --------------------
 
     const ws = yield* WsDoor.mount(app)
 
-    const httpApp = yield* makeHttpApp
-    const httpRuntime = yield* Effect.runtime<Layer.Layer.Success<typeof NodeHttpServer.layerContext>>().pipe(
-      Effect.provide(NodeHttpServer.layerContext)
-    )
-    const webHandler = HttpApp.toWebHandlerRuntime(httpRuntime)(httpApp)
+    // One limit for every REST request, whichever door answers it.
+    const inFlight = new InFlight(config.httpMaxInFlight)
     const fibers = yield* FiberSet.make<unknown, unknown>()
     const run = yield* FiberSet.runtime(fibers)<never>()
-    const httpInFlight = new InFlight(config.httpMaxInFlight)
+    const onThrow = (error: unknown) => void run(Effect.logError(`HTTP handler threw: ${describeThrow(error)}`))
     if (config.httpFastRoutes) {
-      yield* serveFastRoutes(app, {
-        fibers,
-        inFlight: httpInFlight,
-        maxBodyBytes: http.maxBodyBytes,
-        frontendUrl: http.frontendUrl
-      })
+      yield* serveFastRoutes(app, { fibers, inFlight, maxBodyBytes: http.maxBodyBytes, frontendUrl: http.frontendUrl })
     }
-    // Uploads stream to storage as they arrive.
-    const uploadCap = uploadBodyCap(uploads)
-    serveHttp(app, (request, peer) => webHandler(request, Context.make(PeerAddress, peer)), {
-      streamedBody: (method, path) => method === "POST" && path === uploadPath ? uploadCap : undefined,
+
+    // The port is known once listening (PORT=0 takes a free one): the address is filled in then.
+    const address: { _tag: "TcpAddress"; hostname: string; port: number } = { _tag: "TcpAddress", hostname: http.host, port: http.port }
+    const rest = UwsHttpServer.make(app, address, {
       maxBodyBytes: http.maxBodyBytes,
-      inFlight: httpInFlight,
+      // Uploads stream to storage as they arrive, under their own cap.
+      streamedBody: (method, path) => method === "POST" && path === uploadPath ? uploadBodyCap(uploads) : undefined,
+      inFlight,
       sendTimeoutMs: Duration.toMillis(http.sendTimeout),
-      onThrow: (error) => void run(Effect.logError(`HTTP handler threw: ${describeThrow(error)}`))
+      onThrow
     })
+    yield* Layer.buildWithScope(
+      ServeLive.pipe(
+        Layer.provide(Layer.succeed(HttpServer.HttpServer, rest.server)),
+        Layer.provide(NodeHttpServer.layerContext)
+      ),
+      scope
+    )
 
     // ---- listening and shutdown ---------------------------------------------------------------
 
@@ -73,23 +74,20 @@ export const layer = Layer.scoped(
         resume(socket ? Effect.succeed(socket) : Effect.fail(new Error(`Cannot listen on ${http.host}:${http.port}`)))
       })
     })
-    const port = uws.us_socket_local_port(listenSocket)
-    yield* Effect.logInfo(`Listening on http://${http.host}:${port} (REST, docs at /api, WebSocket at /ws)`)
+    address.port = uws.us_socket_local_port(listenSocket)
+    yield* Effect.logInfo(`Listening on http://${http.host}:${address.port} (REST, docs at /api, WebSocket at /ws)`)
 
-    // Shutdown: stop accepting and starting work (frames get ShuttingDown), let what is in flight finish and
-    // its answers leave (what was acked is committed, what was committed is acked), then close sockets with
-    // 1001; then the layers below close (the database last).
+    // Shutdown: stop accepting and starting work (frames get ShuttingDown, requests 503), let what is in flight
+    // finish and its answers leave (what was acked is committed, what was committed is acked), then close
+    // sockets with 1001; then the layers below close (the database last).
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         ws.stopAccepting()
+        rest.stopAccepting()
         uws.us_listen_socket_close(listenSocket)
-        // REST requests in flight (an upload, a send on the generic path) finish too, within the same grace.
-        const restDone = Effect.void.pipe(
-          Effect.delay("20 millis"),
-          Effect.repeat({ until: () => httpInFlight.size === 0 })
-        )
         const graceEnds = Date.now() + config.shutdownGraceMs
-        yield* Effect.all([ws.idle, FiberSet.awaitEmpty(fibers), restDone], { concurrency: "unbounded" }).pipe(
+        // REST requests in flight (an upload, a send) finish too, within the same grace.
+        yield* Effect.all([ws.idle, inFlight.idle], { concurrency: "unbounded" }).pipe(
           Effect.timeoutOption(config.shutdownGraceMs)
         )
         yield* ws.close(graceEnds)
@@ -97,6 +95,6 @@ export const layer = Layer.scoped(
       })
     )
 
-    return Listener.of({ port, connections: ws.connections })
+    return Listener.of({ port: address.port, connections: ws.connections })
   })
 )

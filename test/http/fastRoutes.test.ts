@@ -1,10 +1,9 @@
 import { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { expect, layer } from "@effect/vitest"
-import { ConfigProvider, Context, Effect, FiberSet, Layer, Logger, LogLevel } from "effect"
+import { ConfigProvider, Effect, FiberSet, Layer, Logger, LogLevel } from "effect"
 import * as Net from "node:net"
 import { Messages } from "../../src/domain/chat/Messages.js"
-import { PeerAddress } from "../../src/http/ClientIp.js"
 import { makeHttpApp } from "../../src/http/Server.js"
 import { serveFastRoutes } from "../../src/server/FastRoutes.js"
 import { InFlight } from "../../src/server/InFlight.js"
@@ -70,7 +69,6 @@ const makeSides = (config: Record<string, string>) =>
       Logger.withMinimumLogLevel(LogLevel.Warning)
     )
     const handler = HttpApp.toWebHandlerRuntime(runtime)(httpApp)
-    const peer = Context.make(PeerAddress, "127.0.0.1")
 
     const fast = (call: Call) =>
       Effect.flatMap(
@@ -80,7 +78,7 @@ const makeSides = (config: Record<string, string>) =>
     const wire = (call: Call) => fast({ ...call, path: genericPath(call.path) })
     const web = (call: Call) =>
       Effect.flatMap(
-        Effect.promise(() => handler(new Request(`http://localhost${call.path}`, requestInit(call)), peer)),
+        Effect.promise(() => handler(new Request(`http://localhost${call.path}`, requestInit(call)))),
         (response) => seenOf(response, compared)
       )
 

@@ -2,7 +2,7 @@ import { HttpApiBuilder, type HttpServerRequest } from "@effect/platform"
 import { Effect } from "effect"
 import { Auth } from "../../domain/users/Auth.js"
 import { Api } from "../Api.js"
-import { clientIp, PeerAddress, TrustProxy } from "../ClientIp.js"
+import { clientIp, TrustProxy } from "../ClientIp.js"
 import { withRetryAfter } from "../RetryAfter.js"
 
 export const AuthLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
@@ -10,8 +10,7 @@ export const AuthLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
     const auth = yield* Auth
     const trustProxy = yield* TrustProxy
 
-    const ipOf = (request: HttpServerRequest.HttpServerRequest) =>
-      Effect.map(Effect.serviceOption(PeerAddress), (peer) => clientIp(request, trustProxy, peer))
+    const ipOf = (request: HttpServerRequest.HttpServerRequest) => Effect.succeed(clientIp(request, trustProxy))
 
     return handlers
       .handle("register", ({ payload, request }) =>
