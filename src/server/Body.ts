@@ -14,7 +14,8 @@ export interface BodyHooks {
 }
 
 /**
- * Reads a request body from uWS: whole, up to `limit` bytes (`onBody` gets it once complete), or streaming
+ * Reads a request body from uWS: whole, up to `limit` bytes (`onBody` gets it once complete, valid during that
+ * call only: uWS's last chunk is neutered after it; a caller that keeps the bytes copies them), or streaming
  * (`onStream` gets it at once; uWS stops reading from the socket while the handler has not taken what is
  * buffered). Beyond the limit (announced or received), the rest is read and dropped and 413 goes out.
  */
@@ -42,16 +43,17 @@ export const readBody = (
     return
   }
   if (options.streamed) return streamBody(res, limit, () => refusal, tooLarge, options.onStream, hooks)
-  const chunks: Array<Buffer> = []
+  let chunks: Array<Buffer> | undefined
   let size = 0
   res.onData(guardedCallback(hooks.crash, undefined, (chunk: ArrayBuffer, isLast: boolean) => {
     if (refusal !== undefined) return refusal.chunk(chunk.byteLength, isLast)
     if (hooks.isDone()) return
     size += chunk.byteLength
     if (size > limit) return tooLarge(size, isLast)
-    // The chunk is neutered after this callback: copy it.
-    chunks.push(Buffer.from(new Uint8Array(chunk.slice(0))))
-    if (isLast) options.onBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))
+    // The chunk is neutered after this callback: copied, unless it is the last (handed over during the callback).
+    if (!isLast) return void (chunks ??= []).push(Buffer.from(chunk.slice(0)))
+    const last = new Uint8Array(chunk)
+    options.onBody(chunks === undefined ? last : Buffer.concat([...chunks, last]))
   }))
 }
 

@@ -106,7 +106,7 @@ export class Exchange {
     this.done = true
     const { allowOrigin, res } = this
     res.cork(() => {
-      // The headers in the order the bridge writes the HttpApp's (a web `Headers` iterates sorted by name).
+      // The headers the HttpApp gives the same answer (CORS, content type, Retry-After).
       res.writeStatus(statusLine(reply.status))
       if (allowOrigin !== undefined) res.writeHeader("access-control-allow-origin", allowOrigin)
       res.writeHeader("access-control-expose-headers", exposedHeaders)

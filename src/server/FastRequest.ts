@@ -4,7 +4,7 @@ import type { HttpRequest } from "./Uws.js"
 // How the fast routes read a request as the HttpApp would (src/server/FastRoutes.ts): anything these rules do
 // not cover exactly is left to the generic path.
 
-/** As the bridge's web `Request` would give a header: one value, printable ASCII, trimmed. */
+/** A header as the fast routes take it: one value, printable ASCII (anything else goes to the HttpServer). */
 const plainHeader = /^[\x20-\x7e]*$/
 /** A path segment and a query that URL normalisation and percent-decoding leave exactly as they are. */
 export const plainSegment = /^[\w-]+$/

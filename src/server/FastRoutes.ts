@@ -20,9 +20,10 @@ import {
   unencodable
 } from "./FastReply.js"
 import { normalizeUrlParams, parseQuery, plainQuery, plainSegment, readHeaders } from "./FastRequest.js"
-import { describeThrow, guarded, guardedCallback, Refusal, refuseOverloaded } from "./Guards.js"
+import { readBody } from "./Body.js"
+import { admit, describeThrow, guarded } from "./Guards.js"
 import type { InFlight } from "./InFlight.js"
-import type { HttpResponse, TemplatedApp } from "./Uws.js"
+import type { TemplatedApp } from "./Uws.js"
 
 const utf8 = new TextDecoder()
 
@@ -30,11 +31,13 @@ const sendPath = "/chat/messages"
 
 /**
  * `POST /chat/messages` and `GET /chat/conversations/:id/messages`, served on uWS directly instead of
- * through the bridge and the HttpApp (whose per-request cost is most of these requests' CPU), with the
- * same answers: statuses, bodies, headers, the request log line. The contract's own schemas decode the
- * requests and encode the errors; anything unusual (a body that is not JSON, a repeated header, an
- * encoded path or query) is left to the generic `/*` route (`req.setYield`), which answers it as before.
- * Register before `serveHttp`.
+ * through the HttpApp, whose per-request cost is twice these requests' whole cost (bench/RESULTS.md, the
+ * A/B of 2026-12-07: 4,000 sends/s through the HttpApp, 8,500/s here), with the same answers: statuses,
+ * bodies, headers, the request log line. What they do as the HttpApp does comes from the same modules:
+ * admission, body limits and 413 (`Guards`, `Body`), the contract's schemas to decode requests and encode
+ * errors, CORS, bearer parsing, Retry-After and the log line (`http/Shared`, `http/Middleware`). Anything
+ * unusual (a body that is not JSON, a repeated header, an encoded path or query) is left to the HttpServer's
+ * `/*` route (`req.setYield`), which answers it as before. Register before the HttpServer serves.
  */
 export const serveFastRoutes = (
   app: TemplatedApp,
@@ -96,13 +99,6 @@ export const serveFastRoutes = (
       fiber.addObserver((exit) => x.answer(Exit.isSuccess(exit) ? exit.value : interrupted))
     }
 
-    /** Takes an in-flight slot, or refuses at once as the bridge does (503, without CORS or log line). */
-    const admit = (res: HttpResponse) => {
-      if (inFlight.tryAcquire()) return true
-      refuseOverloaded(res, inFlight)
-      return false
-    }
-
     /** A throw the last-resort guard caught: one line, no stack. */
     const onThrow = (error: unknown) => void run(Effect.logError(`HTTP handler threw: ${describeThrow(error)}`))
 
@@ -148,7 +144,7 @@ export const serveFastRoutes = (
         req.setYield(true)
         return
       }
-      if (!admit(res)) return
+      if (!admit(res, inFlight)) return
       const x = new Exchange(res, "POST", sendPath, corsFor(headers.origin), inFlight)
       state.release = () => x.release()
       const token = bearerOf(headers.authorization)
@@ -156,36 +152,27 @@ export const serveFastRoutes = (
         state.aborted = true
         x.aborted()
       })
-      const declared = headers.contentLength === "" ? undefined : Number(headers.contentLength)
-      let refusal: Refusal | undefined
-      // As the bridge: the slot is free at once, the rest of the body drained, then 413.
-      const tooLarge = (received: number, finished: boolean) => {
-        x.done = true
-        x.release()
-        refusal = new Refusal(res, maxBodyBytes, () => x.gone)
-        refusal.start(declared === undefined ? undefined : declared - received, finished)
-      }
-      if (declared !== undefined && declared > maxBodyBytes) tooLarge(0, false)
-      const crash = (error: unknown) => {
-        onThrow(error)
-        x.answer(internalError)
-      }
-      let chunks: Array<Buffer> | undefined
-      let size = 0
-      res.onData(guardedCallback(crash, undefined, (chunk: ArrayBuffer, isLast: boolean) => {
-        if (refusal !== undefined) return refusal.chunk(chunk.byteLength, isLast)
-        if (x.done) return
-        size += chunk.byteLength
-        if (size > maxBodyBytes) return tooLarge(size, isLast)
-        // The chunk is neutered when this callback returns: copied, or decoded now.
-        if (!isLast) {
-          chunks ??= []
-          chunks.push(Buffer.from(new Uint8Array(chunk)))
-          return
+      // Read as the HttpServer reads a body: the same limit, the same 413 once the rest was drained.
+      readBody(res, {
+        limit: maxBodyBytes,
+        declaredLength: headers.contentLength === "" ? undefined : Number(headers.contentLength),
+        streamed: false,
+        // Decoded during the callback: the bytes need no copy.
+        onBody: (bytes) => serve(x, sendWork(token, utf8.decode(bytes))),
+        onStream: () => undefined
+      }, {
+        isDone: () => x.done,
+        gone: () => x.gone,
+        onTooLarge: () => {
+          x.done = true
+          x.release()
+        },
+        onAbort: () => undefined,
+        crash: (error) => {
+          onThrow(error)
+          x.answer(internalError)
         }
-        const last = new Uint8Array(chunk)
-        serve(x, sendWork(token, utf8.decode(chunks === undefined ? last : Buffer.concat([...chunks, last]))))
-      }))
+      })
     }))
 
     app.get("/chat/conversations/:id/messages", guarded(onThrow, (res, req, state) => {
@@ -200,7 +187,7 @@ export const serveFastRoutes = (
         req.setYield(true)
         return
       }
-      if (!admit(res)) return
+      if (!admit(res, inFlight)) return
       const x = new Exchange(res, "GET", path, corsFor(headers.origin), inFlight)
       state.release = () => x.release()
       res.onAborted(() => {

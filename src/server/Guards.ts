@@ -66,6 +66,20 @@ export const refuseShuttingDown = (res: HttpResponse) =>
   res.writeStatus("503 Service Unavailable").writeHeader("content-type", "application/json")
     .writeHeader("retry-after", "1").end(shuttingDown, true)
 
+/**
+ * Whether a new request may be worked on, for every HTTP door of the listener: during shutdown it gets 503
+ * ShuttingDown, beyond the in-flight limit 503 Overloaded; otherwise it holds a slot, to be released once.
+ */
+export const admit = (res: HttpResponse, inFlight: InFlight): boolean => {
+  if (!inFlight.accepting) {
+    refuseShuttingDown(res)
+    return false
+  }
+  if (inFlight.tryAcquire()) return true
+  refuseOverloaded(res, inFlight)
+  return false
+}
+
 export const repeatedLength = JSON.stringify({
   _tag: "MalformedRequest",
   message: "The request has more than one Content-Length header"

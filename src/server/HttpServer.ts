@@ -2,7 +2,7 @@ import { Headers, HttpApp, HttpServer, HttpServerError, HttpServerRequest } from
 import type { HttpMethod } from "@effect/platform/HttpMethod"
 import { Effect, type Fiber, FiberSet } from "effect"
 import { readBody } from "./Body.js"
-import { type GuardState, guarded, refuseOverloaded, refuseRepeatedLength, refuseShuttingDown } from "./Guards.js"
+import { admit, type GuardState, guarded, refuseRepeatedLength } from "./Guards.js"
 import type { InFlight } from "./InFlight.js"
 import { noBody, UwsServerRequest } from "./Request.js"
 import * as Response from "./Response.js"
@@ -31,12 +31,6 @@ interface Request extends Response.Exchange {
 
 const exchangeOf = new WeakMap<object, Request>()
 
-export interface UwsHttpServer {
-  readonly server: HttpServer.HttpServer
-  /** Shutdown: requests that arrive from now on (on connections kept alive) get 503 and the connection closes. */
-  readonly stopAccepting: () => void
-}
-
 /**
  * uWebSockets.js as an `@effect/platform` `HttpServer`: `HttpServer.serve` / `HttpApiBuilder.serve()` run an
  * HttpApp on every request the app's other routes (`/ws`, the fast routes) do not take.
@@ -45,15 +39,14 @@ export interface UwsHttpServer {
  * it); its body is read whole first (bounded) or streamed with backpressure (uploads); then the app runs in a
  * fiber of the server's `FiberSet` and its answer is written corked, a streamed one at the pace the client
  * reads it. What the guards refuse (over the in-flight limit, too large, a repeated Content-Length, shutting
- * down) never reaches a fiber.
+ * down: `options.inFlight.accepting` false) never reaches a fiber.
  *
  * A client that goes away interrupts what waits on it: the body it was sending fails, the answer being
  * streamed to it stops (its fiber is interrupted). The handler's own work runs to its end, its answer
  * dropped: cancelling a statement by backend id can hit the next statement of a reused connection, and a
  * send cut between its commit and its publish would leave its room unannounced.
  */
-export const make = (app: TemplatedApp, address: HttpServer.Address, options: Options): UwsHttpServer => {
-  let accepting = true
+export const make = (app: TemplatedApp, address: HttpServer.Address, options: Options): HttpServer.HttpServer => {
   const { inFlight, onThrow } = options
   const writeOptions: Response.WriteOptions = { sendTimeoutMs: options.sendTimeoutMs }
 
@@ -92,8 +85,7 @@ export const make = (app: TemplatedApp, address: HttpServer.Address, options: Op
         })
         // Two lengths make the body's end ambiguous (request smuggling behind a proxy): RFC 9112 §6.3.
         if (lengths > 1) return refuseRepeatedLength(res)
-        if (!accepting) return refuseShuttingDown(res)
-        if (!inFlight.tryAcquire()) return refuseOverloaded(res, inFlight)
+        if (!admit(res, inFlight)) return
 
         let released = false
         const exchange: Request = {
@@ -133,7 +125,7 @@ export const make = (app: TemplatedApp, address: HttpServer.Address, options: Op
           limit: streamedLimit ?? options.maxBodyBytes,
           declaredLength: declared === undefined ? undefined : Number(declared),
           streamed: streamedLimit !== undefined,
-          onBody: (bytes) => start(exchange, new UwsServerRequest(head, { _tag: "Whole", bytes })),
+          onBody: (bytes) => start(exchange, new UwsServerRequest(head, { _tag: "Whole", bytes: bytes.slice() })),
           onStream: (stream) => start(exchange, new UwsServerRequest(head, { _tag: "Streaming", stream }))
         }, {
           isDone: () => exchange.done,
@@ -152,8 +144,5 @@ export const make = (app: TemplatedApp, address: HttpServer.Address, options: Op
       }))
     })
 
-  return {
-    server: HttpServer.make({ address, serve }),
-    stopAccepting: () => void (accepting = false)
-  }
+  return HttpServer.make({ address, serve })
 }

@@ -2,11 +2,14 @@ import { Effect } from "effect"
 import { Pressure } from "../ws/Overload.js"
 
 /**
- * HTTP requests being worked on, counted across every door of the listener (the generic bridge and
- * the fast routes): beyond `max`, new ones are refused at once (503) instead of queueing without bound.
+ * HTTP requests being worked on, counted across every door of the listener (the HttpServer and the fast
+ * routes): beyond `max`, new ones are refused at once (503) instead of queueing without bound; once shutdown
+ * began, every new one is.
  */
 export class InFlight {
   private count = 0
+  /** False once shutdown began. */
+  accepting = true
   /** Refusals of the last few seconds, decaying (a backlog measure for the retry hint): from 1 s, at most 30 s. */
   private readonly pressure: Pressure
 

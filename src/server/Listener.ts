@@ -51,7 +51,7 @@ export const layer = Layer.scoped(
 
     // The port is known once listening (PORT=0 takes a free one): the address is filled in then.
     const address: { _tag: "TcpAddress"; hostname: string; port: number } = { _tag: "TcpAddress", hostname: http.host, port: http.port }
-    const rest = UwsHttpServer.make(app, address, {
+    const server = UwsHttpServer.make(app, address, {
       maxBodyBytes: http.maxBodyBytes,
       // Uploads stream to storage as they arrive, under their own cap.
       streamedBody: (method, path) => method === "POST" && path === uploadPath ? uploadBodyCap(uploads) : undefined,
@@ -61,7 +61,7 @@ export const layer = Layer.scoped(
     })
     yield* Layer.buildWithScope(
       ServeLive.pipe(
-        Layer.provide(Layer.succeed(HttpServer.HttpServer, rest.server)),
+        Layer.provide(Layer.succeed(HttpServer.HttpServer, server)),
         Layer.provide(NodeHttpServer.layerContext)
       ),
       scope
@@ -83,7 +83,7 @@ export const layer = Layer.scoped(
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         ws.stopAccepting()
-        rest.stopAccepting()
+        inFlight.accepting = false
         uws.us_listen_socket_close(listenSocket)
         const graceEnds = Date.now() + config.shutdownGraceMs
         // REST requests in flight (an upload, a send) finish too, within the same grace.

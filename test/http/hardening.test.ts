@@ -271,7 +271,7 @@ describe("the last-resort guard", () => {
         },
         onThrow: (error) => void reports.push(describeThrow(error))
       })
-      yield* server.server.serve(Effect.die(new RangeError("Maximum call stack size exceeded")))
+      yield* server.serve(Effect.die(new RangeError("Maximum call stack size exceeded")))
       const socket = yield* Effect.acquireRelease(
         Effect.async<Uws.us_listen_socket>((resume) => void app.listen("127.0.0.1", 0, (s) => {
           if (s) resume(Effect.succeed(s))

@@ -1,6 +1,7 @@
 import { SqlClient } from "@effect/sql"
 import { expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Logger, LogLevel } from "effect"
+import { ConfigProvider, Effect, Fiber, Layer, Logger, LogLevel } from "effect"
+import * as Net from "node:net"
 import * as SqlClientLive from "../../src/infra/sql/Client.js"
 import { pair } from "../support/Chat.js"
 import { freshDatabase } from "../support/Database.js"
@@ -93,5 +94,75 @@ it.live("SIGTERM during an upload: the upload finishes (201) before the process 
     )
     expect(answer.status).toBe(201)
     expect(answer.body.size).toBe(500_000)
+    expect(yield* exitOf(child).pipe(Effect.timeout("15 seconds"))).toBe(0)
+  }).pipe(Effect.scoped, Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))), 60_000)
+
+/** One HTTP/1.1 exchange on a socket kept open: what came back within `waitMs`. */
+const exchange = (socket: Net.Socket, request: string, waitMs: number) =>
+  Effect.async<string>((resume) => {
+    let text = ""
+    const onData = (chunk: Buffer) => void (text += chunk.toString())
+    socket.on("data", onData)
+    socket.write(request)
+    setTimeout(() => {
+      socket.off("data", onData)
+      resume(Effect.succeed(text))
+    }, waitMs)
+  })
+
+it.live("SIGTERM: requests on connections kept alive (HttpApp and fast routes) get 503 ShuttingDown and the connection closes, while the upload in flight finishes", () =>
+  Effect.gen(function*() {
+    const database = yield* freshDatabase
+    const { child, server } = yield* startInstance(database)
+    const { conversationId, user } = yield* Effect.provideService(pair, TestServer, server)
+    const port = Number(new URL(server.url).port)
+    const open = Effect.acquireRelease(
+      Effect.async<Net.Socket>((resume) => {
+        const s = Net.connect(port, "127.0.0.1", () => resume(Effect.succeed(s)))
+      }),
+      (s) => Effect.sync(() => s.destroy())
+    )
+    // Two connections kept alive: one for the HttpApp's routes, one for a fast route (a send).
+    const socket = yield* open
+    const other = yield* open
+    const health = "GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n"
+    const body = JSON.stringify({ conversationId, content: "hi", clientMessageId: "late-1" })
+    const send = `POST /chat/messages HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${user.token}\r\n` +
+      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+    expect(yield* exchange(socket, health, 300)).toMatch(/^HTTP\/1\.1 200 /)
+    expect(yield* exchange(other, health, 300)).toMatch(/^HTTP\/1\.1 200 /)
+
+    // A slow upload holds the shutdown open (10 pieces, 100 ms apart).
+    let sent = 0
+    const pieces = new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        if (sent === 10) return controller.close()
+        if (sent > 0) await new Promise((resolve) => setTimeout(resolve, 100))
+        controller.enqueue(new Uint8Array(50_000).fill(0x61))
+        sent++
+      }
+    })
+    const init: RequestInit & { readonly duplex: "half" } = {
+      method: "POST",
+      headers: { authorization: `Bearer ${user.token}`, "content-type": "text/plain" },
+      body: pieces,
+      duplex: "half"
+    }
+    const upload = yield* Effect.fork(Effect.promise(() =>
+      fetch(`${server.url}/chat/attachments?fileName=notes.txt`, init).then((response) => response.status)
+    ))
+    yield* Effect.sleep("150 millis")
+    child.kill("SIGTERM")
+    yield* Effect.sleep("150 millis")
+    const refused = yield* exchange(socket, health, 500)
+    expect(refused).toMatch(/^HTTP\/1\.1 503 /)
+    expect(refused).toContain(`"_tag":"ShuttingDown"`)
+    expect(refused.toLowerCase()).toContain("connection: close")
+    const refusedSend = yield* exchange(other, send, 500)
+    expect(refusedSend).toMatch(/^HTTP\/1\.1 503 /)
+    expect(refusedSend).toContain(`"_tag":"ShuttingDown"`)
+    expect(yield* Fiber.join(upload)).toBe(201)
+    // The refused send changed nothing.
+    expect((yield* storedOf(database, conversationId)).map((m) => m.clientMessageId)).not.toContain("late-1")
     expect(yield* exitOf(child).pipe(Effect.timeout("15 seconds"))).toBe(0)
   }).pipe(Effect.scoped, Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))), 60_000)
