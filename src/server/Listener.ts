@@ -38,6 +38,7 @@ export const layer = Layer.scoped(
 
     // ---- routes: /ws, the two fast REST routes, everything else to the HttpApp --------------------
 
+    // /ws: the WebSocket door (ws/Door.ts lists each client event and its handler, events/<name>.ts).
     const ws = yield* WsDoor.mount(app)
 
     // One limit for every REST request, whichever door answers it.

@@ -1,11 +1,5 @@
 import { Schema } from "effect"
 import type { WsConfig } from "./Config.js"
-import type { EventContext } from "./events/Context.js"
-import { join } from "./events/join.js"
-import { leave } from "./events/leave.js"
-import { markAsRead } from "./events/markAsRead.js"
-import { sendMessage } from "./events/sendMessage.js"
-import { typing } from "./events/typing.js"
 import {
   ClientEnvelope,
   type ClientEventName,
@@ -27,12 +21,15 @@ const decodeEnvelope = Schema.decodeUnknownEither(ClientEnvelope)
 
 type Route = (ws: Socket, id: string | undefined, event: string, data: unknown) => void
 
+/** Each client event's handler (`events/<name>.ts`, listed in `Door.ts`). */
+export type Handlers = { readonly [K in ClientEventName]: Handler<K> }
+
 /**
  * Frames → client events: the envelope and each event's data are decoded (by hand on the hot path, by their
- * schemas otherwise), then handed to the event's handler (`events/<name>.ts`). A frame that is not one gets
- * an `error` with its code; twenty bad frames in a row close the socket.
+ * schemas otherwise), then handed to the event's handler. A frame that is not one gets an `error` with its
+ * code; twenty bad frames in a row close the socket.
  */
-export const makeDispatch = (config: WsConfig, sessions: Sessions, context: EventContext) => {
+export const makeDispatch = (config: WsConfig, sessions: Sessions, handlers: Handlers) => {
   const badFrame = (ws: Socket, id: string | undefined, code: ErrorCode, message: string) => {
     const data = ws.getUserData()
     sessions.sendError(ws, id, code, message)
@@ -61,12 +58,13 @@ export const makeDispatch = (config: WsConfig, sessions: Sessions, context: Even
     }
   }
 
+  // The hot event's data is checked by hand first (`sendMessageFast`); the others by their schemas.
   const routes: Record<ClientEventName, Route> = {
-    joinConversation: on("joinConversation", join(context)),
-    leaveConversation: on("leaveConversation", leave(context)),
-    sendMessage: on("sendMessage", sendMessage(context), sendMessageFast),
-    typing: on("typing", typing(context)),
-    markAsRead: on("markAsRead", markAsRead(context))
+    joinConversation: on("joinConversation", handlers.joinConversation),
+    leaveConversation: on("leaveConversation", handlers.leaveConversation),
+    sendMessage: on("sendMessage", handlers.sendMessage, sendMessageFast),
+    typing: on("typing", handlers.typing),
+    markAsRead: on("markAsRead", handlers.markAsRead)
   }
 
   const route = (ws: Socket, { data, event, id }: typeof ClientEnvelope.Type) => {

@@ -7,6 +7,12 @@ import { Auth } from "../domain/users/Auth.js"
 import type * as Uws from "../server/Uws.js"
 import { WsConfig } from "./Config.js"
 import { makeDispatch } from "./Dispatch.js"
+import type { EventContext } from "./events/Context.js"
+import { join } from "./events/join.js"
+import { leave } from "./events/leave.js"
+import { markAsRead } from "./events/markAsRead.js"
+import { sendMessage } from "./events/sendMessage.js"
+import { typing } from "./events/typing.js"
 import { FanOut } from "./FanOut.js"
 import { Failures } from "./Failures.js"
 import { Sessions } from "./Sessions.js"
@@ -45,7 +51,15 @@ export const mount = (app: Uws.TemplatedApp) =>
     const failures = new Failures(run)
     const work = new Work(sessions, failures, run, config.wsMaxInFlight)
     const fanOut = new FanOut(sessions, messages, run, () => work.isShuttingDown)
-    const onMessage = makeDispatch(config, sessions, { config, sessions, work, fanOut })
+    // Each client event and its handler: one module per event.
+    const context: EventContext = { config, sessions, work, fanOut }
+    const onMessage = makeDispatch(config, sessions, {
+      joinConversation: join(context),
+      leaveConversation: leave(context),
+      sendMessage: sendMessage(context),
+      typing: typing(context),
+      markAsRead: markAsRead(context)
+    })
 
     yield* bus.subscribe(fanOut.deliver, () => fanOut.resync())
     serveSockets(app, { config, sessions, work, failures, auth, live, presence, run, onMessage })
