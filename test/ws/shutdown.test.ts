@@ -67,28 +67,34 @@ it.live(
   60_000
 )
 
+/** A slow client's upload: 10 pieces of 50 KB, 100 ms apart; `afterFirst` runs once the first piece went. */
+const slowUpload = (token: string, afterFirst: () => void = () => undefined) => {
+  let sent = 0
+  const body = new ReadableStream<Uint8Array>({
+    pull: async (controller) => {
+      if (sent === 10) return controller.close()
+      if (sent > 0) await new Promise((resolve) => setTimeout(resolve, 100))
+      controller.enqueue(new Uint8Array(50_000).fill(0x61))
+      sent++
+      if (sent === 1) afterFirst()
+    }
+  })
+  const init: RequestInit & { readonly duplex: "half" } = {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "text/plain" },
+    body,
+    duplex: "half"
+  }
+  return init
+}
+
 it.live("SIGTERM during an upload: the upload finishes (201) before the process exits 0", () =>
   Effect.gen(function*() {
     const database = yield* freshDatabase
     const { child, server } = yield* startInstance(database)
     const { user } = yield* Effect.provideService(pair, TestServer, server)
-    // A slow client: 10 pieces of 50 KB, 100 ms apart; SIGTERM comes after the first.
-    let sent = 0
-    const body = new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        if (sent === 10) return controller.close()
-        if (sent > 0) await new Promise((resolve) => setTimeout(resolve, 100))
-        controller.enqueue(new Uint8Array(50_000).fill(0x61))
-        sent++
-        if (sent === 1) setTimeout(() => child.kill("SIGTERM"), 50)
-      }
-    })
-    const init: RequestInit & { readonly duplex: "half" } = {
-      method: "POST",
-      headers: { authorization: `Bearer ${user.token}`, "content-type": "text/plain" },
-      body,
-      duplex: "half"
-    }
+    // A slow client; SIGTERM comes after its first piece.
+    const init = slowUpload(user.token, () => setTimeout(() => child.kill("SIGTERM"), 50))
     const answer = yield* Effect.promise(() =>
       fetch(`${server.url}/chat/attachments?fileName=notes.txt`, init).then(async (response) => ({ status: response.status, body: JSON.parse(await response.text()) }))
     )
@@ -133,21 +139,7 @@ it.live("SIGTERM: requests on connections kept alive (HttpApp and fast routes) g
     expect(yield* exchange(other, health, 300)).toMatch(/^HTTP\/1\.1 200 /)
 
     // A slow upload holds the shutdown open (10 pieces, 100 ms apart).
-    let sent = 0
-    const pieces = new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        if (sent === 10) return controller.close()
-        if (sent > 0) await new Promise((resolve) => setTimeout(resolve, 100))
-        controller.enqueue(new Uint8Array(50_000).fill(0x61))
-        sent++
-      }
-    })
-    const init: RequestInit & { readonly duplex: "half" } = {
-      method: "POST",
-      headers: { authorization: `Bearer ${user.token}`, "content-type": "text/plain" },
-      body: pieces,
-      duplex: "half"
-    }
+    const init = slowUpload(user.token)
     const upload = yield* Effect.fork(Effect.promise(() =>
       fetch(`${server.url}/chat/attachments?fileName=notes.txt`, init).then((response) => response.status)
     ))
