@@ -73,10 +73,12 @@ export const write = (
     return Effect.sync(() => {
       if (exchange.done) return
       exchange.done = true
-      const length = Number(response.headers["content-length"] ?? Number.NaN)
+      const length = response.headers["content-length"]
       exchange.res.cork(() => {
         writeHead(exchange.res, response)
-        exchange.res.endWithoutBody(Number.isSafeInteger(length) ? length : undefined)
+        // The length the GET would have, as a header: uWS closes the connection after `endWithoutBody(length)`.
+        if (length !== undefined) exchange.res.writeHeader("content-length", length)
+        exchange.res.endWithoutBody()
       })
     })
   }

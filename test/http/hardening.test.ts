@@ -234,6 +234,29 @@ layer(TestApp.layer({ ATTACHMENT_MAX_DOCUMENT_BYTES: String(25 * 1024 * 1024) })
     }))
 })
 
+layer(TestApp.layer(), { excludeTestServices: true })("HEAD", (it) => {
+  it.effect("HEAD answers the GET's status and length without a body, and the connection stays usable", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer
+      const { user } = yield* pair
+      const port = Number(new URL(server.url).port)
+      const get = yield* server.request("GET", "/users/me", { token: user.token })
+      const length = JSON.stringify(get.body).length
+      // A HEAD, then a GET on the same connection (as a proxy's keep-alive pool does).
+      const reply = yield* rawExchange(port, [
+        `HEAD /users/me HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${user.token}\r\n\r\n`,
+        "GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n"
+      ].join(""), 800)
+      const [head, rest] = reply.text.split(/\r\n\r\n/, 2)
+      expect(head!.split("\r\n")[0]).toBe("HTTP/1.1 200 OK")
+      expect(head!.toLowerCase()).toContain(`content-length: ${length}`)
+      // No body after the HEAD's head: the next thing on the wire is the GET's answer.
+      expect(rest!.startsWith("HTTP/1.1 200 OK"), rest).toBe(true)
+      expect(reply.text).toContain(`{"status":"ok"}`)
+      expect(reply.closed).toBe(false)
+    }))
+})
+
 layer(TestApp.layer({ HTTP_MAX_IN_FLIGHT: "0" }), { excludeTestServices: true })("overloaded", (it) => {
   it.effect("503 Overloaded: Retry-After is jittered and grows with the number refused", () =>
     Effect.gen(function*() {
