@@ -32,13 +32,14 @@ export const readBody = (
 ) => {
   const { declaredLength, limit } = options
   let refusal: Refusal | undefined
-  const tooLarge = (received: number, finished: boolean) => {
+  const tooLarge = (received: number, finished: boolean): boolean => {
     hooks.onTooLarge()
     refusal = new Refusal(res, limit, hooks.gone)
-    refusal.start(declaredLength === undefined ? undefined : declaredLength - received, finished)
+    return refusal.start(declaredLength === undefined ? undefined : declaredLength - received, finished)
   }
   if (declaredLength !== undefined && declaredLength > limit) {
-    tooLarge(0, false)
+    // Announced beyond the bound of what is drained: answered and closed at once, no body to read.
+    if (tooLarge(0, false)) return
     res.onData(guardedCallback(hooks.crash, undefined, (chunk: ArrayBuffer, isLast: boolean) => refusal?.chunk(chunk.byteLength, isLast)))
     return
   }
@@ -49,7 +50,7 @@ export const readBody = (
     if (refusal !== undefined) return refusal.chunk(chunk.byteLength, isLast)
     if (hooks.isDone()) return
     size += chunk.byteLength
-    if (size > limit) return tooLarge(size, isLast)
+    if (size > limit) return void tooLarge(size, isLast)
     // The chunk is neutered after this callback: copied, unless it is the last (handed over during the callback).
     if (!isLast) return void (chunks ??= []).push(Buffer.from(chunk.slice(0)))
     const last = new Uint8Array(chunk)
@@ -61,7 +62,7 @@ const streamBody = (
   res: HttpResponse,
   limit: number,
   refusal: () => Refusal | undefined,
-  tooLarge: (received: number, finished: boolean) => void,
+  tooLarge: (received: number, finished: boolean) => boolean,
   onStream: (stream: ReadableStream<Uint8Array>) => void,
   hooks: BodyHooks
 ) => {
@@ -97,7 +98,7 @@ const streamBody = (
     size += chunk.byteLength
     if (size > limit) {
       fail("The request body is too large")
-      return tooLarge(size, isLast)
+      return void tooLarge(size, isLast)
     }
     // The chunk is neutered after this callback: copy it (uWS may end with an empty one: nothing to pass on).
     if (chunk.byteLength > 0) controller!.enqueue(new Uint8Array(chunk.slice(0)))

@@ -28,9 +28,13 @@ export class Refusal {
     private readonly gone: () => boolean
   ) {}
 
-  /** Starts refusing: `remaining` body bytes are announced (undefined: not known, chunked). */
-  start(remaining: number | undefined, finished: boolean) {
+  /**
+   * Starts refusing: `remaining` body bytes are announced (undefined: not known, chunked). True when it answered
+   * at once (nothing left to drain, or too much to): the response is over, and uWS's `res` must not be touched.
+   */
+  start(remaining: number | undefined, finished: boolean): boolean {
     if (finished || (remaining !== undefined && remaining > lingerBytes)) this.answer()
+    return this.answered
   }
 
   /** One more chunk of the refused body, dropped; the answer goes once the body ended or passed the bound. */

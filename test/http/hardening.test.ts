@@ -58,6 +58,29 @@ layer(TestApp.layer({}, { logs }), { excludeTestServices: true })("hostile bodie
       }
     }))
 
+  it.effect("a body announced beyond what is drained (70 MB) is a 413 at once on every door, and nothing is logged as a throw", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer
+      const { user } = yield* pair
+      const port = Number(new URL(server.url).port)
+      logs.length = 0
+      for (const [path, type] of [["/auth/login", "application/json"], ["/chat/messages", "application/json"], ["/chat/attachments?fileName=a.txt", "text/plain"]]) {
+        const reply = yield* rawExchange(port, [
+          `POST ${path} HTTP/1.1`,
+          "host: localhost",
+          `authorization: Bearer ${user.token}`,
+          `content-type: ${type}`,
+          "content-length: 70000000",
+          "",
+          "abc"
+        ].join("\r\n"))
+        expect(reply.text.split("\r\n")[0], path).toBe("HTTP/1.1 413 Payload Too Large")
+        expect(reply.closed, path).toBe(true)
+      }
+      expect((yield* server.request("GET", "/health")).status).toBe(200)
+      expect(logs.filter((line) => /threw|must not be accessed/.test(line))).toEqual([])
+    }))
+
   it.effect("no 400 prints a received value: long passwords, wrong types, bad emails", () =>
     Effect.gen(function*() {
       const server = yield* TestServer
