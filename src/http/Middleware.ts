@@ -23,7 +23,7 @@ export const tooDeepBody = {
   message: `The request body nests deeper than ${maxJsonDepth} levels`
 } as const
 export const internalError = { _tag: "InternalServerError", message: "Something went wrong on our side" } as const
-export const unavailable = { _tag: "Unavailable", message: "The database is unreachable: retry in a moment" } as const
+export const unavailable = { _tag: "Unavailable", message: "A service the server depends on is unreachable: retry in a moment" } as const
 
 /** Retry-After (whole seconds) of an `Unavailable` answer: 2 to 4 s, jittered so that clients spread out. */
 export const unavailableRetryAfter = () => String(Math.max(1, Math.round(retryAfterMs(2000, 1) / 1000)))

@@ -26,7 +26,7 @@ const isTransientSqlError = (error: SqlError): boolean => {
 
 /**
  * Whether a failure is infrastructure being away (the database unreachable, refusing connections, shutting
- * down), not the request's fault nor a bug: doors answer it with 503 / `Unavailable` and a retry hint, never
+ * down; attachment storage failing), not the request's fault nor a bug: doors answer it with 503 / `Unavailable` and a retry hint, never
  * 401 or 500, and nothing caches it. Repos turn such failures into defects, so both failures and defects
  * are looked at.
  */
@@ -37,8 +37,13 @@ export const isUnavailable = (cause: Cause.Cause<unknown>): boolean => {
   return false
 }
 
+/** Tags of failures that are a backend away by their nature: attachment storage (disk or S3) failing. */
+const unavailableTags = new Set(["Unavailable", "StorageError"])
+
 export const isUnavailableValue = (value: unknown): boolean =>
-  value instanceof SqlError ? isTransientSqlError(value) : Predicate.hasProperty(value, "_tag") && value._tag === "Unavailable"
+  value instanceof SqlError
+    ? isTransientSqlError(value)
+    : Predicate.hasProperty(value, "_tag") && typeof value._tag === "string" && unavailableTags.has(value._tag)
 
 /** A retry hint with jitter, so that clients told to come back do not come back together. */
 export const retryAfterMs = (baseMs: number, spread = 1) => Math.round(baseMs * (1 + spread * Math.random()))

@@ -4,6 +4,7 @@ import { STATUS_CODES } from "node:http"
 import { Api } from "../http/Api.js"
 import * as Middleware from "../http/Middleware.js"
 import { corsExposedHeaders, corsOrigins, retryAfterOf } from "../http/Shared.js"
+import { admit } from "./Guards.js"
 import type { InFlight } from "./InFlight.js"
 import type { HttpResponse } from "./Uws.js"
 
@@ -67,14 +68,13 @@ const exposedHeaders = corsExposedHeaders.join(",")
 
 const statusLine = (status: number) => `${status} ${STATUS_CODES[status] ?? ""}`
 
-/** One request on a fast route, from its admission (an in-flight slot) to its answer. */
+/** One request on a fast route, from its head to its answer. */
 export class Exchange {
   /** Answered, or the client went away: `res` is not touched again. */
   done = false
-  /** Handed to the domain: its slot is held until it answers, even if the client goes away. */
-  dispatched = false
   start = 0
-  private released = false
+  /** Holds an in-flight slot: from the moment the domain takes the request until it answers. */
+  private held = false
 
   constructor(
     readonly res: HttpResponse,
@@ -85,9 +85,16 @@ export class Exchange {
     private readonly slots: InFlight
   ) {}
 
+  /** Takes an in-flight slot, or answers as every door does (503 ShuttingDown / Overloaded). */
+  admit(): boolean {
+    if (admit(this.res, this.slots)) return (this.held = true)
+    this.done = true
+    return false
+  }
+
   release() {
-    if (this.released) return
-    this.released = true
+    if (!this.held) return
+    this.held = false
     this.slots.release()
   }
 
@@ -97,7 +104,6 @@ export class Exchange {
   aborted() {
     this.gone = true
     this.done = true
-    if (!this.dispatched) this.release()
   }
 
   answer(reply: Reply) {

@@ -21,7 +21,7 @@ import {
 } from "./FastReply.js"
 import { normalizeUrlParams, parseQuery, plainQuery, plainSegment, readHeaders } from "./FastRequest.js"
 import { readBody } from "./Body.js"
-import { admit, describeThrow, guarded } from "./Guards.js"
+import { describeThrow, guarded, refusedAtHead } from "./Guards.js"
 import type { InFlight } from "./InFlight.js"
 import type { TemplatedApp } from "./Uws.js"
 
@@ -90,7 +90,7 @@ export const serveFastRoutes = (
     }
 
     const serve = (x: Exchange, work: Effect.Effect<Reply, unknown>) => {
-      x.dispatched = true
+      if (!x.admit()) return
       x.start = Date.now()
       const fiber = run(Effect.matchCauseEffect(work, {
         onSuccess: (reply) => logged(x, reply),
@@ -144,7 +144,7 @@ export const serveFastRoutes = (
         req.setYield(true)
         return
       }
-      if (!admit(res, inFlight)) return
+      if (refusedAtHead(res, inFlight)) return
       const x = new Exchange(res, "POST", sendPath, corsFor(headers.origin), inFlight)
       state.release = () => x.release()
       const token = bearerOf(headers.authorization)
@@ -163,10 +163,7 @@ export const serveFastRoutes = (
       }, {
         isDone: () => x.done,
         gone: () => x.gone,
-        onTooLarge: () => {
-          x.done = true
-          x.release()
-        },
+        onTooLarge: () => void (x.done = true),
         onAbort: () => undefined,
         crash: (error) => {
           onThrow(error)
@@ -187,7 +184,6 @@ export const serveFastRoutes = (
         req.setYield(true)
         return
       }
-      if (!admit(res, inFlight)) return
       const x = new Exchange(res, "GET", path, corsFor(headers.origin), inFlight)
       state.release = () => x.release()
       res.onAborted(() => {

@@ -84,6 +84,17 @@ export const admit = (res: HttpResponse, inFlight: InFlight): boolean => {
   return false
 }
 
+/**
+ * At a request's head, before its body is read: refused at once (true) when no new request would be taken now
+ * (shutdown, or every slot busy). A request that passes takes its slot only once its body is in (`admit`).
+ */
+export const refusedAtHead = (res: HttpResponse, inFlight: InFlight): boolean => {
+  if (!inFlight.accepting) refuseShuttingDown(res)
+  else if (inFlight.size >= inFlight.max) refuseOverloaded(res, inFlight)
+  else return false
+  return true
+}
+
 export const repeatedLength = JSON.stringify({
   _tag: "MalformedRequest",
   message: "The request has more than one Content-Length header"

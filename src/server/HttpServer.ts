@@ -2,7 +2,7 @@ import { Headers, HttpApp, HttpServer, HttpServerError, HttpServerRequest } from
 import type { HttpMethod } from "@effect/platform/HttpMethod"
 import { Effect, type Fiber, FiberSet } from "effect"
 import { readBody } from "./Body.js"
-import { admit, type GuardState, guarded, refuseRepeatedLength } from "./Guards.js"
+import { admit, type GuardState, guarded, refusedAtHead, refuseRepeatedLength } from "./Guards.js"
 import type { InFlight } from "./InFlight.js"
 import { noBody, UwsServerRequest } from "./Request.js"
 import * as Response from "./Response.js"
@@ -26,6 +26,8 @@ interface Request extends Response.Exchange {
   fiber: Fiber.RuntimeFiber<void> | undefined
   /** The answer is being streamed: a client that goes away interrupts the fiber. */
   writing: boolean
+  /** Holds an in-flight slot (from the moment the app takes it until its fiber ends). */
+  held: boolean
   release: () => void
 }
 
@@ -63,7 +65,13 @@ export const make = (app: TemplatedApp, address: HttpServer.Address, options: Op
       const handled = HttpApp.toHandled(httpApp, respond, middleware)
       const runFork = yield* FiberSet.makeRuntime<never, void, never>()
 
+      /**
+       * The app takes the request: only now does it hold an in-flight slot (or is refused), so that clients
+       * that send a head and then dribble their bodies hold nothing but their connections (which uWS cuts).
+       */
       const start = (exchange: Request, request: UwsServerRequest) => {
+        if (!admit(exchange.res, inFlight)) return void (exchange.done = true)
+        exchange.held = true
         exchange.fiber = runFork(Effect.provideService(handled, HttpServerRequest.HttpServerRequest, request))
         exchange.fiber.addObserver(() => {
           exchange.release()
@@ -85,18 +93,18 @@ export const make = (app: TemplatedApp, address: HttpServer.Address, options: Op
         })
         // Two lengths make the body's end ambiguous (request smuggling behind a proxy): RFC 9112 §6.3.
         if (lengths > 1) return refuseRepeatedLength(res)
-        if (!admit(res, inFlight)) return
+        if (refusedAtHead(res, inFlight)) return
 
-        let released = false
         const exchange: Request = {
           res,
           done: false,
           aborted: false,
           fiber: undefined,
           writing: false,
+          held: false,
           release: () => {
-            if (released) return
-            released = true
+            if (!exchange.held) return
+            exchange.held = false
             inFlight.release()
           }
         }
@@ -107,8 +115,7 @@ export const make = (app: TemplatedApp, address: HttpServer.Address, options: Op
           exchange.aborted = true
           state.aborted = true
           for (const hook of onAbort) hook()
-          if (exchange.fiber === undefined) exchange.release()
-          else if (exchange.writing) exchange.fiber.unsafeInterruptAsFork(HttpServerError.clientAbortFiberId)
+          if (exchange.writing && exchange.fiber !== undefined) exchange.fiber.unsafeInterruptAsFork(HttpServerError.clientAbortFiberId)
         })
         const head = {
           method,

@@ -1,6 +1,9 @@
 import { describe, expect, layer, type Vitest } from "@effect/vitest"
 import { Effect, Layer } from "effect"
+import * as Fs from "node:fs/promises"
 import * as Http from "node:http"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import sharp from "sharp"
 import { docxEntries, pdf, photo, xlsxEntries, zip } from "../domain/attachments/fixtures.js"
 import { history, pair } from "../support/Chat.js"
@@ -483,4 +486,27 @@ describe("attachments on S3", () => {
   )("S3 storage (s3rver)", (it) => {
     roundTrips(it)
   })
+})
+
+// Storage away (here: its directory replaced by a plain file, as a failed mount would leave it).
+const storageRoot = Path.join(Os.tmpdir(), `chat-storage-away-${process.pid}-${Date.now()}`)
+layer(TestApp.layer({ STORAGE_DIR: storageRoot }), { excludeTestServices: true })("attachment storage away", (it) => {
+  it.effect("uploads and downloads get 503 Unavailable with Retry-After (not 500), and work again once it is back", () =>
+    Effect.gen(function*() {
+      const { user } = yield* pair
+      const stored = yield* upload(user.token, Buffer.from("before\n"), { type: "text/plain", name: "a.txt" })
+      expect(stored.status).toBe(201)
+      yield* Effect.promise(() => Fs.rename(storageRoot, `${storageRoot}.away`))
+      yield* Effect.promise(() => Fs.writeFile(storageRoot, "not a directory"))
+      const refused = yield* upload(user.token, Buffer.from("during\n"), { type: "text/plain", name: "b.txt" })
+      expect([refused.status, refused.body._tag]).toEqual([503, "Unavailable"])
+      expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0)
+      const unread = yield* download(user.token, stored.body.url)
+      expect([unread.status, unread.body._tag]).toEqual([503, "Unavailable"])
+      yield* Effect.promise(() => Fs.rm(storageRoot))
+      yield* Effect.promise(() => Fs.rename(`${storageRoot}.away`, storageRoot))
+      const back = yield* download(user.token, stored.body.url)
+      expect([back.status, back.bytes.toString()]).toEqual([200, "before\n"])
+      expect((yield* upload(user.token, Buffer.from("after\n"), { type: "text/plain", name: "c.txt" })).status).toBe(201)
+    }).pipe(Effect.ensuring(Effect.promise(() => Fs.rm(storageRoot, { recursive: true, force: true })))))
 })

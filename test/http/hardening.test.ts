@@ -280,6 +280,37 @@ layer(TestApp.layer(), { excludeTestServices: true })("HEAD", (it) => {
     }))
 })
 
+layer(TestApp.layer({ HTTP_MAX_IN_FLIGHT: "4" }), { excludeTestServices: true })("slow bodies", (it) => {
+  it.effect("clients that send a head and dribble their bodies hold no in-flight slot: other requests go on", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer
+      const { conversationId, user } = yield* pair
+      const port = Number(new URL(server.url).port)
+      // Twice the limit of connections, each with a body promised and one byte of it sent.
+      const held = yield* Effect.forEach(Array.from({ length: 8 }, (_, i) => i), (i) =>
+        Effect.acquireRelease(
+          Effect.async<Net.Socket>((resume) => {
+            const socket = Net.connect(port, "127.0.0.1", () => {
+              const path = i % 2 === 0 ? "/auth/login" : "/chat/messages"
+              socket.write(`POST ${path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${user.token}\r\n` +
+                "content-type: application/json\r\ncontent-length: 100\r\n\r\n{")
+              resume(Effect.succeed(socket))
+            })
+          }),
+          (socket) => Effect.sync(() => socket.destroy())
+        ))
+      yield* Effect.sleep("200 millis")
+      expect(held).toHaveLength(8)
+      expect((yield* server.request("GET", "/health")).status).toBe(200)
+      expect((yield* server.request("GET", "/users/me", { token: user.token })).status).toBe(200)
+      const sent = yield* server.request("POST", "/chat/messages", {
+        token: user.token,
+        body: { conversationId, content: "still here", clientMessageId: "slow-bodies-1" }
+      })
+      expect(sent.status).toBe(201)
+    }).pipe(Effect.scoped))
+})
+
 layer(TestApp.layer({ HTTP_MAX_IN_FLIGHT: "0" }), { excludeTestServices: true })("overloaded", (it) => {
   it.effect("503 Overloaded: Retry-After is jittered and grows with the number refused", () =>
     Effect.gen(function*() {
