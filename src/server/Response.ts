@@ -58,6 +58,16 @@ const writeWhole = (exchange: Exchange, response: HttpServerResponse.HttpServerR
     })
   })
 
+const writeWithoutBody = (exchange: Exchange, response: HttpServerResponse.HttpServerResponse) =>
+  Effect.sync(() => {
+    if (exchange.done) return
+    exchange.done = true
+    exchange.res.cork(() => {
+      writeHead(exchange.res, response)
+      exchange.res.endWithoutBody()
+    })
+  })
+
 /**
  * Writes an HttpApp's answer to uWS: a body held in memory in one corked write with its Content-Length, a
  * streamed one (a download) at the pace the client reads it. Never fails: what cannot be written is cut.
@@ -83,6 +93,8 @@ export const write = (
     })
   }
   const body = response.body
+  // No body and no Content-Length at all (RFC 9110 §8.6: never on a 204; a 304's would be the GET's).
+  if (response.status === 204 || response.status === 304) return writeWithoutBody(exchange, response)
   switch (body._tag) {
     case "Empty":
       return writeWhole(exchange, response, "")

@@ -258,7 +258,7 @@ layer(TestApp.layer({ ATTACHMENT_MAX_DOCUMENT_BYTES: String(25 * 1024 * 1024) })
 })
 
 layer(TestApp.layer(), { excludeTestServices: true })("HEAD", (it) => {
-  it.effect("HEAD answers the GET's status and length without a body, and the connection stays usable", () =>
+  it.effect("HEAD answers the GET's status and length without a body, a 204 has no length, and the connection stays usable", () =>
     Effect.gen(function*() {
       const server = yield* TestServer
       const { user } = yield* pair
@@ -277,6 +277,16 @@ layer(TestApp.layer(), { excludeTestServices: true })("HEAD", (it) => {
       expect(rest!.startsWith("HTTP/1.1 200 OK"), rest).toBe(true)
       expect(reply.text).toContain(`{"status":"ok"}`)
       expect(reply.closed).toBe(false)
+      // A CORS preflight: 204, which carries no Content-Length (RFC 9110 §8.6), and the connection goes on.
+      const preflight = yield* rawExchange(port, [
+        "OPTIONS /chat/messages HTTP/1.1\r\nhost: localhost\r\norigin: https://app.example\r\n" +
+        "access-control-request-method: POST\r\n\r\n",
+        "GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n"
+      ].join(""), 800)
+      const [preflightHead, afterPreflight] = preflight.text.split(/\r\n\r\n/, 2)
+      expect(preflightHead!.split("\r\n")[0]).toBe("HTTP/1.1 204 No Content")
+      expect(preflightHead!.toLowerCase()).not.toContain("content-length")
+      expect(afterPreflight!.startsWith("HTTP/1.1 200 OK"), afterPreflight).toBe(true)
     }))
 })
 
