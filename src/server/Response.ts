@@ -58,12 +58,17 @@ const writeWhole = (exchange: Exchange, response: HttpServerResponse.HttpServerR
     })
   })
 
-const writeWithoutBody = (exchange: Exchange, response: HttpServerResponse.HttpServerResponse) =>
+/**
+ * The head alone, with `length` as its Content-Length when given (a HEAD's: the GET's). Written as a header:
+ * uWS closes the connection after `endWithoutBody(length)`.
+ */
+const writeWithoutBody = (exchange: Exchange, response: HttpServerResponse.HttpServerResponse, length?: string) =>
   Effect.sync(() => {
     if (exchange.done) return
     exchange.done = true
     exchange.res.cork(() => {
       writeHead(exchange.res, response)
+      if (length !== undefined) exchange.res.writeHeader("content-length", length)
       exchange.res.endWithoutBody()
     })
   })
@@ -79,22 +84,10 @@ export const write = (
   options: WriteOptions
 ): Effect.Effect<void> => {
   if (exchange.done) return Effect.void
-  if (method === "HEAD") {
-    return Effect.sync(() => {
-      if (exchange.done) return
-      exchange.done = true
-      const length = response.headers["content-length"]
-      exchange.res.cork(() => {
-        writeHead(exchange.res, response)
-        // The length the GET would have, as a header: uWS closes the connection after `endWithoutBody(length)`.
-        if (length !== undefined) exchange.res.writeHeader("content-length", length)
-        exchange.res.endWithoutBody()
-      })
-    })
-  }
-  const body = response.body
-  // No body and no Content-Length at all (RFC 9110 §8.6: never on a 204; a 304's would be the GET's).
+  // No body and no Content-Length at all on a 204 or 304 (RFC 9110 §8.6: never on a 204; a 304's would be the GET's).
   if (response.status === 204 || response.status === 304) return writeWithoutBody(exchange, response)
+  if (method === "HEAD") return writeWithoutBody(exchange, response, response.headers["content-length"])
+  const body = response.body
   switch (body._tag) {
     case "Empty":
       return writeWhole(exchange, response, "")
