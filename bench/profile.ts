@@ -2,7 +2,7 @@
  * Summarises a CPU profile written by `npm run bench:http -- --cpu-prof` (bench/profiles/<run>/), whole or
  * during one scenario (the run's windows.json says when each ran):
  *
- *   npx tsx bench/profile.ts bench/profiles/<run> [--scenario send] [--top 30] [--match jwtVerify,HttpBridge]
+ *   npx tsx bench/profile.ts bench/profiles/<run> [--scenario send] [--top 30] [--match jwtVerify,HttpServer]
  *
  * `--match` adds the share of busy time with a frame whose "function file:line" contains each string.
  */

@@ -31,7 +31,7 @@ interface Seen {
 }
 
 const compared = ["access-control-allow-origin", "access-control-expose-headers", "content-type", "retry-after", "vary"]
-/** Over the wire, the answers of the uWS bridge itself count too (413 and 503 close or not, and their length). */
+/** Over the wire, the answers of the HttpServer itself count too (413 and 503 close or not, and their length). */
 const comparedOnTheWire = [...compared, "connection", "content-length"]
 
 const seenOf = (response: Response, names: ReadonlyArray<string>) =>
@@ -57,7 +57,7 @@ const genericPath = (path: string) => path.replace(/\/messages(?=$|\?)/, "/%6Des
 
 /**
  * Three ways to the same running app (same database, same settings): the fast routes over the wire, the
- * generic path over the wire (bridge + HttpApp), and the HttpApp alone as a plain web handler.
+ * generic path over the wire (HttpServer + HttpApp), and the HttpApp alone as a plain web handler.
  */
 const makeSides = (config: Record<string, string>) =>
   Effect.gen(function*() {
@@ -217,7 +217,7 @@ layer(TestApp.layer(mainConfig, { logs }), { excludeTestServices: true })("fast 
       ])
     }))
 
-  it.effect("send: a body beyond HTTP_MAX_BODY_BYTES is refused (413) and the connection closed, as by the bridge", () =>
+  it.effect("send: a body beyond HTTP_MAX_BODY_BYTES is refused (413) and the connection closed, as by the HttpServer", () =>
     Effect.gen(function*() {
       const { fast, server, wire } = yield* makeSides(mainConfig)
       const { conversationId, user } = yield* pair
@@ -505,7 +505,7 @@ layer(TestApp.layer(limitedConfig), { excludeTestServices: true })("fast routes,
 })
 
 layer(TestApp.layer({ HTTP_MAX_IN_FLIGHT: "0" }), { excludeTestServices: true })("fast routes, no capacity", (it) => {
-  it.effect("with no request slot free, the fast routes shed as the bridge does: 503 Overloaded", () =>
+  it.effect("with no request slot free, the fast routes shed as the HttpServer does: 503 Overloaded", () =>
     Effect.gen(function*() {
       const { fast, wire } = yield* makeSides({})
       for (
