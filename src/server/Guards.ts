@@ -71,20 +71,6 @@ export const refuseShuttingDown = (res: HttpResponse) =>
     .writeHeader("retry-after", "1").end(shuttingDown, true)
 
 /**
- * Whether a new request may be worked on, for every HTTP door of the listener: during shutdown it gets 503
- * ShuttingDown, beyond the in-flight limit 503 Overloaded; otherwise it holds a slot, to be released once.
- */
-export const admit = (res: HttpResponse, inFlight: InFlight): boolean => {
-  if (!inFlight.accepting) {
-    refuseShuttingDown(res)
-    return false
-  }
-  if (inFlight.tryAcquire()) return true
-  refuseOverloaded(res, inFlight)
-  return false
-}
-
-/**
  * At a request's head, before its body is read: refused at once (true) when no new request would be taken now
  * (shutdown, or every slot busy). A request that passes takes its slot only once its body is in (`admit`).
  */
@@ -94,6 +80,13 @@ export const refusedAtHead = (res: HttpResponse, inFlight: InFlight): boolean =>
   else return false
   return true
 }
+
+/**
+ * Whether a new request may be worked on, for every HTTP door of the listener: during shutdown it gets 503
+ * ShuttingDown, beyond the in-flight limit 503 Overloaded; otherwise it holds a slot, to be released once.
+ */
+export const admit = (res: HttpResponse, inFlight: InFlight): boolean =>
+  !refusedAtHead(res, inFlight) && inFlight.tryAcquire()
 
 export const repeatedLength = JSON.stringify({
   _tag: "MalformedRequest",

@@ -10,11 +10,9 @@ export const AuthLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
     const auth = yield* Auth
     const trustProxy = yield* TrustProxy
 
-    const ipOf = (request: HttpServerRequest.HttpServerRequest) => Effect.succeed(clientIp(request, trustProxy))
+    const ipOf = (request: HttpServerRequest.HttpServerRequest) => clientIp(request, trustProxy)
 
     return handlers
-      .handle("register", ({ payload, request }) =>
-        Effect.flatMap(ipOf(request), (ip) => auth.register(payload, { ip })).pipe(withRetryAfter))
-      .handle("login", ({ payload, request }) =>
-        Effect.flatMap(ipOf(request), (ip) => auth.login(payload, { ip })).pipe(withRetryAfter))
+      .handle("register", ({ payload, request }) => auth.register(payload, { ip: ipOf(request) }).pipe(withRetryAfter))
+      .handle("login", ({ payload, request }) => auth.login(payload, { ip: ipOf(request) }).pipe(withRetryAfter))
   }))
