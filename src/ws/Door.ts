@@ -67,7 +67,7 @@ export const mount = (app: Uws.TemplatedApp) =>
     return {
       connections: () => sessions.sockets.size,
       stopAccepting: () => work.stopAccepting(),
-      idle: FiberSet.awaitEmpty(fibers),
+      idle: Effect.zipRight(work.idle, FiberSet.awaitEmpty(fibers)),
       // uWS writes published frames at the end of the loop's turn; the close frame goes after them. Sockets
       // still writing get the rest of the grace to take them.
       close: (graceEnds) =>

@@ -13,10 +13,10 @@ import { frameAround } from "./Socket.js"
  * once (see InOrder), the rest to whom it concerns.
  */
 export class FanOut {
-  // The broadcast and then the sender's ack carry the same message object (the local bus delivers while
-  // the send completes): its JSON is written once. One slot, not a WeakMap: a long-lived table holding
-  // young messages made every one of them outlive the young generation.
-  private lastText: { readonly message: MessageJson; readonly text: string } | undefined
+  // A message's broadcast and then its sender's ack (acks of a batch come after the batch's broadcasts) carry
+  // the same message object: its JSON is written once. The texts of one turn of the event loop, dropped at
+  // its end: a long-lived table holding young messages made every one of them outlive the young generation.
+  private texts: Map<MessageJson, string> | undefined
   // A gap that does not fill (its publisher died between commit and publish): the room is told to resync.
   private readonly inOrder = new InOrder<MessageJson>(
     (message) => this.deliverMessage(message),
@@ -34,15 +34,19 @@ export class FanOut {
 
   /** The message's JSON text (written once for its broadcast and its ack). */
   jsonOf(message: MessageJson): string {
-    if (this.lastText?.message === message) return this.lastText.text
-    const text = JSON.stringify(encodeMessage(message))
-    this.lastText = { message, text }
+    let texts = this.texts
+    if (texts === undefined) {
+      texts = this.texts = new Map()
+      setImmediate(() => {
+        this.texts = undefined
+      })
+    }
+    let text = texts.get(message)
+    if (text === undefined) {
+      text = JSON.stringify(encodeMessage(message))
+      texts.set(message, text)
+    }
     return text
-  }
-
-  /** The ack went out: the slot lets go of the message. */
-  forget(): void {
-    this.lastText = undefined
   }
 
   readonly deliver = (event: ChatEvent): void => {

@@ -1,4 +1,4 @@
-import { Cause, type Effect, Exit, type Fiber, Option } from "effect"
+import { Cause, Effect, Exit, type Fiber, Option } from "effect"
 import { answerOf, type ClientFacing } from "../domain/ClientErrors.js"
 import { isUnavailable, retryAfterMs } from "../infra/Unavailable.js"
 import { type Failures, internalError, unavailableError, unavailableRetryMs } from "./Failures.js"
@@ -28,6 +28,7 @@ export class Work {
   private readonly pressure: Pressure
   private readonly waiting: Array<Waiting> = []
   private readonly maxWaiting: number
+  private readonly idleWaiters: Array<() => void> = []
 
   constructor(
     private readonly sessions: Sessions,
@@ -67,16 +68,7 @@ export class Work {
     const start = () => {
       this.inFlight++
       // The outcome is handled in the fiber's observer, synchronously: no more steps on the hot path.
-      this.run(effect).addObserver((exit) => {
-        this.inFlight--
-        if (this.waiting.length > 0) this.admitWaiting()
-        if (Exit.isFailure(exit)) return this.failure(ws, id, exit.cause)
-        try {
-          onSuccess(exit.value)
-        } catch (error) {
-          this.failure(ws, id, Cause.die(error))
-        }
-      })
+      this.run(effect).addObserver((exit) => this.settle(ws, id, exit, onSuccess))
     }
     if (this.inFlight < this.maxInFlight) return start()
     if (refused === undefined || this.waiting.length >= this.maxWaiting) {
@@ -95,6 +87,57 @@ export class Work {
       }, maxWaitMs)
     }
     this.waiting.push(entry)
+  }
+
+  /**
+   * The same for work that answers through a callback instead of a fiber (sends: see `Messages.submit`):
+   * `start` begins it and calls `done` once with its outcome. Never waits for a slot.
+   */
+  submit<A, E extends ClientFacing>(
+    ws: Socket,
+    id: string | undefined,
+    start: (done: (exit: Exit.Exit<A, E>) => void) => void,
+    onSuccess: (value: A) => void
+  ): void {
+    if (this.shuttingDown) return this.sessions.sendError(ws, id, "ShuttingDown", "The server is shutting down: reconnect elsewhere")
+    if (this.inFlight >= this.maxInFlight) return this.overloaded(ws, id)
+    this.inFlight++
+    let settled = false
+    try {
+      start((exit) => {
+        if (settled) return
+        settled = true
+        this.settle(ws, id, exit, onSuccess)
+      })
+    } catch (error) {
+      if (!settled) {
+        settled = true
+        this.settle(ws, id, Exit.die(error), onSuccess)
+      }
+    }
+  }
+
+  /** Done when no work started here is in flight. */
+  readonly idle: Effect.Effect<void> = Effect.async<void>((resume) => {
+    if (this.inFlight === 0) return resume(Effect.void)
+    const waiter = () => resume(Effect.void)
+    this.idleWaiters.push(waiter)
+    return Effect.sync(() => {
+      const at = this.idleWaiters.indexOf(waiter)
+      if (at >= 0) this.idleWaiters.splice(at, 1)
+    })
+  })
+
+  private settle<A, E>(ws: Socket, id: string | undefined, exit: Exit.Exit<A, E>, onSuccess: (value: A) => void) {
+    this.inFlight--
+    if (this.waiting.length > 0) this.admitWaiting()
+    if (this.inFlight === 0 && this.idleWaiters.length > 0) for (const waiter of this.idleWaiters.splice(0)) waiter()
+    if (Exit.isFailure(exit)) return this.failure(ws, id, exit.cause)
+    try {
+      onSuccess(exit.value)
+    } catch (error) {
+      this.failure(ws, id, Cause.die(error))
+    }
   }
 
   private overloaded(ws: Socket, id: string | undefined) {

@@ -38,13 +38,13 @@ layer(TestApp.layer(), { excludeTestServices: true })("append_messages", (it) =>
         { ...text(conversationId, trainer.id, user.id, "system to someone"), type: "system" as const }
       ]
       for (const m of refused) expect((yield* repo.append(m))._tag, m.content).toBe("Rejected")
-      // The same, batched with good ones (concurrent appends share a statement): only those are numbered.
+      // The same, batched with good ones in one statement: only those are numbered.
       const mixed = [
         text(conversationId, user.id, trainer.id, "one"),
         ...refused,
         text(conversationId, trainer.id, user.id, "two")
       ]
-      const results = yield* Effect.forEach(mixed, (m) => repo.append(m), { concurrency: "unbounded" })
+      const results = yield* repo.appendMany(mixed)
       expect(results.map((r) => r._tag)).toEqual(["Created", ...refused.map(() => "Rejected"), "Created"])
       const rows = yield* sql<{ seq: number; content: string }>`
         SELECT seq, content FROM messages WHERE conversation_id = ${conversationId} ORDER BY seq`
@@ -66,7 +66,8 @@ layer(TestApp.layer(), { excludeTestServices: true })("append_messages", (it) =>
           ? text(p.conversationId, p.user.id, p.trainer.id, `m${i}`)
           : text(p.conversationId, p.trainer.id, p.user.id, `m${i}`)
       })
-      const results = yield* Effect.forEach(batch, (m) => repo.append(m), { concurrency: "unbounded" })
+      const results = yield* repo.appendMany(batch)
+      expect(results.every((r) => r._tag === "Created")).toBe(true)
       for (const p of [a, b]) {
         const mine = results.flatMap((r, i) =>
           r._tag === "Created" && batch[i]!.conversationId === p.conversationId ? [r.message] : []

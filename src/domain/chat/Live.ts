@@ -1,11 +1,11 @@
 import * as Crypto from "node:crypto"
-import { Config, Effect, FiberSet } from "effect"
+import { Config, Effect, Exit, FiberSet } from "effect"
 import { Forbidden } from "../Errors.js"
 import { Bus } from "../ports/Bus.js"
 import type { ChatEvent } from "./Events.js"
 import type { History } from "../ports/MessagesRepo.js"
 import type { User, UserId } from "../users/Model.js"
-import { Messages, type SendMessage } from "./Messages.js"
+import { Messages, type SendError, type SendMessage, type Sent } from "./Messages.js"
 import { type ConversationId, counterpartOf, type MessageId, type Seq } from "./Model.js"
 
 export const LiveConfig = Config.all({
@@ -116,11 +116,20 @@ export class LiveSession {
 
   /** Sends a message (stored once: without a client id, one is made here); sending ends typing there. */
   send(command: SendMessage) {
-    const sent = this.core.messages.send(
-      this.user,
-      command.clientMessageId === undefined ? { ...command, clientMessageId: Crypto.randomUUID() } : command
-    )
+    const sent = this.core.messages.send(this.user, this.identified(command))
     return this.typingIn === undefined ? sent : Effect.tap(sent, () => this.stopTyping(command.conversationId, true))
+  }
+
+  /** `send` without a fiber (see `Messages.submit`): `done` hears the outcome once. */
+  submit(command: SendMessage, done: (exit: Exit.Exit<Sent, SendError>) => void): void {
+    this.core.messages.submit(this.user, this.identified(command), (exit) => {
+      if (this.typingIn !== undefined && Exit.isSuccess(exit)) this.stopTyping(command.conversationId, true)
+      done(exit)
+    })
+  }
+
+  private identified(command: SendMessage): SendMessage {
+    return command.clientMessageId === undefined ? { ...command, clientMessageId: Crypto.randomUUID() } : command
   }
 
   markRead(messageId: MessageId) {

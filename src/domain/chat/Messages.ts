@@ -1,14 +1,15 @@
 import { SqlClient } from "@effect/sql"
-import { Config, DateTime, Duration, Effect, Option } from "effect"
+import { Config, DateTime, Duration, Effect, Either, Exit, FiberSet, Option } from "effect"
 import { AttachmentNotFound, AttachmentUnavailable } from "../attachments/Errors.js"
 import { type AttachmentId, urlOf } from "../attachments/Model.js"
 import { AttachmentsRepo } from "../ports/AttachmentsRepo.js"
 import { RateLimiter } from "../ports/RateLimiter.js"
 import { Bus } from "../ports/Bus.js"
-import { Forbidden } from "../Errors.js"
+import { Forbidden, type RateLimited } from "../Errors.js"
+import * as GroupCommit from "../GroupCommit.js"
 import { AuditLog } from "../ports/AuditLog.js"
 import { ConversationsRepo } from "../ports/ConversationsRepo.js"
-import { type HistoryQuery, MessagesRepo } from "../ports/MessagesRepo.js"
+import { type HistoryQuery, MessagesRepo, type NewMessage } from "../ports/MessagesRepo.js"
 import { PageVersions } from "../ports/PageVersions.js"
 import type { User, UserId } from "../users/Model.js"
 import { ConversationNotActive, ConversationNotFound, MessageNotFound } from "./Errors.js"
@@ -39,6 +40,36 @@ export interface Sent {
   readonly created: boolean
 }
 
+/** Why a send is refused. */
+export type SendError =
+  | ConversationNotFound
+  | ConversationNotActive
+  | Forbidden
+  | RateLimited
+  | AttachmentNotFound
+  | AttachmentUnavailable
+
+/** A send on its way to a batch: the sender, its checked conversation, the row to write. */
+interface Sending {
+  readonly actor: User
+  readonly conversationId: ConversationId
+  readonly receiverId: UserId
+  readonly content: string
+  readonly type: SendableType
+  readonly clientMessageId: string | null
+}
+
+const newMessageOf = (sending: Sending): NewMessage => ({
+  conversationId: sending.conversationId,
+  senderId: sending.actor.id,
+  receiverId: sending.receiverId,
+  content: sending.content,
+  type: sending.type,
+  clientMessageId: sending.clientMessageId,
+  fileUrl: null,
+  fileName: null
+})
+
 /** How many messages one user may send, over REST and WebSocket together, on every instance. */
 export const SendLimitConfig = Config.all({
   max: Config.integer("SEND_RATE_LIMIT").pipe(Config.withDefault(60)),
@@ -46,7 +77,7 @@ export const SendLimitConfig = Config.all({
 })
 
 export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
-  effect: Effect.gen(function*() {
+  scoped: Effect.gen(function*() {
     const conversations = yield* ConversationsRepo
     const repo = yield* MessagesRepo
     const audit = yield* AuditLog
@@ -56,6 +87,8 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
     const attachments = yield* AttachmentsRepo
     const sql = yield* SqlClient.SqlClient
     const versions = yield* PageVersions
+    // Sends of conversations not seen yet, and with attachments, when submitted without a fiber.
+    const runFork = yield* FiberSet.makeRuntime<never>()
 
     // Who is in a conversation never changes, so the hot path need not ask the database again (a plain
     // map: this is asked on every send). Only found conversations are kept: an unknown id is asked again.
@@ -128,43 +161,115 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
       }
     )
 
-    // The hot path: untraced (a span and its stack trace cost more than the rest of a send).
-    const send = Effect.fnUntraced(function*(actor: User, command: SendMessage) {
+    /**
+     * Sends without an attachment are group-committed whole: concurrent sends share one step for their rate
+     * limits, one statement for their rows, one for their page versions, then each is published in order.
+     * One conversation's sends go to one worker in arrival order, so they are stored and announced in order.
+     * This is every message's path: a send waits on a callback, not a fiber of its own, and what it costs
+     * is mostly shared with its batch.
+     */
+    const sends = yield* GroupCommit.make<Sending, Either.Either<Sent, SendError>, never>({
+      ...(yield* GroupCommit.GroupCommitConfig),
+      orderKey: (sending) => sending.conversationId,
+      dedupeKey: (sending) =>
+        sending.clientMessageId === null
+          ? undefined
+          : `${sending.conversationId}/${sending.actor.id}/${sending.clientMessageId}`,
+      // A retry in the same batch as its first attempt: the first is stored, the retry gets it back.
+      repeat: (answer) => Either.map(answer, (sent): Sent => ({ message: sent.message, created: false })),
+      flush: (batch) => sendBatch(batch)
+    })
+
+    const sendBatch = Effect.fnUntraced(function*(batch: ReadonlyArray<Sending>) {
+      const counted = yield* limiter.hitAll(
+        { bucket: "send:user", max: sendLimit.max, window: sendLimit.window },
+        batch.map((sending) => sending.actor.id)
+      )
+      const admitted = batch.filter((_, i) => typeof counted[i] === "number")
+      const appended = admitted.length === 0 ? [] : yield* repo.appendMany(admitted.map(newMessageOf))
+      const touched = new Set<ConversationId>()
+      for (const answer of appended) if (answer._tag !== "Rejected") touched.add(answer.message.conversationId)
+      // Committed: now (and only now) the world may hear of them. A retry is announced again (its first
+      // attempt's publisher may have died between its commit and its publish; subscribers deliver each seq once).
+      if (touched.size > 0) yield* versions.bumpAll([...touched])
+      for (const answer of appended) {
+        if (answer._tag !== "Rejected") yield* bus.publish({ _tag: "MessageCreated", message: answer.message })
+      }
+      const answers: Array<Either.Either<Sent, SendError>> = []
+      let next = 0
+      for (let i = 0; i < batch.length; i++) {
+        const limited = counted[i]!
+        if (typeof limited !== "number") {
+          answers.push(Either.left(limited))
+          continue
+        }
+        const answer = appended[next++]!
+        answers.push(
+          answer._tag === "Rejected"
+            ? Either.left(yield* notActive(batch[i]!.conversationId))
+            : Either.right({ message: answer.message, created: answer._tag === "Created" })
+        )
+      }
+      return answers
+    })
+
+    /** Why a send was left out: the conversation is gone or no longer active. */
+    const notActive = (id: ConversationId) =>
+      Effect.map(conversations.findById(id), (conversation): SendError =>
+        Option.isNone(conversation)
+          ? new ConversationNotFound({ id })
+          : new ConversationNotActive({ id, status: conversation.value.status }))
+
+    /** A send with an attachment: alone, in its own transaction (see `withAttachment`). */
+    const sendAlone = Effect.fnUntraced(function*(actor: User, command: SendMessage) {
       const members = yield* participantOnly(actor, command.conversationId)
       yield* limiter.hit({ bucket: "send:user", max: sendLimit.max, window: sendLimit.window }, actor.id)
-      const clientMessageId = command.clientMessageId ?? null
-      const receiverId = counterpartOf(members, actor.id)
-      const appended = command.attachmentId === undefined
-        ? yield* repo.append({
-          conversationId: command.conversationId,
-          senderId: actor.id,
-          receiverId,
-          content: command.content ?? "",
-          type: command.type,
-          clientMessageId,
-          fileUrl: null,
-          fileName: null
-        })
-        : yield* withAttachment(actor, command, command.attachmentId, receiverId)
-      switch (appended._tag) {
-        case "Created":
-          // Committed: now (and only now) the world may hear of it. A retry publishes nothing.
-          yield* versions.bump(command.conversationId)
-          yield* bus.publish({ _tag: "MessageCreated", message: appended.message })
-          return { message: appended.message, created: true } satisfies Sent
-        case "Duplicate":
-          // A retry: the first attempt's publisher may have died between its commit and its publish, so the
-          // message is announced again (subscribers deliver each seq once).
-          yield* versions.bump(command.conversationId)
-          yield* bus.publish({ _tag: "MessageCreated", message: appended.message })
-          return { message: appended.message, created: false } satisfies Sent
-        case "Rejected": {
-          const conversation = yield* conversations.findById(command.conversationId)
-          if (Option.isNone(conversation)) return yield* new ConversationNotFound({ id: command.conversationId })
-          return yield* new ConversationNotActive({ id: command.conversationId, status: conversation.value.status })
-        }
-      }
+      const appended = yield* withAttachment(actor, command, command.attachmentId!, counterpartOf(members, actor.id))
+      if (appended._tag === "Rejected") return yield* Effect.flip(notActive(command.conversationId))
+      yield* versions.bump(command.conversationId)
+      yield* bus.publish({ _tag: "MessageCreated", message: appended.message })
+      return { message: appended.message, created: appended._tag === "Created" } satisfies Sent
     })
+
+    const sendingOf = (actor: User, command: SendMessage, members: Participants): Sending => ({
+      actor,
+      conversationId: command.conversationId,
+      receiverId: counterpartOf(members, actor.id),
+      content: command.content ?? "",
+      type: command.type,
+      clientMessageId: command.clientMessageId ?? null
+    })
+
+    const fromBatch = (answer: Either.Either<Sent, SendError>): Exit.Exit<Sent, SendError> =>
+      Either.isRight(answer) ? Exit.succeed(answer.right) : Exit.fail(answer.left)
+
+    /** Sends a message: once committed, published, and answered (a retry of a stored one gets it back). */
+    const send = (actor: User, command: SendMessage): Effect.Effect<Sent, SendError> =>
+      command.attachmentId !== undefined
+        ? sendAlone(actor, command)
+        : Effect.flatMap(participantOnly(actor, command.conversationId), (members) =>
+          Effect.flatMap(sends.enqueue(sendingOf(actor, command, members)), fromBatch))
+
+    /**
+     * `send` for doors that hold many connections, without a fiber per message: `done` is called once with
+     * the outcome (from the batch's worker; it must be quick). A conversation not seen yet here, or an
+     * attachment, takes the fiber path.
+     */
+    const submit = (actor: User, command: SendMessage, done: (exit: Exit.Exit<Sent, SendError>) => void): void => {
+      const members = command.attachmentId === undefined ? known.get(command.conversationId) : undefined
+      if (members === undefined) return void runFork(send(actor, command)).addObserver(done)
+      if (accessOf(actor, members) !== "participant") {
+        // The same answers `participantOnly` gives.
+        return done(
+          Exit.fail(
+            accessOf(actor, members) === "none"
+              ? new ConversationNotFound({ id: command.conversationId })
+              : new Forbidden({ message: "Only the conversation's participants can do this" })
+          )
+        )
+      }
+      sends.submit(sendingOf(actor, command, members), (exit) => done(Exit.flatMap(exit, fromBatch)))
+    }
 
     /** The actor may read the conversation: participants, and admins (audited). Doors check it before a page in wire form. */
     const readable = Effect.fnUntraced(function*(actor: User, id: ConversationId, query: HistoryQuery) {
@@ -243,6 +348,6 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
     const lastSeqs = (ids: ReadonlyArray<ConversationId>) =>
       ids.length === 0 ? Effect.succeed([]) : conversations.lastSeqs(ids)
 
-    return { access, send, readable, history, markRead, markConversationRead, unreadCount, lastSeqs } as const
+    return { access, send, submit, readable, history, markRead, markConversationRead, unreadCount, lastSeqs } as const
   })
 }) {}

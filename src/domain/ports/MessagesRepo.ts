@@ -35,11 +35,16 @@ export interface History {
 export class MessagesRepo extends Context.Tag("Ports/MessagesRepo")<MessagesRepo, {
   /**
    * Appends in one atomic step: the next seq of an active conversation, the
-   * row, the conversation's preview and the receiver's unread count.
-   * Concurrent appends may share one statement (group commit); it runs on its
-   * own connection, never inside the caller's transaction.
+   * row, the conversation's preview and the receiver's unread count. It runs
+   * on a connection of its own, never inside the caller's transaction.
    */
   readonly append: (message: NewMessage) => Effect.Effect<Appended>
+  /**
+   * Many appends in one statement, each as `append` would do it, in order (one conversation's messages
+   * get their seqs in the batch's order): one answer per message. Callers that gather concurrent sends
+   * (group commit) use it; it runs on a connection of its own.
+   */
+  readonly appendMany: (batch: ReadonlyArray<NewMessage>) => Effect.Effect<ReadonlyArray<Appended>>
   /** The same, alone, on the current connection: for use inside a transaction. */
   readonly appendInTransaction: (message: NewMessage) => Effect.Effect<Appended>
   readonly findById: (id: MessageId) => Effect.Effect<Option.Option<Message>>

@@ -9,6 +9,8 @@ import type { ConversationId } from "../chat/Model.js"
 export class PageVersions extends Context.Tag("Ports/PageVersions")<PageVersions, {
   /** Called once a change has committed. Never fails: a bump that cannot be recorded now is retried. */
   readonly bump: (conversationId: ConversationId) => Effect.Effect<void>
+  /** The same for several conversations at once (a batch of sends). */
+  readonly bumpAll: (conversationIds: ReadonlyArray<ConversationId>) => Effect.Effect<void>
   /** The version now, or None when it cannot be known: then nothing cached may be served. */
   readonly current: (conversationId: ConversationId) => Effect.Effect<Option.Option<string>>
 }>() {}

@@ -1,6 +1,6 @@
 import { Clock, Duration, Effect, Layer, Schedule } from "effect"
 import { RateLimited } from "../../domain/Errors.js"
-import { RateLimiter } from "../../domain/ports/RateLimiter.js"
+import { type RateLimit, RateLimiter } from "../../domain/ports/RateLimiter.js"
 
 interface Window {
   readonly endsAt: number
@@ -22,20 +22,25 @@ export const layer = Layer.scoped(
       for (const [key, window] of windows) if (window.endsAt <= now) windows.delete(key)
     }).pipe(Effect.repeat(Schedule.spaced(Duration.minutes(1))), Effect.delay(Duration.minutes(1)), Effect.forkScoped)
 
+    /** Counts one hit now: the count so far, or the refusal past `max`. */
+    const count = (limit: RateLimit, key: string, now: number): number | RateLimited => {
+      const id = idOf(limit.bucket, key)
+      let window = windows.get(id)
+      if (window === undefined || window.endsAt <= now) {
+        window = { endsAt: now + Duration.toMillis(limit.window), count: 0 }
+        windows.set(id, window)
+      }
+      window.count += 1
+      return window.count <= limit.max ? window.count : new RateLimited({ retryAfterSeconds: secondsLeft(window, now) })
+    }
+
     return RateLimiter.of({
       hit: (limit, key) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          const id = idOf(limit.bucket, key)
-          let window = windows.get(id)
-          if (window === undefined || window.endsAt <= now) {
-            window = { endsAt: now + Duration.toMillis(limit.window), count: 0 }
-            windows.set(id, window)
-          }
-          window.count += 1
-          return window.count <= limit.max
-            ? Effect.succeed(window.count)
-            : Effect.fail(new RateLimited({ retryAfterSeconds: secondsLeft(window, now) }))
+          const counted = count(limit, key, now)
+          return typeof counted === "number" ? Effect.succeed(counted) : Effect.fail(counted)
         }),
+      hitAll: (limit, keys) => Effect.map(Clock.currentTimeMillis, (now) => keys.map((key) => count(limit, key, now))),
       peek: (limit, key) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           const window = windows.get(idOf(limit.bucket, key))

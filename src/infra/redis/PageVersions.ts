@@ -37,6 +37,7 @@ export const layer = Layer.scoped(
 
     return PageVersions.of({
       bump: (id) => Effect.promise(() => send(id)),
+      bumpAll: (ids) => Effect.promise(() => Promise.all(ids.map(send))),
       current: (id) =>
         Effect.tryPromise(() => redis.client.get(key(id))).pipe(
           Effect.map((n) => unsent.size > 0 ? Option.none() : Option.some(`${epoch}/${n ?? 0}`)),

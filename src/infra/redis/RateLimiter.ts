@@ -61,6 +61,25 @@ export const layer = Layer.scoped(
           })
         )
       },
+      // One script for the batch's keys (with the turn's other hits); a key Redis could not count is
+      // counted in this instance's memory, as `hit` does.
+      hitAll: (limit, keys) => {
+        const windowMs = Duration.toMillis(limit.window)
+        const fromRedis = ([count, ttl]: readonly [number, number]) => count <= limit.max ? count : limited(ttl)
+        return Effect.flatMap(
+          Effect.promise(() =>
+            Promise.all(keys.map((key) => hitBatched({ key: keyOf(limit.bucket, key), windowMs }).catch(() => undefined)))
+          ),
+          (answers) => {
+            const missed = keys.filter((_, i) => answers[i] === undefined)
+            if (missed.length === 0) return Effect.succeed(answers.map((answer) => fromRedis(answer!)))
+            return Effect.map(local.hitAll(limit, missed), (counted) => {
+              let next = 0
+              return answers.map((answer) => answer === undefined ? counted[next++]! : fromRedis(answer))
+            })
+          }
+        )
+      },
       peek: (limit, key) =>
         Effect.tryPromise(() => peekOne([keyOf(limit.bucket, key)]).then(decode)).pipe(
           Effect.matchEffect({

@@ -5,7 +5,6 @@ import { type Appended, type HistoryQuery, MessagesRepo, type NewMessage } from 
 import { UserId } from "../../domain/users/Model.js"
 import { isUniqueViolation } from "./Errors.js"
 import { pageRows } from "./HistoryRows.js"
-import * as GroupCommit from "./GroupCommit.js"
 
 /** A `messages` row as the driver returns it (camelCased): the table's constraints vouch for its shape. */
 interface MessageRow {
@@ -158,17 +157,10 @@ export const layer = Layer.scoped(
         )
       )
 
-    const enqueue = yield* GroupCommit.make<NewMessage, Appended, unknown>({
-      ...(yield* GroupCommit.GroupCommitConfig),
-      orderKey: (m) => m.conversationId,
-      dedupeKey: (m) => m.clientMessageId === null ? undefined : `${m.conversationId}/${m.senderId}/${m.clientMessageId}`,
-      // A retry in the same batch as its first attempt: the first is stored, the retry gets it back.
-      repeat: (answer) => answer._tag === "Created" ? { _tag: "Duplicate", message: answer.message } : answer,
-      flush: (batch) => batch.length === 1 ? Effect.map(append(batch[0]!), (answer) => [answer]) : appendMany(batch)
-    })
-
     return MessagesRepo.of({
-      append: (message) => Effect.orDie(enqueue(message)),
+      append: (message) => Effect.orDie(append(message)),
+      appendMany: (batch) =>
+        Effect.orDie(batch.length === 1 ? Effect.map(append(batch[0]!), (answer) => [answer]) : appendMany(batch)),
       appendInTransaction: (message) =>
         append(message).pipe(Effect.orDie, Effect.withSpan("MessagesRepo.appendInTransaction")),
       findById: (id) => Effect.orDie(findById(id)),

@@ -1,3 +1,4 @@
+import type { SendError, Sent } from "../../domain/chat/Messages.js"
 import { frameAround, type Handler } from "../Socket.js"
 import type { EventContext } from "./Context.js"
 
@@ -6,20 +7,20 @@ export const sendMessage = ({ fanOut, sessions, work }: EventContext): Handler<"
   const data = ws.getUserData()
   const wait = data.sends.take()
   if (wait > 0) return sessions.sendError(ws, id, "RateLimited", "Too many messages: slow down", wait)
-  work.handle(
+  work.submit<Sent, SendError>(
     ws,
     id,
-    data.live.send({
-      conversationId: input.conversationId,
-      type: input.type ?? "text",
-      content: input.content,
-      attachmentId: input.attachmentId,
-      clientMessageId: input.clientMessageId
-    }),
+    (done) =>
+      data.live.submit({
+        conversationId: input.conversationId,
+        type: input.type ?? "text",
+        content: input.content,
+        attachmentId: input.attachmentId,
+        clientMessageId: input.clientMessageId
+      }, done),
     ({ message }) => {
       // Acked only now: the message is committed. A retry gets the same ack (announced again, it reaches no one twice).
       if (id !== undefined) sessions.send(ws, frameAround("ack", `{"message":${fanOut.jsonOf(message)}}`, id))
-      fanOut.forget()
     }
   )
 }

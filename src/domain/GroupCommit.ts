@@ -34,12 +34,22 @@ interface Shard<In, Out, E> {
   wake: (() => void) | undefined
 }
 
+/** What callers of a group commit call: with a fiber of their own, or with a callback (none per call). */
+export interface GroupCommit<In, Out, E> {
+  /** Waits for the item's flush and answers with its answer. */
+  readonly enqueue: (item: In) => Effect.Effect<Out, E>
+  /**
+   * The same without a fiber: `done` is called once with the answer, from the flush's worker (it must be
+   * quick and not throw; what it throws is lost to it and does not stop the worker).
+   */
+  readonly submit: (item: In, done: (answer: Exit.Exit<Out, E>) => void) => void
+}
+
 /**
- * Group commit: concurrent callers share one flush. Returns the function each caller calls; the workers live
- * as long as the scope.
+ * Group commit: concurrent callers share one flush. The workers live as long as the scope.
  */
 export const make = <In, Out, E>(options: GroupCommitOptions<In, Out, E>): Effect.Effect<
-  (item: In) => Effect.Effect<Out, E>,
+  GroupCommit<In, Out, E>,
   never,
   Scope.Scope
 > =>
@@ -99,22 +109,30 @@ export const make = <In, Out, E>(options: GroupCommitOptions<In, Out, E>): Effec
           return { index: items.length - 1, repeat: false }
         })
         const results = yield* Effect.exit(options.flush(items))
+        const failed = Exit.isFailure(results) ? Exit.failCause(results.cause) : undefined
         taken.forEach((pending, i) => {
-          if (Exit.isFailure(results)) return pending.done(Exit.failCause(results.cause))
-          const { index, repeat } = slots[i]!
-          const answer = results.value[index]!
-          pending.done(Exit.succeed(repeat ? options.repeat(answer) : answer))
+          try {
+            if (failed !== undefined || Exit.isFailure(results)) return pending.done(failed!)
+            const { index, repeat } = slots[i]!
+            const answer = results.value[index]!
+            pending.done(Exit.succeed(repeat ? options.repeat(answer) : answer))
+          } catch {
+            // A caller's callback threw: its own bug, not the batch's; the others still get their answers.
+          }
         })
       })
     }
     yield* Effect.forEach(shards, (shard) => Effect.forkScoped(Effect.forever(worker(shard))))
 
-    return (item: In) =>
-      Effect.async<Out, E>((resume) => {
-        const shard = shardOf(item)
-        shard.waiting.push({ item, done: resume })
-        const wake = shard.wake
-        shard.wake = undefined
-        wake?.()
-      })
+    const submit = (item: In, done: (answer: Exit.Exit<Out, E>) => void): void => {
+      const shard = shardOf(item)
+      shard.waiting.push({ item, done })
+      const wake = shard.wake
+      shard.wake = undefined
+      wake?.()
+    }
+    return {
+      enqueue: (item: In) => Effect.async<Out, E>((resume) => submit(item, resume)),
+      submit
+    }
   })

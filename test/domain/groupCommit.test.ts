@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit } from "effect"
-import * as GroupCommit from "../../src/infra/sql/GroupCommit.js"
+import * as GroupCommit from "../../src/domain/GroupCommit.js"
 
 // Unit tests of the group commit alone, over a fake flush that records its batches.
 
@@ -22,7 +22,7 @@ const setup = (options: {
 }) =>
   Effect.gen(function*() {
     const batches: Array<ReadonlyArray<Item>> = []
-    const append = yield* GroupCommit.make<Item, string, string>({
+    const group = yield* GroupCommit.make<Item, string, string>({
       batchSize: options.batchSize ?? 256,
       workers: options.workers ?? 1,
       lingerMs: options.lingerMs ?? 0,
@@ -37,7 +37,7 @@ const setup = (options: {
           return batch.map((item) => `${item.key.slice(-2)}#${item.n}`)
         })
     })
-    return { append, batches }
+    return { append: group.enqueue, submit: group.submit, batches }
   })
 
 describe("GroupCommit", () => {
