@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
+import { Cause, ConfigProvider, Effect, Either, Exit, Layer, Logger, LogLevel, Option, Redacted } from "effect"
 import type { ChatEvent } from "../../src/domain/chat/Events.js"
 import { Conversations } from "../../src/domain/chat/Conversations.js"
 import { Live } from "../../src/domain/chat/Live.js"
-import { Messages } from "../../src/domain/chat/Messages.js"
+import { Messages, type SendError, type Sent } from "../../src/domain/chat/Messages.js"
 import { Bus } from "../../src/domain/ports/Bus.js"
 import { UsersRepo } from "../../src/domain/ports/UsersRepo.js"
 import type { Email } from "../../src/domain/users/Model.js"
@@ -14,20 +14,25 @@ import { tempDir } from "../support/TempDir.js"
 // The domain as a team composes it in its own tests: `DomainLive` (every service over the ports) on the
 // embedded database in a directory of its own and the in-memory bus, with no server and no socket.
 
-const TestDomain = Layer.unwrapScoped(
-  Effect.map(tempDir("chat-domain-"), (dir) =>
-    DomainLive.pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(
-      new Map(Object.entries({
-        DATA_DIR: dir,
-        STORAGE_DIR: `${dir}/files`,
-        JWT_SECRET: "test-secret-0123456789abcdef0123456789abcdef",
-        ADMIN_EMAIL: "admin@domain.test",
-        ADMIN_PASSWORD: "admin-password-1",
-        WS_TYPING_EXPIRY_MS: "200"
-      }))
-    ))))
-  )
-).pipe(Layer.provide(Logger.minimumLogLevel(LogLevel.Warning)))
+const domainWith = (settings: Record<string, string>) =>
+  Layer.unwrapScoped(
+    Effect.map(tempDir("chat-domain-"), (dir) =>
+      DomainLive.pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(
+        new Map(Object.entries({
+          DATA_DIR: dir,
+          STORAGE_DIR: `${dir}/files`,
+          JWT_SECRET: "test-secret-0123456789abcdef0123456789abcdef",
+          ADMIN_EMAIL: "admin@domain.test",
+          ADMIN_PASSWORD: "admin-password-1",
+          WS_TYPING_EXPIRY_MS: "200",
+          ...settings
+        }))
+      ))))
+    )
+  ).pipe(Layer.provide(Logger.minimumLogLevel(LogLevel.Warning)))
+
+const TestDomain = domainWith({})
+const limitedDomain = (max: number) => domainWith({ SEND_RATE_LIMIT: String(max), SEND_RATE_WINDOW: "1 minute" })
 
 /** A user and the trainer assigned to them, and their conversation. */
 const pair = Effect.gen(function*() {
@@ -95,4 +100,77 @@ describe("the domain without a server", () => {
         "ConversationClosed"
       ])
     }).pipe(Effect.provide(TestDomain)), 60_000)
+
+  it.scopedLive("concurrent sends share batches: dense seqs in arrival order, a retry in the same batch stored once", () =>
+    Effect.gen(function*() {
+      const { client, conversationId, trainer } = yield* pair
+      const events = yield* recording
+      const messages = yield* Messages
+      const sends = Array.from({ length: 40 }, (_, i) => ({
+        actor: i % 2 === 0 ? client : trainer,
+        command: { conversationId, type: "text" as const, content: `m${i}`, clientMessageId: `c-${i}` }
+      }))
+      // Each send with its retry right behind it: both reach the same batch.
+      const answers = yield* Effect.all(
+        sends.flatMap(({ actor, command }) => [messages.send(actor, command), messages.send(actor, command)]),
+        { concurrency: "unbounded" }
+      )
+      for (let i = 0; i < sends.length; i++) {
+        const [first, retry] = [answers[2 * i]!, answers[2 * i + 1]!]
+        expect(first.message.id).toBe(retry.message.id)
+        expect([first.created, retry.created].sort()).toEqual([false, true])
+      }
+      const page = yield* messages.history(client, conversationId, { limit: 100 })
+      expect(page.messages.map((m) => [m.seq, m.content])).toEqual(sends.map((s, i) => [i + 1, s.command.content]))
+      yield* Effect.sleep("20 millis")
+      const seqs = events.flatMap((e) => e._tag === "MessageCreated" ? [e.message.seq] : [])
+      // Every message announced in seq order (the retries again, after their first).
+      expect(seqs.filter((seq, i) => seqs.indexOf(seq) === i)).toEqual(sends.map((_, i) => i + 1))
+    }).pipe(Effect.provide(TestDomain)), 60_000)
+
+  it.scopedLive("submit: the same answers through a callback, refusals included", () =>
+    Effect.gen(function*() {
+      const { admin, client, conversationId, trainer } = yield* pair
+      const messages = yield* Messages
+      const submitted = (actor: typeof client, content: string) =>
+        Effect.async<Exit.Exit<Sent, SendError>>((resume) =>
+          messages.submit(actor, { conversationId, type: "text", content }, (exit) => resume(Effect.succeed(exit)))
+        )
+      // First seen here through submit (no participants known yet), then known.
+      const first = yield* submitted(client, "one")
+      const second = yield* submitted(trainer, "two")
+      expect([first, second].map((exit) => Exit.isSuccess(exit) && exit.value.message.seq)).toEqual([1, 2])
+      const stranger = yield* (yield* Users).create(admin, {
+        email: "stranger@domain.test" as Email,
+        password: Redacted.make("password-123"),
+        firstName: "S",
+        lastName: "T",
+        role: "user"
+      })
+      const refusedStranger = yield* submitted(stranger, "nope")
+      expect(Exit.isFailure(refusedStranger) && Cause.failureOption(refusedStranger.cause).pipe(Option.map((e) => e._tag)))
+        .toEqual(Option.some("ConversationNotFound"))
+      const refusedAdmin = yield* submitted(admin, "nope")
+      expect(Exit.isFailure(refusedAdmin) && Cause.failureOption(refusedAdmin.cause).pipe(Option.map((e) => e._tag)))
+        .toEqual(Option.some("Forbidden"))
+      yield* (yield* Conversations).close(admin, conversationId, "done")
+      const refusedClosed = yield* submitted(client, "late")
+      expect(Exit.isFailure(refusedClosed) && Cause.failureOption(refusedClosed.cause).pipe(Option.map((e) => e._tag)))
+        .toEqual(Option.some("ConversationNotActive"))
+    }).pipe(Effect.provide(TestDomain)), 60_000)
+
+  it.scopedLive("the send limit counts each send of a batch: past it, those sends are refused and nothing of them stored", () =>
+    Effect.gen(function*() {
+      const { client, conversationId } = yield* pair
+      const messages = yield* Messages
+      const answers = yield* Effect.all(
+        Array.from({ length: 8 }, (_, i) =>
+          Effect.either(messages.send(client, { conversationId, type: "text", content: `m${i}` }))),
+        { concurrency: "unbounded" }
+      )
+      expect(answers.filter(Either.isRight)).toHaveLength(5)
+      expect(answers.flatMap((a) => Either.isLeft(a) ? [a.left._tag] : [])).toEqual(["RateLimited", "RateLimited", "RateLimited"])
+      const page = yield* messages.history(client, conversationId, { limit: 50 })
+      expect(page.messages.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5])
+    }).pipe(Effect.provide(limitedDomain(5))), 60_000)
 })

@@ -130,4 +130,25 @@ describe("GroupCommit", () => {
       }
       expect(batches.length).toBeLessThan(400)
     }))
+
+  it.scopedLive("submit: callers without a fiber get their answers; one whose callback throws stops no one", () =>
+    Effect.gen(function*() {
+      const { batches, submit } = yield* setup({ lingerMs: 1 })
+      const answers: Array<string> = []
+      const all = yield* Deferred.make<void>()
+      for (let n = 0; n < 10; n++) {
+        submit({ key: conversation(1), n }, (exit) => {
+          if (n === 3) throw new Error("a caller's bug")
+          answers.push(Exit.isSuccess(exit) ? exit.value : "failed")
+          if (answers.length === 9) Deferred.unsafeDone(all, Exit.void)
+        })
+      }
+      yield* Deferred.await(all)
+      expect(answers).toEqual([0, 1, 2, 4, 5, 6, 7, 8, 9].map((n) => `01#${n}`))
+      // The worker goes on after the throw.
+      const after = yield* Deferred.make<string, string>()
+      submit({ key: conversation(1), n: 10 }, (exit) => Deferred.unsafeDone(after, exit))
+      expect(yield* Deferred.await(after)).toBe("01#10")
+      expect(batches.flat().map((item) => item.n)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    }))
 })

@@ -78,4 +78,24 @@ layer(TestApp.layer(), { excludeTestServices: true })("append_messages", (it) =>
         expect(rows.map((r) => r.content)).toEqual(mine.map((m) => m.content))
       }
     }))
+
+  it.effect("stores any text as it was sent: quotes, backslashes, braces, commas, NULL, empty, newlines, emoji", () =>
+    Effect.gen(function*() {
+      const repo = yield* MessagesRepo
+      const sql = yield* SqlClient.SqlClient
+      const { conversationId, trainer, user } = yield* pair
+      const texts = [
+        "plain", "\"quoted\"", "back\\slash", "\\\"", "{a,b}", "x,y", "NULL", "null", "", " spaced ",
+        "line\nbreak\ttab", "emoji 🏋️ ünï", "\\N", "}{\"\\,", "'single'"
+      ]
+      const results = yield* repo.appendMany(texts.map((t) => ({ ...text(conversationId, user.id, trainer.id, t), clientMessageId: t })))
+      expect(results.map((r) => r._tag === "Created" ? [r.message.content, r.message.clientMessageId] : r._tag))
+        .toEqual(texts.map((t) => [t, t]))
+      const rows = yield* sql<{ content: string; clientMessageId: string; lastMessagePreview: string }>`
+        SELECT m.content, m.client_message_id, c.last_message_preview FROM messages m
+        JOIN conversations c ON c.id = m.conversation_id WHERE m.conversation_id = ${conversationId} ORDER BY m.seq`
+      expect(rows.map((r) => r.content)).toEqual(texts)
+      expect(rows.map((r) => r.clientMessageId)).toEqual(texts)
+      expect(rows[0]!.lastMessagePreview).toBe(texts.at(-1))
+    }))
 })

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { DateTime, Schema } from "effect"
+import { DateTime, Equal, Schema } from "effect"
 import { ChatEvent } from "../../src/domain/chat/Events.js"
-import { Message, MessageJson } from "../../src/domain/chat/Model.js"
+import { Message, MessageJson, unsafeMessage } from "../../src/domain/chat/Model.js"
 import { encodeMessage } from "../../src/infra/wire/MessageJson.js"
 
 describe("encodeMessage", () => {
@@ -33,6 +33,35 @@ describe("encodeMessage", () => {
       expect(encodeMessage(message)).toEqual(Schema.encodeSync(MessageJson)(message))
       expect(encodeMessage(message).createdAt).toBe(DateTime.formatIso(DateTime.unsafeFromDate(row.createdAt)))
     }
+  })
+})
+
+describe("unsafeMessage", () => {
+  it("makes what the class's constructor makes: prototype, own fields, equality, encoding", () => {
+    const fields = Schema.decodeUnknownSync(Message)({
+      id: "0b1a4a3e-5c6d-4e7f-8a9b-0c1d2e3f4a5b",
+      conversationId: "1b1a4a3e-5c6d-4e7f-8a9b-0c1d2e3f4a5b",
+      seq: 3,
+      senderId: null,
+      receiverId: "3b1a4a3e-5c6d-4e7f-8a9b-0c1d2e3f4a5b",
+      content: "x",
+      type: "system",
+      isRead: true,
+      readAt: new Date("2026-11-25T11:00:00Z"),
+      fileUrl: null,
+      fileName: null,
+      clientMessageId: null,
+      createdAt: new Date("2026-11-25T10:00:00.123Z"),
+      updatedAt: new Date("2026-11-25T10:00:01Z")
+    })
+    const made = new Message({ ...fields }, { disableValidation: true })
+    const fast = unsafeMessage({ ...fields })
+    expect(Object.getPrototypeOf(fast)).toBe(Object.getPrototypeOf(made))
+    expect(fast).toBeInstanceOf(Message)
+    expect(Object.entries(fast)).toEqual(Object.entries(made))
+    expect(Equal.equals(fast, made)).toBe(true)
+    expect(Schema.encodeSync(MessageJson)(fast)).toEqual(Schema.encodeSync(MessageJson)(made))
+    expect(Schema.is(Message)(fast)).toBe(true)
   })
 })
 

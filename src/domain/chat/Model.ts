@@ -124,6 +124,15 @@ export class Message extends Model.Class<Message>("Message")({
   updatedAt: Model.DateTimeUpdateFromDate
 }) {}
 
+/**
+ * A message from fields already checked (rows the log's constraints vouch for): what `new Message(fields,
+ * { disableValidation: true })` makes — same prototype, same own fields — without the class constructor's
+ * copies of the fields (a third of the cost of turning an appended row into a message). Every field is given,
+ * so no default is missing. A test keeps the two equal.
+ */
+export const unsafeMessage = (fields: { readonly [K in keyof Message]: Message[K] }): Message =>
+  Object.assign(Object.create(Message.prototype) as Message, fields)
+
 export const MessageJson = Message.json
 export type MessageJson = typeof MessageJson.Type
 
