@@ -1,4 +1,4 @@
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Config, Console, Data, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { realpathSync } from "node:fs"
 import { pathToFileURL } from "node:url"

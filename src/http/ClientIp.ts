@@ -1,4 +1,4 @@
-import type { HttpServerRequest } from "@effect/platform"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Config, Option } from "effect"
 
 /** Behind a load balancer, the client is the first address of `X-Forwarded-For`; trust it only when told to. */

@@ -1,13 +1,11 @@
-import {
-  HttpApiError,
-  HttpApp,
-  HttpIncomingMessage,
-  HttpMethod,
-  HttpMiddleware,
-  HttpServerError,
-  HttpServerRequest,
-  HttpServerResponse
-} from "@effect/platform"
+import * as HttpApiError from "@effect/platform/HttpApiError"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpMethod from "@effect/platform/HttpMethod"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Cause, Effect, Either, Option, ParseResult, Schema } from "effect"
 import { isUnavailable, retryAfterMs } from "../infra/Unavailable.js"
 import * as Issues from "../domain/Issues.js"

@@ -1,4 +1,5 @@
-import { HttpApiBuilder, HttpApiSwagger } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
 import { Config, Duration, Effect, Layer } from "effect"
 import { AttachmentsConfig, uploadBodyCap } from "../domain/attachments/Attachments.js"
 import { Api } from "./Api.js"

@@ -1,4 +1,4 @@
-import { HttpApiSchema } from "@effect/platform"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Either, Schema, type SchemaAST } from "effect"
 import { STATUS_CODES } from "node:http"
 import { Api } from "../http/Api.js"

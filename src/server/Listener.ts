@@ -1,5 +1,5 @@
-import { HttpServer } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Config, Context, Duration, Effect, FiberSet, Layer } from "effect"
 import { AttachmentsConfig, uploadBodyCap } from "../domain/attachments/Attachments.js"
 import { uploadPath } from "../http/attachments/Api.js"

@@ -1,4 +1,10 @@
-import { Cookies, Headers, HttpIncomingMessage, HttpServerError, HttpServerRequest, Multipart, UrlParams } from "@effect/platform"
+import * as Cookies from "@effect/platform/Cookies"
+import * as Headers from "@effect/platform/Headers"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as Multipart from "@effect/platform/Multipart"
+import * as UrlParams from "@effect/platform/UrlParams"
 import type { HttpMethod } from "@effect/platform/HttpMethod"
 import { Effect, Inspectable, Option, Stream } from "effect"
 

@@ -1,4 +1,5 @@
-import { Cookies, type HttpServerResponse } from "@effect/platform"
+import * as Cookies from "@effect/platform/Cookies"
+import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Chunk, Effect, Stream } from "effect"
 import { STATUS_CODES } from "node:http"
 import { internalError } from "../http/Middleware.js"

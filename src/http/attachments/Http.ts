@@ -1,4 +1,6 @@
-import { HttpApiBuilder, HttpServerResponse, Multipart } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Multipart from "@effect/platform/Multipart"
 import { Effect, Option, Stream } from "effect"
 import { Attachments, type Upload, type Variant } from "../../domain/attachments/Attachments.js"
 import { AttachmentTooLarge, MissingFile } from "../../domain/attachments/Errors.js"

@@ -1,4 +1,5 @@
-import { FileSystem, Path } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
 import { Config, ConfigError, Effect, Option, Redacted } from "effect"
 import * as Crypto from "node:crypto"
 import { DataDir } from "../sql/Client.js"

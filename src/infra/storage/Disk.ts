@@ -1,4 +1,4 @@
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import type { PlatformError } from "@effect/platform/Error"
 import { Clock, Config, Duration, Effect, Layer, Option, Stream } from "effect"
 import * as Crypto from "node:crypto"

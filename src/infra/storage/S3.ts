@@ -9,7 +9,7 @@ import {
   S3ServiceException
 } from "@aws-sdk/client-s3"
 import { Upload } from "@aws-sdk/lib-storage"
-import { NodeStream } from "@effect/platform-node"
+import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Config, ConfigError, Deferred, Effect, Either, Layer, Option, Redacted, Stream } from "effect"
 import { Readable } from "node:stream"
 import { type ByteRange, Storage, StorageError, type StoredFile } from "../../domain/ports/Storage.js"

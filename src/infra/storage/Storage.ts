@@ -1,4 +1,4 @@
-import type { FileSystem } from "@effect/platform"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import { Config, type ConfigError, Effect, Layer, Option } from "effect"
 import type { Storage, StorageError } from "../../domain/ports/Storage.js"
 import * as Disk from "./Disk.js"
