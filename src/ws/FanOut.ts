@@ -2,7 +2,7 @@ import { Effect, Schedule } from "effect"
 import type { ChatEvent } from "../domain/chat/Events.js"
 import type { Messages } from "../domain/chat/Messages.js"
 import type { ConversationId, MessageJson } from "../domain/chat/Model.js"
-import { encodeMessage } from "../infra/wire/MessageJson.js"
+import { messageJson } from "../infra/wire/MessageJson.js"
 import { InOrder } from "./InOrder.js"
 import { CloseCodes, encodeServerEvent } from "./Protocol.js"
 import type { Sessions } from "./Sessions.js"
@@ -43,7 +43,7 @@ export class FanOut {
     }
     let text = texts.get(message)
     if (text === undefined) {
-      text = JSON.stringify(encodeMessage(message))
+      text = messageJson(message)
       texts.set(message, text)
     }
     return text

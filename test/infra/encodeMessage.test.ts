@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { DateTime, Equal, Schema } from "effect"
 import { ChatEvent } from "../../src/domain/chat/Events.js"
 import { Message, MessageJson, unsafeMessage } from "../../src/domain/chat/Model.js"
-import { encodeMessage } from "../../src/infra/wire/MessageJson.js"
+import { encodeMessage, messageJson } from "../../src/infra/wire/MessageJson.js"
 
 describe("encodeMessage", () => {
   it("is exactly the contract's schema encoding, for every shape of message", () => {
@@ -26,11 +26,13 @@ describe("encodeMessage", () => {
       base,
       { ...base, isRead: true, readAt: new Date("2026-11-25T11:00:00Z"), clientMessageId: null },
       { ...base, type: "system", senderId: null, receiverId: null },
-      { ...base, type: "image", fileUrl: "/chat/attachments/x", fileName: "a.png" }
+      { ...base, type: "image", fileUrl: "/chat/attachments/x", fileName: "a \"quoted\" \\ name\n.png" },
+      { ...base, content: "\u0000\u001f\u2028\u2029 </script> 🏋️", clientMessageId: "\"id\"\\" }
     ]
     for (const row of variants) {
       const message = Schema.decodeUnknownSync(Message)(row)
       expect(encodeMessage(message)).toEqual(Schema.encodeSync(MessageJson)(message))
+      expect(messageJson(message)).toBe(JSON.stringify(Schema.encodeSync(MessageJson)(message)))
       expect(encodeMessage(message).createdAt).toBe(DateTime.formatIso(DateTime.unsafeFromDate(row.createdAt)))
     }
   })
