@@ -5,6 +5,7 @@ import ReadStateAndAudit from "./migrations/0002_read_state_and_audit_log.js"
 import Attachments from "./migrations/0003_attachments.js"
 import TokensValidAfter from "./migrations/0004_tokens_valid_after.js"
 import AppendMessages from "./migrations/0005_append_messages.js"
+import AppendMessagesKeyed from "./migrations/0006_append_messages_keyed.js"
 
 const table = "effect_sql_migrations"
 
@@ -14,7 +15,8 @@ const loader = Migrator.fromRecord({
   "0002_read_state_and_audit_log": ReadStateAndAudit,
   "0003_attachments": Attachments,
   "0004_tokens_valid_after": TokensValidAfter,
-  "0005_append_messages": AppendMessages
+  "0005_append_messages": AppendMessages,
+  "0006_append_messages_keyed": AppendMessagesKeyed
 })
 
 /** Readiness flag: set once this process has seen the schema up to date. */
