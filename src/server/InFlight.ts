@@ -1,5 +1,5 @@
-import { Effect } from "effect"
-import { Pressure } from "../ws/Overload.js"
+import type { Effect } from "effect"
+import { InFlightCount, Pressure } from "../ws/Overload.js"
 
 /**
  * HTTP requests being worked on, counted across every door of the listener (the HttpServer and the fast
@@ -7,7 +7,7 @@ import { Pressure } from "../ws/Overload.js"
  * began, every new one is.
  */
 export class InFlight {
-  private count = 0
+  private readonly count = new InFlightCount()
   /** False once shutdown began. */
   accepting = true
   /** Refusals of the last few seconds, decaying (a backlog measure for the retry hint): from 1 s, at most 30 s. */
@@ -19,32 +19,23 @@ export class InFlight {
 
   /** Takes a slot; false when none is free. A taken slot must be released exactly once. */
   tryAcquire(): boolean {
-    if (this.count >= this.max) return false
-    this.count++
+    if (this.count.size >= this.max) return false
+    this.count.add()
     return true
   }
 
   release(): void {
-    this.count--
-    if (this.count === 0 && this.waiters.length > 0) for (const wake of this.waiters.splice(0)) wake()
+    this.count.remove()
   }
 
-  private readonly waiters: Array<() => void> = []
-
   /** Done once no request is being worked on (shutdown waits for it). */
-  readonly idle: Effect.Effect<void> = Effect.async<void>((resume) => {
-    if (this.count === 0) return resume(Effect.void)
-    const wake = () => resume(Effect.void)
-    this.waiters.push(wake)
-    return Effect.sync(() => {
-      const at = this.waiters.indexOf(wake)
-      if (at >= 0) this.waiters.splice(at, 1)
-    })
-  })
+  get idle(): Effect.Effect<void> {
+    return this.count.idle
+  }
 
   /** Requests being worked on now. */
   get size(): number {
-    return this.count
+    return this.count.size
   }
 
   /**

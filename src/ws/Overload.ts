@@ -1,3 +1,4 @@
+import { Effect } from "effect"
 import { retryAfterMs } from "../infra/Unavailable.js"
 
 /**
@@ -23,4 +24,35 @@ export class Pressure {
     const base = this.baseMs * (1 + this.level / Math.max(1, this.limit))
     return Math.min(this.maxMs, retryAfterMs(base, 1))
   }
+}
+
+/** Work in flight: a count, and a wait for it to come back to zero (shutdown waits on it). */
+export class InFlightCount {
+  private count = 0
+  private readonly waiters: Array<() => void> = []
+
+  get size(): number {
+    return this.count
+  }
+
+  add(): void {
+    this.count++
+  }
+
+  /** One piece of work ended: every `idle` waiting hears it when none is left. */
+  remove(): void {
+    this.count--
+    if (this.count === 0 && this.waiters.length > 0) for (const wake of this.waiters.splice(0)) wake()
+  }
+
+  /** Done once nothing is in flight. */
+  readonly idle: Effect.Effect<void> = Effect.async<void>((resume) => {
+    if (this.count === 0) return resume(Effect.void)
+    const wake = () => resume(Effect.void)
+    this.waiters.push(wake)
+    return Effect.sync(() => {
+      const at = this.waiters.indexOf(wake)
+      if (at >= 0) this.waiters.splice(at, 1)
+    })
+  })
 }

@@ -1,8 +1,8 @@
-import { Cause, Effect, Exit, type Fiber, Option } from "effect"
+import { Cause, type Effect, Exit, type Fiber, Option } from "effect"
 import { answerOf, type ClientFacing } from "../domain/ClientErrors.js"
 import { isUnavailable, retryAfterMs } from "../infra/Unavailable.js"
 import { type Failures, internalError, unavailableError, unavailableRetryMs } from "./Failures.js"
-import { Pressure } from "./Overload.js"
+import { InFlightCount, Pressure } from "./Overload.js"
 import type { Sessions } from "./Sessions.js"
 import { errorFrame, type Socket } from "./Socket.js"
 
@@ -23,12 +23,11 @@ const maxWaitMs = 2000
  * infrastructure away `Unavailable`, a defect `Internal`.
  */
 export class Work {
-  private inFlight = 0
+  private readonly inFlight = new InFlightCount()
   private shuttingDown = false
   private readonly pressure: Pressure
   private readonly waiting: Array<Waiting> = []
   private readonly maxWaiting: number
-  private readonly idleWaiters: Array<() => void> = []
 
   constructor(
     private readonly sessions: Sessions,
@@ -66,11 +65,11 @@ export class Work {
       return refused?.()
     }
     const start = () => {
-      this.inFlight++
+      this.inFlight.add()
       // The outcome is handled in the fiber's observer, synchronously: no more steps on the hot path.
       this.run(effect).addObserver((exit) => this.settle(ws, id, exit, onSuccess))
     }
-    if (this.inFlight < this.maxInFlight) return start()
+    if (this.inFlight.size < this.maxInFlight) return start()
     if (refused === undefined || this.waiting.length >= this.maxWaiting) {
       this.overloaded(ws, id)
       return refused?.()
@@ -100,8 +99,8 @@ export class Work {
     onSuccess: (value: A) => void
   ): void {
     if (this.shuttingDown) return this.sessions.sendError(ws, id, "ShuttingDown", "The server is shutting down: reconnect elsewhere")
-    if (this.inFlight >= this.maxInFlight) return this.overloaded(ws, id)
-    this.inFlight++
+    if (this.inFlight.size >= this.maxInFlight) return this.overloaded(ws, id)
+    this.inFlight.add()
     let settled = false
     try {
       start((exit) => {
@@ -118,20 +117,14 @@ export class Work {
   }
 
   /** Done when no work started here is in flight. */
-  readonly idle: Effect.Effect<void> = Effect.async<void>((resume) => {
-    if (this.inFlight === 0) return resume(Effect.void)
-    const waiter = () => resume(Effect.void)
-    this.idleWaiters.push(waiter)
-    return Effect.sync(() => {
-      const at = this.idleWaiters.indexOf(waiter)
-      if (at >= 0) this.idleWaiters.splice(at, 1)
-    })
-  })
+  get idle(): Effect.Effect<void> {
+    return this.inFlight.idle
+  }
 
   private settle<A, E>(ws: Socket, id: string | undefined, exit: Exit.Exit<A, E>, onSuccess: (value: A) => void) {
-    this.inFlight--
-    if (this.waiting.length > 0) this.admitWaiting()
-    if (this.inFlight === 0 && this.idleWaiters.length > 0) for (const waiter of this.idleWaiters.splice(0)) waiter()
+    // The slot goes to the waiting first: `idle` hears of zero only when nothing takes it.
+    if (this.waiting.length > 0) this.admitWaiting(1)
+    this.inFlight.remove()
     if (Exit.isFailure(exit)) return this.failure(ws, id, exit.cause)
     try {
       onSuccess(exit.value)
@@ -144,8 +137,9 @@ export class Work {
     this.sessions.sendError(ws, id, "Overloaded", "The server is busy: retry in a moment", this.pressure.refuse())
   }
 
-  private admitWaiting() {
-    while (this.inFlight < this.maxInFlight && this.waiting.length > 0) {
+  /** Starts what waits while slots are free (`freeing`: slots about to be given back). */
+  private admitWaiting(freeing: number) {
+    while (this.inFlight.size - freeing < this.maxInFlight && this.waiting.length > 0) {
       const next = this.waiting.shift()!
       clearTimeout(next.timer)
       if (next.ws.getUserData().closed) next.refused()

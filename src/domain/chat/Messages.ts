@@ -84,6 +84,7 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
     const bus = yield* Bus
     const limiter = yield* RateLimiter
     const sendLimit = yield* SendLimitConfig
+    const perSender = { bucket: "send:user", max: sendLimit.max, window: sendLimit.window }
     const attachments = yield* AttachmentsRepo
     const sql = yield* SqlClient.SqlClient
     const versions = yield* PageVersions
@@ -182,7 +183,7 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
 
     const sendBatch = Effect.fnUntraced(function*(batch: ReadonlyArray<Sending>) {
       const counted = yield* limiter.hitAll(
-        { bucket: "send:user", max: sendLimit.max, window: sendLimit.window },
+        perSender,
         batch.map((sending) => sending.actor.id)
       )
       const admitted = batch.filter((_, i) => typeof counted[i] === "number")
@@ -223,7 +224,7 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
     /** A send with an attachment: alone, in its own transaction (see `withAttachment`). */
     const sendAlone = Effect.fnUntraced(function*(actor: User, command: SendMessage) {
       const members = yield* participantOnly(actor, command.conversationId)
-      yield* limiter.hit({ bucket: "send:user", max: sendLimit.max, window: sendLimit.window }, actor.id)
+      yield* limiter.hit(perSender, actor.id)
       const appended = yield* withAttachment(actor, command, command.attachmentId!, counterpartOf(members, actor.id))
       if (appended._tag === "Rejected") return yield* Effect.flip(notActive(command.conversationId))
       yield* versions.bump(command.conversationId)
