@@ -7,6 +7,7 @@ import * as Multipart from "@effect/platform/Multipart"
 import * as UrlParams from "@effect/platform/UrlParams"
 import type { HttpMethod } from "@effect/platform/HttpMethod"
 import { Effect, Inspectable, Option, Stream } from "effect"
+import * as MultipartParts from "./Multipart.js"
 
 /**
  * A request's body as the server hands it over: read whole before the handler runs (every route but
@@ -139,9 +140,9 @@ export class UwsServerRequest extends Inspectable.Class implements HttpServerReq
   }
 
   get multipartStream(): Stream.Stream<Multipart.Part, Multipart.MultipartError> {
-    return Stream.pipeThroughChannel(
-      Stream.mapError(this.stream, (cause) => new Multipart.MultipartError({ reason: "InternalError", cause })),
-      Multipart.makeChannel(this.headers)
+    return MultipartParts.parts(
+      this.headers,
+      Stream.mapError(this.stream, (cause) => new Multipart.MultipartError({ reason: "InternalError", cause }))
     )
   }
 

@@ -418,6 +418,53 @@ layer(TestApp.layer(limits), { excludeTestServices: true })("attachments on disk
       expect(wsMissing.data.code).toBe("InvalidData")
     }))
 
+  it.effect("forms cut off anywhere get 400 at once and the server stays free; a form split at any byte still goes up whole", () =>
+    Effect.gen(function*() {
+      const { user } = yield* pair
+      const server = yield* TestServer
+      const head = `--B\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\nContent-Type: text/plain\r\n\r\n`
+      // Each once spun the parser forever on a core: the request never answered and the heap grew.
+      const cutOff = ["", "--B\r\n", "--B\r\nContent-Disposition: form-da", `${head}hello`, `${head}hel\r\n--`, "\r\n--B", "x"]
+      for (const body of cutOff) {
+        const reply = yield* Effect.promise(() =>
+          fetch(`${server.url}/chat/attachments`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${user.token}`, "content-type": "multipart/form-data; boundary=B" },
+            body,
+            signal: AbortSignal.timeout(5_000)
+          }).then(async (r) => [r.status, ((await r.json()) as { _tag: string })._tag], (e: unknown) => [0, String(e)])
+        )
+        expect(reply, JSON.stringify(body)).toEqual([400, "MissingFile"])
+      }
+      expect((yield* call("/health", { signal: AbortSignal.timeout(2_000) })).status).toBe(200)
+      // The file part is whole once the next boundary begins: what follows it is not read.
+      const whole1 = yield* call("/chat/attachments", {
+        method: "POST",
+        headers: { authorization: `Bearer ${user.token}`, "content-type": "multipart/form-data; boundary=B" },
+        body: `${head}hello\r\n--B\r\nContent-Dispo`
+      })
+      expect([whole1.status, whole1.body.size]).toEqual([201, 5])
+      // A whole form whose bytes arrive in pieces cut inside the boundaries and headers.
+      const file = Buffer.from(Array.from({ length: 200_000 }, (_, i) => `line ${i}\n`).join("").slice(0, 200_000))
+      const form = Buffer.concat([Buffer.from(`preamble\r\n${head}`), file, Buffer.from("\r\n--B--\r\nepilogue")])
+      const cuts = [0, 5, 11, 40, 95, 1_000, 150_000, form.length - 9, form.length - 3, form.length]
+      const pieces = cuts.slice(1).map((end, i) => form.subarray(cuts[i], end))
+      const whole = yield* call("/chat/attachments", {
+        method: "POST",
+        headers: { authorization: `Bearer ${user.token}`, "content-type": "multipart/form-data; boundary=B" },
+        body: new ReadableStream({
+          pull: (controller) => {
+            const next = pieces.shift()
+            if (next === undefined) controller.close()
+            else controller.enqueue(next)
+          }
+        }),
+        duplex: "half"
+      })
+      expect([whole.status, whole.body.fileName, whole.body.size]).toEqual([201, "a.txt", file.byteLength])
+      expect((yield* download(user.token, whole.body.url)).bytes.equals(file)).toBe(true)
+    }))
+
   it.effect("the OpenAPI document describes the attachment routes", () =>
     Effect.gen(function*() {
       const server = yield* TestServer
