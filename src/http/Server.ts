@@ -1,11 +1,11 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
 import { Config, Duration, Effect, Layer } from "effect"
 import { AttachmentsConfig, uploadBodyCap } from "../domain/attachments/Attachments.js"
 import { Api } from "./Api.js"
 import { uploadPath } from "./attachments/Api.js"
 import { AttachmentsLive } from "./attachments/Http.js"
 import { AuthLive } from "./auth/Http.js"
+import { swaggerUiLayer } from "./Docs.js"
 import { ChatLive, ModerationLive } from "./chat/Http.js"
 import { problems, requestLog } from "./Middleware.js"
 import { corsExposedHeaders, corsOrigins } from "./Shared.js"
@@ -32,9 +32,9 @@ export const ApiLive = HttpApiBuilder.api(Api).pipe(
   Layer.provide(AuthenticationLive)
 )
 
-/** Swagger UI (bundled, works offline) at /api and the OpenAPI document at /api/openapi.json. */
+/** Swagger UI (works offline) at /api and the OpenAPI document at /api/openapi.json. */
 export const DocsLive = Layer.mergeAll(
-  HttpApiSwagger.layer({ path: "/api" }),
+  swaggerUiLayer,
   HttpApiBuilder.middlewareOpenApi({ path: "/api/openapi.json" })
 )
 

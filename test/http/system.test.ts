@@ -121,6 +121,19 @@ layer(TestApp.layer(), { excludeTestServices: true })("system", (it) => {
       expect(reply.headers.get("content-type")).toContain("text/html")
       expect(reply.body).toContain("SwaggerUIBundle")
       expect(reply.body).not.toMatch(/<(script|link)[^>]+(src|href)=["']https?:/i)
+      // Its script and stylesheet come from this server, and the page reads this server's document.
+      const assets = [...(reply.body as string).matchAll(/<(?:script|link)[^>]+(?:src|href)="([^"]+)"/g)].map((m) => m[1]!)
+      expect(assets.sort()).toEqual(["/api/swagger-ui-bundle.js", "/api/swagger-ui.css"])
+      for (const asset of assets) {
+        const got = yield* Effect.promise(() => fetch(server.url + asset))
+        const text = yield* Effect.promise(() => got.text())
+        expect([got.status, got.headers.get("content-type")?.split(";")[0]]).toEqual([
+          200,
+          asset.endsWith(".js") ? "text/javascript" : "text/css"
+        ])
+        expect(text.length).toBeGreaterThan(10_000)
+      }
+      expect(reply.body).toContain(`url: "/api/openapi.json"`)
     }))
 
   it.effect("unknown routes are a JSON 404", () =>
