@@ -88,7 +88,10 @@ export const layer = Layer.scoped(
         uws.us_listen_socket_close(listenSocket)
         const graceEnds = Date.now() + config.shutdownGraceMs
         // REST requests in flight (an upload, a send) finish too, within the same grace.
+        // Interruptible: a finalizer is not, and the timeout could not stop the wait for work that never ends
+        // (a request on a stalled database): the process outlived its grace, and then its orchestrator's.
         yield* Effect.all([ws.idle, inFlight.idle], { concurrency: "unbounded" }).pipe(
+          Effect.interruptible,
           Effect.timeoutOption(config.shutdownGraceMs)
         )
         yield* ws.close(graceEnds)

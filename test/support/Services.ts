@@ -119,6 +119,9 @@ export interface OwnRedis {
   readonly url: string
   readonly kill: Effect.Effect<void>
   readonly start: Effect.Effect<void, Error>
+  /** SIGSTOP: connections stay open, nothing answers. */
+  readonly stall: Effect.Effect<void>
+  readonly resume: Effect.Effect<void>
 }
 
 export const ownRedis: Effect.Effect<OwnRedis, Error, Scope.Scope> = Effect.gen(function*() {
@@ -152,7 +155,9 @@ export const ownRedis: Effect.Effect<OwnRedis, Error, Scope.Scope> = Effect.gen(
       Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error(`redis on ${port} did not start`) })
     )
   })
-  yield* Effect.addFinalizer(() => kill)
+  const stall = Effect.sync(() => void current?.kill("SIGSTOP"))
+  const resume = Effect.sync(() => void current?.kill("SIGCONT"))
+  yield* Effect.addFinalizer(() => Effect.zipRight(resume, kill))
   yield* start
-  return { url: `redis://127.0.0.1:${port}`, kill, start }
+  return { url: `redis://127.0.0.1:${port}`, kill, start, stall, resume }
 })

@@ -61,6 +61,8 @@ export const connect = (settings: RedisSettings, name: string, options: RedisOpt
     }),
     (client) =>
       Effect.promise(() => client.quit().catch(() => client.disconnect())).pipe(
+        // A release is uninterruptible: without this the timeout would wait for a stalled Redis's answer.
+        Effect.interruptible,
         Effect.timeout("2 seconds"),
         Effect.orElse(() => Effect.sync(() => client.disconnect()))
       )
