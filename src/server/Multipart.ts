@@ -61,12 +61,13 @@ export const parts = (
 
     const pullParts: Effect.Effect<Chunk.Chunk<Multipart.Part>, Option.Option<Multipart.MultipartError>> = Effect
       .suspend(() => {
+        // A form found bad (a limit passed, a part malformed) is bad whole: what was found with it is dropped.
+        if (state.failure !== undefined) return Effect.fail(Option.some(state.failure))
         if (state.found.length > 0) {
           const found = Chunk.unsafeFromArray(state.found)
           state.found = []
           return Effect.succeed(found)
         }
-        if (state.failure !== undefined) return Effect.fail(Option.some(state.failure))
         if (state.closed || state.ended) return Effect.fail(Option.none())
         return Effect.zipRight(Effect.mapError(feed, Option.some), pullParts)
       })
@@ -95,13 +96,13 @@ const fileContent = (
   feed: Effect.Effect<void, Multipart.MultipartError>
 ): Stream.Stream<Uint8Array, Multipart.MultipartError> => {
   const pull: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<Multipart.MultipartError>> = Effect.suspend(() => {
+    if (state.failure !== undefined) return Effect.fail(Option.some(state.failure))
     if (file.chunks.length > 0) {
       const chunks = Chunk.unsafeFromArray(file.chunks)
       file.chunks = []
       return Effect.succeed(chunks)
     }
     if (file.finished) return Effect.fail(Option.none())
-    if (state.failure !== undefined) return Effect.fail(Option.some(state.failure))
     if (state.closed || state.ended) return Effect.fail(Option.some(endNotReached()))
     return Effect.zipRight(Effect.mapError(feed, Option.some), pull)
   })

@@ -444,12 +444,25 @@ layer(TestApp.layer(limits), { excludeTestServices: true })("attachments on disk
         body: `${head}hello\r\n--B\r\nContent-Dispo`
       })
       expect([whole1.status, whole1.body.size]).toEqual([201, 5])
+      // Fields before the file are read past; a form of many parts is refused.
+      const field = (name: string) => `--B\r\nContent-Disposition: form-data; name="${name}"\r\n\r\nvalue\r\n`
+      const form = (body: string) =>
+        call("/chat/attachments", {
+          method: "POST",
+          headers: { authorization: `Bearer ${user.token}`, "content-type": "multipart/form-data; boundary=B" },
+          body,
+          signal: AbortSignal.timeout(5_000)
+        })
+      const withFields = yield* form(`${field("caption")}${field("note")}${head}hello\r\n--B--\r\n`)
+      expect([withFields.status, withFields.body.size]).toEqual([201, 5])
+      const manyParts = yield* form(`${Array.from({ length: 20 }, (_, i) => field(`f${i}`)).join("")}${head}hello\r\n--B--\r\n`)
+      expect([manyParts.status, manyParts.body._tag]).toEqual([400, "MissingFile"])
       // A whole form whose bytes arrive in pieces cut inside the boundaries and headers.
       const file = Buffer.from(Array.from({ length: 200_000 }, (_, i) => `line ${i}\n`).join("").slice(0, 200_000))
-      const form = Buffer.concat([Buffer.from(`preamble\r\n${head}`), file, Buffer.from("\r\n--B--\r\nepilogue")])
-      const cuts = [0, 5, 11, 40, 95, 1_000, 150_000, form.length - 9, form.length - 3, form.length]
-      const pieces = cuts.slice(1).map((end, i) => form.subarray(cuts[i], end))
-      const whole = yield* call("/chat/attachments", {
+      const whole = Buffer.concat([Buffer.from(`preamble\r\n${head}`), file, Buffer.from("\r\n--B--\r\nepilogue")])
+      const cuts = [0, 5, 11, 40, 95, 1_000, 150_000, whole.length - 9, whole.length - 3, whole.length]
+      const pieces = cuts.slice(1).map((end, i) => whole.subarray(cuts[i], end))
+      const pieced = yield* call("/chat/attachments", {
         method: "POST",
         headers: { authorization: `Bearer ${user.token}`, "content-type": "multipart/form-data; boundary=B" },
         body: new ReadableStream({
@@ -461,8 +474,8 @@ layer(TestApp.layer(limits), { excludeTestServices: true })("attachments on disk
         }),
         duplex: "half"
       })
-      expect([whole.status, whole.body.fileName, whole.body.size]).toEqual([201, "a.txt", file.byteLength])
-      expect((yield* download(user.token, whole.body.url)).bytes.equals(file)).toBe(true)
+      expect([pieced.status, pieced.body.fileName, pieced.body.size]).toEqual([201, "a.txt", file.byteLength])
+      expect((yield* download(user.token, pieced.body.url)).bytes.equals(file)).toBe(true)
     }))
 
   it.effect("the OpenAPI document describes the attachment routes", () =>
