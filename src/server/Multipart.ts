@@ -145,15 +145,7 @@ class File extends Inspectable.Class implements Multipart.File {
     this.key = info.name
     this.name = info.filename ?? info.name
     this.contentType = info.contentType
-    this.contentEffect = Effect.map(Stream.runCollect(content), (chunks) => {
-      const bytes = new Uint8Array(Chunk.reduce(chunks, 0, (size, chunk) => size + chunk.length))
-      let offset = 0
-      Chunk.forEach(chunks, (chunk) => {
-        bytes.set(chunk, offset)
-        offset += chunk.length
-      })
-      return bytes
-    })
+    this.contentEffect = Effect.map(Stream.runCollect(content), (chunks) => Buffer.concat(Chunk.toReadonlyArray(chunks)))
   }
   toJSON(): unknown {
     return { _id: "@effect/platform/Multipart/Part", _tag: "File", key: this.key, name: this.name, contentType: this.contentType }
