@@ -1,6 +1,6 @@
 import { expect, layer } from "@effect/vitest"
 import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import type { ConversationId } from "../../src/domain/chat/Model.js"
 import { MessagesRepo, type NewMessage } from "../../src/domain/ports/MessagesRepo.js"
 import type { UserId } from "../../src/domain/users/Model.js"
@@ -97,5 +97,25 @@ layer(TestApp.layer(), { excludeTestServices: true })("append_messages", (it) =>
       expect(rows.map((r) => r.content)).toEqual(texts)
       expect(rows.map((r) => r.clientMessageId)).toEqual(texts)
       expect(rows[0]!.lastMessagePreview).toBe(texts.at(-1))
+    }))
+
+  it.effect("what an append answers is the row it stored, field for field, batched or alone", () =>
+    Effect.gen(function*() {
+      const repo = yield* MessagesRepo
+      const { conversationId, trainer, user } = yield* pair
+      const sent: Array<NewMessage> = [
+        { ...text(conversationId, user.id, trainer.id, "with an id"), clientMessageId: "c-1" },
+        text(conversationId, trainer.id, user.id, "without"),
+        { ...text(conversationId, null as unknown as string, null, "closed by an admin"), type: "system" },
+        { ...text(conversationId, user.id, trainer.id, "a file"), type: "file", fileUrl: "/files/x", fileName: "x.pdf" }
+      ]
+      const batched = yield* repo.appendMany(sent)
+      const alone = yield* repo.append(text(conversationId, user.id, trainer.id, "alone"))
+      for (const answer of [...batched, alone]) {
+        if (answer._tag !== "Created") return expect.unreachable(answer._tag)
+        const stored = yield* repo.findById(answer.message.id)
+        expect(Option.getOrThrow(stored)).toEqual(answer.message)
+      }
+      expect(batched.map((a) => a._tag === "Created" ? a.message.seq : 0)).toEqual([1, 2, 3, 4])
     }))
 })

@@ -159,18 +159,21 @@ export const layer = Layer.effect(
         })
       ).pipe(Effect.map((chunks) => chunks.flat()))
 
-    // Touches only the reader's unread rows (a partial index holds them), never the whole history.
+    // Reads only the seqs after the reader's read_seq (on the conversation's seq key), never the whole history:
+    // what was addressed to the reader at or below it is read already (this statement moved it there).
     const markReadUpTo = SqlSchema.single({
       Request: Schema.Struct({ id: ConversationId, readerId: UserId, upToSeq: Schema.NullOr(Seq) }),
       Result: ReadUpTo,
       execute: ({ id, readerId, upToSeq }) =>
         sql`WITH target AS (
-              SELECT id, LEAST(COALESCE(${upToSeq}::int, last_seq), last_seq) AS up_to
+              SELECT id, LEAST(COALESCE(${upToSeq}::int, last_seq), last_seq) AS up_to,
+                CASE WHEN user_id = ${readerId}::uuid THEN user_read_seq ELSE trainer_read_seq END AS read_seq
               FROM conversations WHERE id = ${id}
             ), changed AS (
               UPDATE messages m SET is_read = true, read_at = now(), updated_at = now()
               FROM target t
-              WHERE m.conversation_id = t.id AND m.receiver_id = ${readerId}::uuid AND NOT m.is_read AND m.seq <= t.up_to
+              WHERE m.conversation_id = t.id AND m.seq > t.read_seq AND m.seq <= t.up_to
+                AND m.receiver_id = ${readerId}::uuid AND NOT m.is_read
               RETURNING m.id
             ), n AS (SELECT count(*)::int AS changed FROM changed)
             UPDATE conversations c SET

@@ -44,42 +44,39 @@ const fromRow = (row: MessageRow): Message =>
     updatedAt: DateTime.unsafeFromDate(row.updatedAt)
   }, { disableValidation: true })
 
-/** An appended row: named as MessageRow, its times as epoch milliseconds (no date parsing per row). */
-interface AppendedRow extends Omit<MessageRow, "readAt" | "createdAt" | "updatedAt"> {
+/** What the append statement answers for each message it stored: the rest is what the caller sent. */
+interface AppendedRow {
   readonly ord: number
-  readonly readAt: number | null
+  readonly id: MessageId
+  readonly seq: Seq
+  /** Epoch milliseconds: no date parsing per row. */
   readonly createdAt: number
-  readonly updatedAt: number
 }
 
-const fromAppended = (row: AppendedRow): Message =>
-  unsafeMessage({
+const fromAppended = (m: NewMessage, row: AppendedRow): Message => {
+  const at = DateTime.unsafeMake(row.createdAt)
+  return unsafeMessage({
     id: row.id,
-    conversationId: row.conversationId,
+    conversationId: m.conversationId,
     seq: row.seq,
-    senderId: row.senderId,
-    receiverId: row.receiverId,
-    content: row.content,
-    type: row.type,
-    isRead: row.isRead,
-    readAt: row.readAt === null ? null : DateTime.unsafeMake(row.readAt),
-    fileUrl: row.fileUrl,
-    fileName: row.fileName,
-    clientMessageId: row.clientMessageId,
-    createdAt: DateTime.unsafeMake(row.createdAt),
-    updatedAt: DateTime.unsafeMake(row.updatedAt)
+    senderId: m.senderId,
+    receiverId: m.receiverId,
+    content: m.content,
+    type: m.type,
+    isRead: false,
+    readAt: null,
+    fileUrl: m.fileUrl,
+    fileName: m.fileName,
+    clientMessageId: m.clientMessageId,
+    createdAt: at,
+    updatedAt: at
   })
+}
 
-const epochMs = (column: string, as: string) => `floor(extract(epoch FROM ${column}) * 1000)::float8 AS "${as}"`
-
-// Columns named as AppendedRow has them: the statement skips the driver's name transform (a new object per
-// row with every key converted, on the hottest statement).
-const appendMessages = "SELECT ord, id, conversation_id AS \"conversationId\", seq, sender_id AS \"senderId\", " +
-  "receiver_id AS \"receiverId\", content, type, is_read AS \"isRead\", " + epochMs("read_at", "readAt") +
-  ", file_url AS \"fileUrl\", file_name AS \"fileName\", client_message_id AS \"clientMessageId\", " +
-  epochMs("created_at", "createdAt") + ", " + epochMs("updated_at", "updatedAt") +
-  " FROM append_messages($1::int[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], " +
-  "$6::text[], $7::text[], $8::text[], $9::text[], $10::text[])"
+// Named as AppendedRow: the statement skips the driver's name transform (a new object per row with every key
+// converted, on the hottest statement).
+const appendMessages = "SELECT ord, id, seq, created_at AS \"createdAt\" FROM append_messages_v2($1::int[], $2::uuid[], " +
+  "$3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])"
 
 /**
  * A Postgres array literal, every element quoted (NULL for null): the driver's own conversion escapes each
@@ -156,7 +153,7 @@ export const layer = Layer.scoped(
 
 
     /**
-     * Many appends, one statement (`append_messages`, migration 0005): each message gets its
+     * Many appends, one statement (`append_messages_v2`, migrations 0005-0007): each message gets its
      * conversation's next seq, in input order, with the preview and unread counts, or is left out
      * (a retried clientMessageId already stored, a conversation not active): those are resolved one
      * by one. If an insert fails (a concurrent retry of the same clientMessageId), nothing of the
@@ -186,7 +183,7 @@ export const layer = Layer.scoped(
      */
     const answers = (batch: ReadonlyArray<NewMessage>, rows: ReadonlyArray<AppendedRow>) => {
       const out = new Array<Appended | undefined>(batch.length)
-      for (const row of rows) out[row.ord] = { _tag: "Created", message: fromAppended(row) }
+      for (const row of rows) out[row.ord] = { _tag: "Created", message: fromAppended(batch[row.ord]!, row) }
       if (rows.length === batch.length) return Effect.succeed(out as Array<Appended>)
       return Effect.forEach(batch, (m, i) => out[i] === undefined ? original(m) : Effect.succeed(out[i]!))
     }
