@@ -282,7 +282,7 @@ const multiRunTable = (runs: ReadonlyArray<RunResult>, maxP99Ms: number, instanc
  * its heading, or undefined.
  */
 const singleInstanceCapacity = (text: string): { readonly capacity: number; readonly section: string } | undefined => {
-  const sections = text.split(/^(?=## )/m).filter((s) => s.startsWith("## WebSocket gateway") && !/instances/.test(s.split("\n", 1)[0]!))
+  const sections = text.split(/^(?=## )/m).filter((s) => s.startsWith("## WebSocket gateway") && !/instances|Socket\.IO/.test(s.split("\n", 1)[0]!))
   // The newest section with a capacity search decides (one in which no step passed gives none).
   const searched = sections.reverse().find((s) => /^- capacity .*\*\*(?:met|missed)\*\*/m.test(s))
   const match = searched === undefined ? null : /^- capacity .*?: \*\*(?:met|missed)\*\*: ([\d,]+) msgs\/s/m.exec(searched)
@@ -511,8 +511,8 @@ const main = async () => {
       loadgens.map((lg, g) =>
         lg.request(
           multi
-            ? { type: "connect", wsUrl, pairs: shares[g]!, trainerWsUrls: trainerShares[g]! }
-            : { type: "connect", wsUrl, pairs: shares[g]! },
+            ? { type: "connect", wsUrl, pairs: shares[g]!, trainerWsUrls: trainerShares[g]!, transport: settings.transport }
+            : { type: "connect", wsUrl, pairs: shares[g]!, transport: settings.transport },
           "connected"
         )
       )
@@ -534,7 +534,7 @@ const main = async () => {
     if (settings.idleSockets > 0) {
       const perGen = loadgens.map((_, g) => Math.floor(settings.idleSockets / loadgens.length) + (g < settings.idleSockets % loadgens.length ? 1 : 0))
       const opened = await Promise.all(
-        loadgens.map((lg, g) => lg.request({ type: "openIdle", wsUrl, token: idle.token, count: perGen[g]! }, "idleOpened"))
+        loadgens.map((lg, g) => lg.request({ type: "openIdle", wsUrl, token: idle.token, count: perGen[g]!, transport: settings.transport }, "idleOpened"))
       )
       idleOpened = opened.reduce((n, o) => n + o.opened, 0)
       const failed = opened.reduce((n, o) => n + o.failed, 0)
@@ -869,7 +869,7 @@ const main = async () => {
     const pgLine = pgSettings.map((s) => `${s.name}=${s.setting}`).join(", ")
     const receivers = servers.slice(1).map((_, i) => instanceName(i + 1)).join(", ")
     const section = [
-      `## WebSocket gateway${
+      `## WebSocket gateway${settings.transport === "socketio" ? " — Socket.IO door (socket.io-client, websocket transport)" : ""}${
         multi ? ` — ${settings.instances} instances over Redis (senders on A, receivers on ${receivers}: every delivery crosses instances)` : ""
       } — ${new Date().toISOString().replace(/\.\d+Z$/, "Z")}`,
       ...(multi

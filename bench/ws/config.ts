@@ -66,6 +66,8 @@ export interface Settings {
    * newest single-instance WebSocket section of bench/RESULTS.md that found one.
    */
   readonly singleCapacity: number | undefined
+  /** `ws`: the generator's sockets are native /ws ones; `socketio`: socket.io-client connections (the original's clients). */
+  readonly transport: "ws" | "socketio"
 }
 
 const defaults = {
@@ -91,7 +93,8 @@ const defaults = {
   noisyPercent: 30,
   retries: 2,
   instances: 1,
-  redisUrl: "redis://127.0.0.1:6379"
+  redisUrl: "redis://127.0.0.1:6379",
+  transport: "ws"
 } as const
 
 const known = [...Object.keys(defaults), "dbPoolMax", "singleCapacity", "help"]
@@ -129,6 +132,7 @@ Every setting is also read from BENCH_<NAME> (e.g. BENCH_RATES=1000,5000 BENCH_S
   --instances N             server processes [${defaults.instances}]: N > 1 runs them on one database and one
                             Redis (fresh REDIS_PREFIX, deleted at the end), user sockets on instance A and
                             trainer sockets on the others, so every delivery crosses Redis
+  --transport ws|socketio   the generator's sockets: native /ws, or socket.io-client on /socket.io/ [${defaults.transport}]
   --redis-url URL           Redis for --instances > 1 [REDIS_URL, else ${defaults.redisUrl}]
   --single-capacity N       --instances > 1: single-instance capacity (msgs/s) to compare with [the newest
                             single-instance section of bench/RESULTS.md with a capacity]`
@@ -163,7 +167,7 @@ export const parseSettings = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEn
   const singleCapacity = raw.get("singleCapacity")
   const source = get("source")
   if (source === "") throw new Error("source must be worktree or a git revision")
-  const settings: Settings = {
+  const settings: Omit<Settings, "transport"> = {
     databaseUrl: get("databaseUrl"),
     pairs: int("pairs", get("pairs"), 1),
     setupConcurrency: int("setupConcurrency", get("setupConcurrency"), 1),
@@ -190,6 +194,8 @@ export const parseSettings = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEn
     redisUrl: raw.get("redisUrl") ?? (env.REDIS_URL !== undefined && env.REDIS_URL !== "" ? env.REDIS_URL : defaults.redisUrl),
     singleCapacity: singleCapacity === undefined || singleCapacity === "" ? undefined : num("singleCapacity", singleCapacity, 1)
   }
+  const transport = get("transport")
+  if (transport !== "ws" && transport !== "socketio") throw new Error(`transport must be ws or socketio, got ${JSON.stringify(transport)}`)
   if (settings.loadgens > settings.pairs) throw new Error("loadgens must be at most pairs (each needs conversations)")
-  return settings
+  return { ...settings, transport }
 }

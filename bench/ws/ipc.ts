@@ -28,8 +28,16 @@ export type Request =
     readonly pairs: ReadonlyArray<Pair>
     /** Per pair, where its trainer socket connects (several instances: another one than the user's). */
     readonly trainerWsUrls?: ReadonlyArray<string>
+    /** `ws`: native sockets on /ws; `socketio`: socket.io-client connections on /socket.io/. */
+    readonly transport?: "ws" | "socketio"
   }
-  | { readonly type: "openIdle"; readonly wsUrl: string; readonly token: string; readonly count: number }
+  | {
+    readonly type: "openIdle"
+    readonly wsUrl: string
+    readonly token: string
+    readonly count: number
+    readonly transport?: "ws" | "socketio"
+  }
   | { readonly type: "closeIdle" }
   | ({ readonly type: "run" } & RunCommand)
   | { readonly type: "exit" }

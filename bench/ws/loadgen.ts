@@ -8,6 +8,7 @@
  */
 import * as hdr from "hdr-histogram-js"
 import { performance } from "node:perf_hooks"
+import { io as ioClient, type Socket as IoSocket } from "socket.io-client"
 import WebSocket from "ws"
 import { pool } from "../lib/rest.js"
 import type { Pair, Reply, Request, RunCommand, RunReport } from "./ipc.js"
@@ -26,8 +27,56 @@ interface Frame {
   readonly id?: string
 }
 
+/**
+ * A Socket.IO connection in the shape the generator uses of a WebSocket (`--transport socketio`): frames of
+ * the native protocol go out as events (with a callback when they have an id), and events and answers come
+ * back as native frames to `onFrame`.
+ */
+class IoConn {
+  onFrame: (frame: Frame) => void = () => undefined
+  constructor(readonly socket: IoSocket) {
+    socket.onAny((event: string, data: unknown) => this.onFrame({ event, data }))
+  }
+  get readyState() {
+    return this.socket.connected ? WebSocket.OPEN : WebSocket.CLOSED
+  }
+  /** Sends an event; with an id, its answer comes back as the native `ack` or `error` frame with that id. */
+  emit(event: string, data: unknown, id?: string) {
+    if (id === undefined) return void this.socket.emit(event, data)
+    this.socket.emit(event, data, (answer: { error?: unknown } | undefined) =>
+      this.onFrame(answer?.error !== undefined ? { event: "error", id, data: answer.error } : { event: "ack", id, data: answer }))
+  }
+  send(text: string) {
+    const frame = JSON.parse(text) as Frame
+    this.emit(frame.event, frame.data, frame.id)
+  }
+  close() {
+    this.socket.disconnect()
+  }
+  terminate() {
+    this.socket.disconnect()
+  }
+}
+
+type Conn = WebSocket | IoConn
+
+let transport: "ws" | "socketio" = "ws"
+
+const openIo = (base: string, token: string) =>
+  new Promise<IoConn>((resolve, reject) => {
+    const socket = ioClient(base, { path: "/socket.io/", transports: ["websocket"], auth: { token }, reconnection: false, forceNew: true, timeout: 20_000 })
+    socket.once("connect", () => resolve(new IoConn(socket)))
+    socket.once("connect_error", (error: Error & { data?: unknown }) => {
+      socket.close()
+      reject(new Error(`connect_error: ${error.message} ${JSON.stringify(error.data ?? null)}`))
+    })
+  })
+
+/** Opens a socket (a Socket.IO connection with `--transport socketio`) with a bearer token. */
+const open = (base: string, token: string): Promise<Conn> => transport === "socketio" ? openIo(base, token) : openWs(`${base}/ws`, token)
+
 /** Opens a socket on /ws with a bearer token; rejects with the HTTP answer when the upgrade is refused. */
-const open = (url: string, token: string) =>
+const openWs = (url: string, token: string) =>
   new Promise<WebSocket>((resolve, reject) => {
     const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false })
     ws.once("open", () => resolve(ws))
@@ -45,9 +94,9 @@ const histogram = () =>
 // ------------------------------------------------------------------------------------------- state
 
 let pairs: ReadonlyArray<Pair> = []
-let userSockets: Array<WebSocket> = []
-let trainerSockets: Array<WebSocket> = []
-let idle: Array<WebSocket> = []
+let userSockets: Array<Conn> = []
+let trainerSockets: Array<Conn> = []
+let idle: Array<Conn> = []
 let closedSockets = 0
 
 /** Replies to the frames with an id sent outside runs (joins). */
@@ -87,14 +136,18 @@ const record = (h: ReturnType<typeof histogram>, ms: number) => h.recordValue(Ma
 const indexOf = (value: string | undefined, prefix: string) =>
   value !== undefined && value.startsWith(prefix) ? Number(value.slice(prefix.length)) : -1
 
-const onFrame = (pairIndex: number, side: "user" | "trainer", raw: WebSocket.RawData) => {
-  const now = performance.now()
+const onRaw = (pairIndex: number, side: "user" | "trainer", raw: WebSocket.RawData) => {
   let frame: Frame
   try {
     frame = JSON.parse(raw.toString()) as Frame
   } catch {
     return
   }
+  onFrame(pairIndex, side, frame)
+}
+
+const onFrame = (pairIndex: number, side: "user" | "trainer", frame: Frame) => {
+  const now = performance.now()
   const run = current
   if (frame.id !== undefined) {
     const waiter = waiters.get(frame.id)
@@ -153,13 +206,18 @@ const onFrame = (pairIndex: number, side: "user" | "trainer", raw: WebSocket.Raw
   record(run.delivery, now - (run.startMs + i * run.intervalMs))
 }
 
-const watch = (ws: WebSocket, pairIndex: number, side: "user" | "trainer") => {
-  ws.on("message", (data) => onFrame(pairIndex, side, data))
+const watch = (ws: Conn, pairIndex: number, side: "user" | "trainer") => {
+  if (ws instanceof IoConn) {
+    ws.onFrame = (frame) => onFrame(pairIndex, side, frame)
+    ws.socket.on("disconnect", () => closedSockets++)
+    return
+  }
+  ws.on("message", (data) => onRaw(pairIndex, side, data))
   ws.on("close", () => closedSockets++)
   ws.on("error", () => undefined)
 }
 
-const request = (ws: WebSocket, event: string, data: unknown, id: string, timeoutMs = 15_000) =>
+const request = (ws: Conn, event: string, data: unknown, id: string, timeoutMs = 15_000) =>
   new Promise<Frame>((resolve, reject) => {
     const timer = setTimeout(() => {
       waiters.delete(id)
@@ -177,9 +235,8 @@ const request = (ws: WebSocket, event: string, data: unknown, id: string, timeou
 const connect = async (wsUrl: string, given: ReadonlyArray<Pair>, trainerWsUrls?: ReadonlyArray<string>) => {
   const t = performance.now()
   pairs = given
-  const url = `${wsUrl}/ws`
-  userSockets = await pool(pairs, 32, (p) => open(url, p.userToken))
-  trainerSockets = await pool(pairs, 32, (p, i) => open(trainerWsUrls === undefined ? url : `${trainerWsUrls[i]!}/ws`, p.trainerToken))
+  userSockets = await pool(pairs, 32, (p) => open(wsUrl, p.userToken))
+  trainerSockets = await pool(pairs, 32, (p, i) => open(trainerWsUrls === undefined ? wsUrl : trainerWsUrls[i]!, p.trainerToken))
   userSockets.forEach((ws, i) => watch(ws, i, "user"))
   trainerSockets.forEach((ws, i) => watch(ws, i, "trainer"))
   const joins = pairs.flatMap((p, i) => [
@@ -200,9 +257,9 @@ const openIdle = async (wsUrl: string, token: string, count: number) => {
   let failed = 0
   let firstError: string | undefined
   const opened = await pool(Array.from({ length: count }, (_, i) => i), 64, (_, i) =>
-    open(`${wsUrl}/ws`, token).then(
+    open(wsUrl, token).then(
       (ws) => {
-        ws.on("error", () => undefined)
+        if (!(ws instanceof IoConn)) ws.on("error", () => undefined)
         return ws
       },
       (error: unknown) => {
@@ -211,13 +268,13 @@ const openIdle = async (wsUrl: string, token: string, count: number) => {
         return undefined
       }
     ))
-  idle = opened.filter((ws): ws is WebSocket => ws !== undefined)
+  idle = opened.filter((ws): ws is Conn => ws !== undefined)
   reply({ type: "idleOpened", opened: idle.length, failed, ...(firstError === undefined ? {} : { firstError }) })
 }
 
 const closeIdle = async () => {
   await Promise.all(idle.map((ws) =>
-    new Promise<void>((resolve) => {
+    ws instanceof IoConn ? ws.close() : new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         ws.terminate()
         resolve()
@@ -281,7 +338,13 @@ const run = async (command: RunCommand) => {
     const ws = userSockets[p]!
     if (ws.readyState !== WebSocket.OPEN) return
     const cmid = `${cmidPrefix}${i}`
-    ws.send(
+    if (ws instanceof IoConn) {
+      ws.emit("sendMessage", {
+        conversationId: pairs[p]!.conversationId,
+        content: `${cmid}${content}`.slice(0, command.contentBytes),
+        clientMessageId: cmid
+      }, `${state.idPrefix}${i}`)
+    } else ws.send(
       `{"event":"sendMessage","id":"${state.idPrefix}${i}","data":{"conversationId":${conversationIds[p]},"content":${
         padding(cmid)
       },"clientMessageId":"${cmid}"}}`
@@ -340,8 +403,10 @@ process.on("message", (request: Request) => {
   const handle = async () => {
     switch (request.type) {
       case "connect":
+        transport = request.transport ?? "ws"
         return connect(request.wsUrl, request.pairs, request.trainerWsUrls)
       case "openIdle":
+        transport = request.transport ?? "ws"
         return openIdle(request.wsUrl, request.token, request.count)
       case "closeIdle":
         return closeIdle()

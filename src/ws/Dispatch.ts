@@ -72,7 +72,16 @@ export const makeDispatch = (config: WsConfig, sessions: Sessions, handlers: Han
     routes[event](ws, id, event, data)
   }
 
-  return (ws: Socket, buffer: ArrayBuffer, isBinary: boolean): void => {
+  /**
+   * An event that came already decoded (a Socket.IO packet's): the same checks as a frame's, after its JSON.
+   * `id` is the door's own, for the answer.
+   */
+  const onEvent = (ws: Socket, event: string, id: string | undefined, data: unknown): void => {
+    if (nestsDeeperThan(data, MaxDepth - 1)) return badFrame(ws, id, "BadFrame", tooDeep)
+    route(ws, id === undefined ? { event, data } : { event, id, data })
+  }
+
+  const onFrame = (ws: Socket, buffer: ArrayBuffer, isBinary: boolean): void => {
     if (buffer.byteLength > config.maxPayloadBytes) return ws.end(CloseCodes.messageTooBig, "message too big")
     if (isBinary) return badFrame(ws, undefined, "BadFrame", "Frames are JSON text")
     if (buffer.byteLength > config.maxFrameBytes) {
@@ -98,4 +107,6 @@ export const makeDispatch = (config: WsConfig, sessions: Sessions, handlers: Han
     }
     route(ws, envelope.right)
   }
+
+  return { onFrame, onEvent }
 }

@@ -5,6 +5,7 @@ import { Bus } from "../domain/ports/Bus.js"
 import { Presence } from "../domain/presence/Presence.js"
 import { Auth } from "../domain/users/Auth.js"
 import type * as Uws from "../server/Uws.js"
+import { HttpConfig } from "../http/Server.js"
 import { WsConfig } from "./Config.js"
 import { makeDispatch } from "./Dispatch.js"
 import type { EventContext } from "./events/Context.js"
@@ -16,7 +17,8 @@ import { typing } from "./events/typing.js"
 import { FanOut } from "./FanOut.js"
 import { Failures } from "./Failures.js"
 import { Sessions } from "./Sessions.js"
-import { serveSockets } from "./Upgrade.js"
+import { mountSocketIo } from "./SocketIo.js"
+import { makeSocketLife, serveSockets } from "./Upgrade.js"
 import { Work } from "./Work.js"
 
 /** What the listener needs of the WebSocket door: its count, and the steps of its shutdown. */
@@ -31,12 +33,14 @@ export interface WsDoor {
 }
 
 /**
- * The WebSocket door, `/ws` on the listener's uWS app: sockets (Sessions), frames → events (Dispatch →
- * `events/<name>.ts`, which call the domain's Live session), bus events → frames (FanOut).
+ * The WebSocket door, `/ws` on the listener's uWS app, and the Socket.IO door beside it (`/socket.io/`, see
+ * SocketIo.ts): sockets of both (Sessions), frames → events (Dispatch → `events/<name>.ts`, which call the
+ * domain's Live session), bus events → frames (FanOut).
  */
 export const mount = (app: Uws.TemplatedApp) =>
   Effect.gen(function*() {
     const config = yield* WsConfig
+    const http = yield* HttpConfig
     const auth = yield* Auth
     const messages = yield* Messages
     const live = yield* Live
@@ -53,7 +57,7 @@ export const mount = (app: Uws.TemplatedApp) =>
     const fanOut = new FanOut(sessions, messages, run, () => work.isShuttingDown)
     // Each client event and its handler: one module per event.
     const context: EventContext = { config, sessions, work, fanOut }
-    const onMessage = makeDispatch(config, sessions, {
+    const dispatch = makeDispatch(config, sessions, {
       joinConversation: join(context),
       leaveConversation: leave(context),
       sendMessage: sendMessage(context),
@@ -62,7 +66,11 @@ export const mount = (app: Uws.TemplatedApp) =>
     })
 
     yield* bus.subscribe(fanOut.deliver, () => fanOut.resync())
-    serveSockets(app, { config, sessions, work, failures, auth, live, presence, run, onMessage })
+    const options = { config, sessions, work, failures, auth, live, presence, run, onMessage: dispatch.onFrame }
+    const life = makeSocketLife(options)
+    serveSockets(app, options, life)
+    // The original's clients: Socket.IO on the same app, its connections driven like the native sockets.
+    const socketIo = mountSocketIo(app, { config, sessions, failures, life, frontendUrl: http.frontendUrl, onEvent: dispatch.onEvent })
 
     return {
       connections: () => sessions.sockets.size,
@@ -79,6 +87,7 @@ export const mount = (app: Uws.TemplatedApp) =>
             })
           )
           for (const ws of [...sessions.sockets]) ws.end(1001, "server shutting down")
+          socketIo.close()
         })
     } satisfies WsDoor
   })

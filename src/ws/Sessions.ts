@@ -18,6 +18,8 @@ export class Sessions {
   readonly rooms = new Map<ConversationId, Set<Socket>>()
   /** Sockets with a join of the conversation in flight (they hold its live messages until their history). */
   readonly pendingByConversation = new Map<ConversationId, Set<Socket>>()
+  /** The Socket.IO connections of each room (uWS pub/sub reaches only the native ones). */
+  private readonly socketIoRooms = new Map<ConversationId, Set<Socket>>()
   private static readonly none: ReadonlySet<Socket> = new Set()
 
   constructor(private readonly app: Uws.TemplatedApp, private readonly maxBackpressureBytes: number) {}
@@ -63,6 +65,11 @@ export class Sessions {
     const room = this.rooms.get(conversationId) ?? new Set()
     room.add(ws)
     this.rooms.set(conversationId, room)
+    if (ws.deliver !== undefined) {
+      const others = this.socketIoRooms.get(conversationId) ?? new Set()
+      others.add(ws)
+      this.socketIoRooms.set(conversationId, others)
+    }
   }
 
   unsubscribe(ws: Socket, conversationId: ConversationId): void {
@@ -72,6 +79,9 @@ export class Sessions {
     const room = this.rooms.get(conversationId)
     room?.delete(ws)
     if (room?.size === 0) this.rooms.delete(conversationId)
+    const others = this.socketIoRooms.get(conversationId)
+    others?.delete(ws)
+    if (others?.size === 0) this.socketIoRooms.delete(conversationId)
   }
 
   /** A socket that does not read is cut off (4009), never buffered without bound. */
@@ -84,12 +94,15 @@ export class Sessions {
   /** Queues a frame for this socket. */
   send(ws: Socket, frame: string): void {
     if (ws.getUserData().closed || this.tooSlow(ws)) return
+    if (ws.deliver !== undefined) return ws.deliver(frame)
     this.app.publish(ws.getUserData().topic, frame)
   }
 
-  /** Queues a frame for everyone in the conversation's room (in one publish). */
+  /** Queues a frame for everyone in the conversation's room (in one publish, and to its Socket.IO connections). */
   broadcast(conversationId: ConversationId, frame: string): void {
     this.app.publish(topicOf(conversationId), frame)
+    const others = this.socketIoRooms.get(conversationId)
+    if (others !== undefined) for (const ws of others) if (!ws.getUserData().closed) ws.deliver!(frame)
   }
 
   sendError(ws: Socket, id: string | undefined, code: ErrorCode, message: string, retryAfterMs?: number): void {

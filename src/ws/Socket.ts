@@ -30,7 +30,26 @@ export interface SocketData {
   expiry: NodeJS.Timeout | undefined
 }
 
-export type Socket = Uws.WebSocket<SocketData>
+/**
+ * A connection of either door, as the handlers, the sessions and the fan-out see it: a native uWS socket on
+ * `/ws` is one as it is; a Socket.IO connection is one through its adapter (`SocketIo.ts`), which also takes
+ * every frame for it through `deliver` (native sockets get theirs through uWS pub/sub, see `Sessions.send`).
+ */
+export interface Socket {
+  getUserData(): SocketData
+  /** uWS topics (the socket's own, its conversations'); nothing for a Socket.IO connection. */
+  subscribe(topic: string): boolean
+  unsubscribe(topic: string): boolean
+  /** Bytes written to the socket that its client has not taken yet. */
+  getBufferedAmount(): number
+  /** Closes the connection, with a close code of `CloseCodes` (or 1001 on shutdown) and a short reason. */
+  end(code?: number, reason?: string): void
+  /** Only on Socket.IO connections: takes one frame of the native protocol and writes it as Socket.IO does. */
+  readonly deliver?: (frame: string) => void
+}
+
+/** The native door's sockets as uWS hands them over. */
+export type NativeSocket = Uws.WebSocket<SocketData>
 
 export const topicOf = (conversationId: string) => `conv:${conversationId}`
 

@@ -12,13 +12,19 @@ import { errorFrame, type Socket, type SocketData } from "./Socket.js"
 import { TokenBucket } from "./TokenBucket.js"
 import type { Work } from "./Work.js"
 
-const tokenOf = (authorization: string, query: string) => {
+/** The bearer token of `Authorization`, or else `?token=`. */
+export const tokenOf = (authorization: string, query: string) => {
   const bearer = /^bearer\s+(.+)$/i.exec(authorization.trim())
   if (bearer?.[1] !== undefined) return bearer[1].trim()
   return new URLSearchParams(query).get("token")?.trim() ?? ""
 }
 
-const refuse = (res: Uws.HttpResponse, status: string, body: ErrorData, headers: Record<string, string> = {}): void => {
+const refuse = (
+  res: Uws.HttpResponse,
+  status: string,
+  body: ErrorData,
+  headers: Readonly<Record<string, string>> = {}
+): void => {
   res.cork(() => {
     res.writeStatus(status).writeHeader("content-type", "application/json")
     for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value)
@@ -38,85 +44,95 @@ export interface SocketsOptions {
   readonly onMessage: (ws: Socket, buffer: ArrayBuffer, isBinary: boolean) => void
 }
 
-/**
- * `/ws` on the uWS app: the upgrade (a bearer token in `Authorization` or `?token=`), then a socket's life
- * from open to close. Every callback uWS calls is guarded: a throw there would end the process; it becomes a
- * log line and an answer instead (a 500, an `Internal` error frame, a 1011 close), whatever threw.
- */
-export const serveSockets = (app: Uws.TemplatedApp, options: SocketsOptions): void => {
+/** A connection's fate at its start: its socket's state, or why not (an HTTP status, the error's data). */
+export type Admission =
+  | { readonly _tag: "Admitted"; readonly data: SocketData }
+  | {
+    readonly _tag: "Refused"
+    readonly status: string
+    readonly error: ErrorData
+    readonly headers?: Readonly<Record<string, string>>
+  }
+
+/** Both doors' connections, from admission (the token) through open to close. */
+export interface SocketLife {
+  /** Checks the token and the user's sockets; `done` hears the outcome once (unless the client left first). */
+  readonly admit: (token: string, done: (admission: Admission) => void, aborted: () => boolean) => void
+  readonly open: (ws: Socket) => void
+  readonly close: (ws: Socket) => void
+}
+
+export const makeSocketLife = (options: Omit<SocketsOptions, "onMessage">): SocketLife => {
   const { auth, config, failures, live, presence, run, sessions, work } = options
   // Numbers each socket's own topic.
-  let upgrades = 0
+  let admitted = 0
+  const refused = (status: string, error: ErrorData, headers?: Record<string, string>): Admission => ({
+    _tag: "Refused",
+    status,
+    error,
+    ...(headers === undefined ? {} : { headers })
+  })
 
-  const upgrade = (res: Uws.HttpResponse, req: Uws.HttpRequest, context: Uws.us_socket_context_t) => {
-    // Everything from `req` is read now: it is gone once this callback returns.
-    const key = req.getHeader("sec-websocket-key")
-    const protocol = req.getHeader("sec-websocket-protocol")
-    const extensions = req.getHeader("sec-websocket-extensions")
-    const token = tokenOf(req.getHeader("authorization"), req.getQuery())
-    let aborted = false
-    res.onAborted(() => {
-      aborted = true
-    })
+  const admit: SocketLife["admit"] = (token, done, aborted) => {
     if (work.isShuttingDown) {
-      return refuse(res, "503 Service Unavailable", { code: "ShuttingDown", message: "The server is shutting down" })
+      return done(refused("503 Service Unavailable", { code: "ShuttingDown", message: "The server is shutting down" }))
     }
-    if (token === "") return refuse(res, "401 Unauthorized", { code: "Forbidden", message: "Missing token" })
+    if (token === "") return done(refused("401 Unauthorized", { code: "Forbidden", message: "Missing token" }))
     run(auth.session(token).pipe(
       Effect.exit,
       Effect.flatMap((exit) =>
         Effect.sync(() => {
-          if (aborted) return
+          if (aborted()) return
           if (Exit.isFailure(exit)) {
             // Only the token's own problems are 401: with the database away the client must keep its token.
             if (isUnavailable(exit.cause)) {
               failures.unavailable("upgrade", exit.cause)
               const wait = retryAfterMs(unavailableRetryMs, 2)
-              return refuse(res, "503 Service Unavailable", { ...unavailableError, retryAfterMs: wait }, {
+              return done(refused("503 Service Unavailable", { ...unavailableError, retryAfterMs: wait }, {
                 "retry-after": String(Math.ceil(wait / 1000))
-              })
+              }))
             }
             const failure = Cause.failureOption(exit.cause)
             if (failure._tag === "None") {
               failures.failed("upgrade", exit.cause)
-              return refuse(res, "500 Internal Server Error", internalError)
+              return done(refused("500 Internal Server Error", internalError))
             }
-            return refuse(res, "401 Unauthorized", { code: "Forbidden", message: failure.value.message })
+            return done(refused("401 Unauthorized", { code: "Forbidden", message: failure.value.message }))
           }
           const { expiresAt, user } = exit.value
-          // `open` runs within `upgrade`: the count includes every socket upgraded before this one.
-          if (sessions.countOf(user.id) >= config.maxSocketsPerUser) {
-            return refuse(res, "429 Too Many Requests", {
-              code: "TooManyConnections",
-              message: `A user holds at most ${config.maxSocketsPerUser} sockets on one server: close one first`
-            })
-          }
-          const data: SocketData = {
-            live: live.connect(user),
-            expiresAt,
-            topic: `socket:${++upgrades}`,
-            joined: new Set(),
-            joinedAt: new Map(),
-            pending: new Map(),
-            sends: new TokenBucket(config.sendPerSecond, config.sendBurst),
-            typings: new TokenBucket(config.typingPerSecond, config.typingPerSecond * 2),
-            joins: new TokenBucket(config.joinPerSecond, config.joinBurst),
-            reads: new TokenBucket(config.readPerSecond, config.readBurst),
-            badFrames: 0,
-            closed: false,
-            expiry: undefined
-          }
-          res.cork(() => res.upgrade(data, key, protocol, extensions, context))
+          if (sessions.countOf(user.id) >= config.maxSocketsPerUser) return done(tooMany)
+          done({
+            _tag: "Admitted",
+            data: {
+              live: live.connect(user),
+              expiresAt,
+              topic: `socket:${++admitted}`,
+              joined: new Set(),
+              joinedAt: new Map(),
+              pending: new Map(),
+              sends: new TokenBucket(config.sendPerSecond, config.sendBurst),
+              typings: new TokenBucket(config.typingPerSecond, config.typingPerSecond * 2),
+              joins: new TokenBucket(config.joinPerSecond, config.joinBurst),
+              reads: new TokenBucket(config.readPerSecond, config.readBurst),
+              badFrames: 0,
+              closed: false,
+              expiry: undefined
+            }
+          })
         })
       ),
       Effect.catchAllCause((cause) =>
         Effect.sync(() => {
           failures.failed("upgrade", cause)
-          if (!aborted) answerQuietly(() => refuse(res, "500 Internal Server Error", internalError))
+          if (!aborted()) answerQuietly(() => done(refused("500 Internal Server Error", internalError)))
         })
       )
     ))
   }
+  const tooMany = refused("429 Too Many Requests", {
+    code: "TooManyConnections",
+    message: `A user holds at most ${config.maxSocketsPerUser} sockets on one server: close one first`
+  })
 
   const open = (ws: Socket) => {
     const data = ws.getUserData()
@@ -130,11 +146,40 @@ export const serveSockets = (app: Uws.TemplatedApp, options: SocketsOptions): vo
 
   const close = (ws: Socket) => {
     const data = ws.getUserData()
+    if (data.closed) return
     data.closed = true
     clearTimeout(data.expiry)
     if (sessions.remove(ws)) run(presence.disconnected(data.live.user.id))
     // The counterparts hear this device is gone from its conversations.
     data.live.disconnected()
+  }
+
+  return { admit, open, close }
+}
+
+/**
+ * `/ws` on the uWS app: the upgrade (a bearer token in `Authorization` or `?token=`), then a socket's life
+ * from open to close. Every callback uWS calls is guarded: a throw there would end the process; it becomes a
+ * log line and an answer instead (a 500, an `Internal` error frame, a 1011 close), whatever threw.
+ */
+export const serveSockets = (app: Uws.TemplatedApp, options: SocketsOptions, life: SocketLife): void => {
+  const { config, failures, sessions } = options
+
+  const upgrade = (res: Uws.HttpResponse, req: Uws.HttpRequest, context: Uws.us_socket_context_t) => {
+    // Everything from `req` is read now: it is gone once this callback returns.
+    const key = req.getHeader("sec-websocket-key")
+    const protocol = req.getHeader("sec-websocket-protocol")
+    const extensions = req.getHeader("sec-websocket-extensions")
+    const token = tokenOf(req.getHeader("authorization"), req.getQuery())
+    let aborted = false
+    res.onAborted(() => {
+      aborted = true
+    })
+    life.admit(token, (admission) => {
+      if (admission._tag === "Refused") return refuse(res, admission.status, admission.error, admission.headers)
+      // `open` runs within `upgrade`: the count of the user's sockets includes every one upgraded before.
+      res.cork(() => res.upgrade(admission.data, key, protocol, extensions, context))
+    }, () => aborted)
   }
 
   app.ws<SocketData>("/ws", {
@@ -156,7 +201,7 @@ export const serveSockets = (app: Uws.TemplatedApp, options: SocketsOptions): vo
     },
     open: (ws) => {
       try {
-        open(ws)
+        life.open(ws)
       } catch (error) {
         failures.failed("open", Cause.die(error))
         answerQuietly(() => ws.end(1011, "internal error"))
@@ -172,7 +217,7 @@ export const serveSockets = (app: Uws.TemplatedApp, options: SocketsOptions): vo
     },
     close: (ws) => {
       try {
-        close(ws)
+        life.close(ws)
       } catch (error) {
         failures.failed("close", Cause.die(error))
       }

@@ -1,0 +1,244 @@
+import { Cause } from "effect"
+import { Server as IoServer, type Socket as IoSocket } from "socket.io"
+import { corsOrigins } from "../http/Shared.js"
+import type * as Uws from "../server/Uws.js"
+import type { WsConfig } from "./Config.js"
+import { answerQuietly, type Failures, internalError } from "./Failures.js"
+import { CloseCodes, type ErrorData } from "./Protocol.js"
+import type { Sessions } from "./Sessions.js"
+import { errorFrame, type Socket, type SocketData } from "./Socket.js"
+import { type SocketLife, tokenOf } from "./Upgrade.js"
+
+/** Where Socket.IO clients connect (its default: `io("https://host")` needs no path). */
+export const socketIoPath = "/socket.io/"
+
+/**
+ * Closes after which a Socket.IO client reconnects by itself (the server went away, the client fell behind, its
+ * token expired: `auth` as a function gives the reconnection a fresh one); after the others (deactivated,
+ * signed out, abuse) the server disconnects it and it stays away until the app connects again.
+ */
+const reconnects = new Set<number>([1001, CloseCodes.tooSlow, CloseCodes.tokenExpired])
+
+/** Socket.IO's default parser, the default namespace: an EVENT packet is `2["name",data]`. */
+const eventPacket = (event: string, dataJson: string) => `2["${event}",${dataJson}]`
+
+const isBinary = (value: unknown) => Buffer.isBuffer(value) || value instanceof ArrayBuffer || ArrayBuffer.isView(value)
+
+/**
+ * A Socket.IO connection as the door's other sockets are (see `Socket`): the handlers, the sessions and the
+ * fan-out treat it as they treat a native one, and every frame they write for it comes through `deliver`:
+ * answers to an event go to its acknowledgement callback, the rest go out as events of the same name and data.
+ */
+export class SocketIoConnection implements Socket {
+  /** The callbacks of events waiting for their answer, by the id the door gave the event. */
+  private readonly answers = new Map<string, (data: unknown) => void>()
+  private asked = 0
+
+  constructor(readonly io: IoSocket, private readonly data: SocketData) {}
+
+  getUserData(): SocketData {
+    return this.data
+  }
+
+  subscribe(): boolean {
+    return true
+  }
+
+  unsubscribe(): boolean {
+    return true
+  }
+
+  /** What waits in the engine's buffer (the client has not polled for it) and in the WebSocket's. */
+  getBufferedAmount(): number {
+    const conn = this.io.conn as unknown as {
+      readonly writeBuffer: ReadonlyArray<{ readonly data?: unknown }>
+      readonly transport?: { readonly socket?: { getBufferedAmount?: () => number } }
+    }
+    let bytes = 0
+    for (const packet of conn.writeBuffer) if (typeof packet.data === "string") bytes += packet.data.length
+    try {
+      bytes += conn.transport?.socket?.getBufferedAmount?.() ?? 0
+    } catch {
+      // the WebSocket closed already
+    }
+    return bytes
+  }
+
+  /**
+   * Says why in an `error` event (`SocketClosed`, with the native close code), then closes: the engine's
+   * connection when the client should come back by itself, the Socket.IO socket when it should not.
+   */
+  end(code = 1000, reason = ""): void {
+    if (this.data.closed || !this.io.connected) return
+    this.write("error", JSON.stringify({ code: "SocketClosed", message: reason, closeCode: code }))
+    if (reconnects.has(code)) this.io.conn.close()
+    else this.io.disconnect(true)
+  }
+
+  /** An id for an event with a callback: its answer (`ack` or `error` with this id) goes to the callback. */
+  ask(callback: (data: unknown) => void): string {
+    const id = String(++this.asked)
+    this.answers.set(id, callback)
+    return id
+  }
+
+  /**
+   * One frame of the native protocol, `{"event":"<name>"[,"id":"<id>"],"data":<json>}` as `frameOf`,
+   * `frameAround` and `encodeServerEvent` write it (the door's own ids are digits).
+   */
+  readonly deliver = (frame: string): void => {
+    const eventEnd = frame.indexOf("\"", 10)
+    const event = frame.slice(10, eventEnd)
+    let at = eventEnd + 1
+    if (frame.startsWith(",\"id\":\"", at)) {
+      const idEnd = frame.indexOf("\"", at + 7)
+      const id = frame.slice(at + 7, idEnd)
+      at = idEnd + 1
+      const answer = this.answers.get(id)
+      if (answer !== undefined) {
+        this.answers.delete(id)
+        const data: unknown = JSON.parse(frame.slice(at + 8, -1))
+        return answer(event === "error" ? { error: data } : data)
+      }
+    }
+    this.write(event, frame.slice(at + 8, -1))
+  }
+
+  private write(event: string, dataJson: string): void {
+    if (this.io.conn.readyState === "open") this.io.conn.write(eventPacket(event, dataJson))
+  }
+}
+
+export interface SocketIoOptions {
+  readonly config: WsConfig
+  readonly sessions: Sessions
+  readonly failures: Failures
+  readonly life: SocketLife
+  readonly frontendUrl: string
+  readonly onEvent: (ws: Socket, event: string, id: string | undefined, data: unknown) => void
+}
+
+/**
+ * uWS calls these from native code: a throw in one would end the process. Socket.IO's engine registers its
+ * routes through this stand-in for the app, and every callback it gives uWS is guarded.
+ */
+const guardedApp = (app: Uws.TemplatedApp, failures: Failures) => {
+  const guard = <F extends (...args: Array<never>) => unknown>(where: string, f: F | undefined): F | undefined =>
+    f === undefined ? undefined : (((...args: Parameters<F>) => {
+      try {
+        return f(...args)
+      } catch (error) {
+        failures.failed(`socket.io ${where}`, Cause.die(error))
+        const [res] = args as unknown as [{ close?: () => void; end?: (code?: number) => void }]
+        // An HTTP response is closed; a WebSocket ends with 1011.
+        answerQuietly(() => "writeStatus" in (res as object) ? res.close?.() : res.end?.(1011))
+      }
+    }) as F)
+  const stand: Pick<Uws.TemplatedApp, "any" | "ws"> = {
+    any: (pattern, handler) => {
+      app.any(pattern, guard("request", handler)!)
+      return stand as Uws.TemplatedApp
+    },
+    ws: (pattern, behavior) => {
+      const guarded = { ...behavior }
+      for (const name of ["upgrade", "open", "message", "drain", "close"] as const) {
+        const f = behavior[name] as ((...args: Array<never>) => unknown) | undefined
+        if (f !== undefined) (guarded as Record<string, unknown>)[name] = guard(name, f)
+      }
+      app.ws(pattern, guarded)
+      return stand as Uws.TemplatedApp
+    }
+  }
+  return stand as Uws.TemplatedApp
+}
+
+/**
+ * The Socket.IO door on the listener's uWS app (`/socket.io/`, WebSocket and long-polling): the original's
+ * clients connect with `io(url, { auth: { token } })` and talk in the native protocol's events, answered
+ * through their acknowledgement callbacks. Its connections are the door's sockets (see `SocketIoConnection`),
+ * driven by the same handlers, sessions and bus: no adapter of Socket.IO's own.
+ */
+export const mountSocketIo = (app: Uws.TemplatedApp, options: SocketIoOptions) => {
+  const { config, failures, life, onEvent, sessions } = options
+  const origins = corsOrigins(options.frontendUrl)
+  const io = new IoServer({
+    path: socketIoPath,
+    serveClient: false,
+    transports: ["polling", "websocket"],
+    // A packet above the native door's payload limit ends the connection, as a frame above it ends a socket.
+    maxHttpBufferSize: config.maxPayloadBytes,
+    pingInterval: 25_000,
+    pingTimeout: 20_000,
+    cors: { origin: origins.includes("*") ? "*" : [...origins], credentials: !origins.includes("*") }
+  })
+  // The engine passes these on to uWS's WebSocket route (Socket.IO's own types do not list them).
+  io.attachApp(guardedApp(app, failures), {
+    idleTimeout: Math.max(config.idleTimeoutSeconds, 60),
+    maxBackpressure: config.maxBackpressureBytes * 4
+  } as Parameters<IoServer["attachApp"]>[1])
+
+  // The handshake: `auth.token`, `Authorization: Bearer`, or `?token=`; refused with a `connect_error` whose
+  // `data` is the native error (`Forbidden`, `Unavailable` with `retryAfterMs`, `TooManyConnections`, …).
+  io.use((socket, next) => {
+    const auth = socket.handshake.auth as { token?: unknown } | undefined
+    const header = socket.handshake.headers.authorization
+    const query = socket.handshake.query.token
+    const token = (typeof auth?.token === "string" ? auth.token.trim() : "") ||
+      tokenOf(typeof header === "string" ? header : "", "") ||
+      (typeof query === "string" ? query.trim() : "")
+    let gone = false
+    socket.conn.once("close", () => {
+      gone = true
+    })
+    life.admit(token, (admission) => {
+      if (admission._tag === "Admitted") {
+        ;(socket.data as { socket?: SocketData }).socket = admission.data
+        return next()
+      }
+      next(Object.assign(new Error(admission.error.message), { data: admission.error satisfies ErrorData }))
+    }, () => gone)
+  })
+
+  io.on("connection", (socket) => {
+    try {
+      const data = (socket.data as { socket?: SocketData }).socket!
+      const ws = new SocketIoConnection(socket, data)
+      // Admitted a moment ago: other connections of the user may have opened since.
+      if (sessions.countOf(data.live.user.id) >= config.maxSocketsPerUser) {
+        data.closed = true
+        data.live.disconnected()
+        ws.io.emit("error", { code: "TooManyConnections", message: "Too many sockets for one user: close one first" })
+        return socket.disconnect(true)
+      }
+      life.open(ws)
+      socket.on("disconnect", () => {
+        try {
+          life.close(ws)
+        } catch (error) {
+          failures.failed("socket.io close", Cause.die(error))
+        }
+      })
+      // A client may emit any name: one Socket.IO would treat as an EventEmitter's "error" must not throw.
+      socket.on("error", () => undefined)
+      socket.onAny((event: string, ...args: Array<unknown>) => {
+        try {
+          const callback = typeof args.at(-1) === "function" ? args.pop() as (data: unknown) => void : undefined
+          const id = callback === undefined ? undefined : ws.ask(callback)
+          if (args.some(isBinary)) return sessions.sendError(ws, id, "BadFrame", "Events carry JSON data, not binary")
+          onEvent(ws, event, id, args[0])
+        } catch (error) {
+          failures.failed("socket.io message", Cause.die(error))
+          answerQuietly(() => sessions.send(ws, errorFrame(internalError, undefined)))
+        }
+      })
+    } catch (error) {
+      failures.failed("socket.io open", Cause.die(error))
+      answerQuietly(() => socket.disconnect(true))
+    }
+  })
+
+  return {
+    /** Ends the engine (its timers) once the door's sockets are closed. */
+    close: () => io.engine.close()
+  }
+}
