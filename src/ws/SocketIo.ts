@@ -218,8 +218,6 @@ export const mountSocketIo = (app: Uws.TemplatedApp, options: SocketIoOptions) =
           failures.failed("socket.io close", Cause.die(error))
         }
       })
-      // A client may emit any name: one Socket.IO would treat as an EventEmitter's "error" must not throw.
-      socket.on("error", () => undefined)
       socket.onAny((event: string, ...args: Array<unknown>) => {
         try {
           const callback = typeof args.at(-1) === "function" ? args.pop() as (data: unknown) => void : undefined

@@ -7,6 +7,7 @@ import { pair } from "../support/Chat.js"
 import { freshDatabase } from "../support/Database.js"
 import { exitOf, startInstance } from "../support/Instances.js"
 import { TestServer } from "../support/TestApp.js"
+import { connectIo, isEvent } from "../support/SocketIo.js"
 import { connect } from "../support/Ws.js"
 
 const storedOf = (database: Record<string, string>, conversationId: string) =>
@@ -63,6 +64,43 @@ it.live(
       expect(stored.map((m) => m.seq)).toEqual(stored.map((_, k) => k + 1))
       expect(acked.size).toBeGreaterThan(0)
       expect(acked.size + refused.length).toBeLessThanOrEqual(i)
+    }).pipe(Effect.scoped, Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))),
+  60_000
+)
+
+it.live(
+  "SIGTERM with Socket.IO sends in flight: every stored message was acked, the client hears SocketClosed 1001 and its transport closes (it would reconnect elsewhere), exit 0",
+  () =>
+    Effect.gen(function*() {
+      const database = yield* freshDatabase
+      const { child, server } = yield* startInstance(database)
+      const { conversationId, user } = yield* Effect.provideService(pair, TestServer, server)
+      const client = yield* Effect.provideService(connectIo(user.token), TestServer, server)
+      const acked = new Set<string>()
+      const refused: Array<string> = []
+      let i = 0
+      const sending = setInterval(() => {
+        if (!client.socket.connected || i >= 4000) return clearInterval(sending)
+        for (let k = 0; k < 20; k++) {
+          i++
+          client.socket.emit("sendMessage", { conversationId, content: `m${i}`, clientMessageId: `s${i}` }, (answer: any) => {
+            if (answer?.message !== undefined) acked.add(answer.message.id)
+            else refused.push(answer?.error?.code)
+          })
+        }
+      }, 2)
+      yield* Effect.addFinalizer(() => Effect.sync(() => clearInterval(sending)))
+      yield* Effect.sleep("300 millis")
+      child.kill("SIGTERM")
+      expect((yield* client.next(isEvent("error", (e) => e.code === "SocketClosed"), 15_000)).data.closeCode).toBe(1001)
+      expect(yield* client.disconnected).toBe("transport close")
+      expect(yield* exitOf(child).pipe(Effect.timeout("15 seconds"))).toBe(0)
+      for (const code of refused) expect(code).toBe("ShuttingDown")
+      const stored = yield* storedOf(database, conversationId)
+      const unacked = stored.filter((m) => !acked.has(m.id))
+      expect(unacked.map((m) => m.clientMessageId)).toEqual([])
+      expect(stored.map((m) => m.seq)).toEqual(stored.map((_, k) => k + 1))
+      expect(acked.size).toBeGreaterThan(0)
     }).pipe(Effect.scoped, Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))),
   60_000
 )

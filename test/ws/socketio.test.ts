@@ -169,3 +169,80 @@ layer(TestApp.layer({ WS_TYPING_EXPIRY_MS: "400" }), { excludeTestServices: true
       expect(yield* tb.disconnected).toBe("io server disconnect")
     }))
 })
+
+layer(
+  TestApp.layer({ WS_MAX_BACKPRESSURE_BYTES: "65536", WS_SEND_PER_SECOND: "100000", WS_SEND_BURST: "100000" }),
+  { excludeTestServices: true }
+)("Socket.IO door under abuse", (it) => {
+  it.scoped("a connection that stops reading is cut off (SocketClosed 4009) instead of being buffered without bound", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer
+      const { conversationId, trainer, user } = yield* pair
+      const slow = yield* connectIo(user.token)
+      yield* slow.request("joinConversation", { conversationId })
+      const healthy = yield* connect(trainer.token)
+      yield* healthy.request("joinConversation", { conversationId })
+      // The slow client stops reading from its TCP socket; the trainer keeps writing.
+      const engine = slow.socket.io.engine as unknown as { transport: { ws: { _socket: { pause: () => void; resume: () => void } } } }
+      const tcp = engine.transport.ws._socket
+      tcp.pause()
+      const writer = yield* connect(trainer.token)
+      const cutOff = () => healthy.frames.some((f) => f.event === "presence" && f.data.userId === user.id && !f.data.online)
+      let total = 0
+      while (!cutOff() && total < 6000) {
+        const window = Array.from({ length: 100 }, () => ++total)
+        const replies = yield* Effect.forEach(window, (i) =>
+          writer.request("sendMessage", { conversationId, content: `${i} ${"x".repeat(3990)}`, clientMessageId: `b${i}` }), {
+          concurrency: "unbounded"
+        })
+        expect(replies.filter((r) => r.event !== "ack")).toEqual([])
+      }
+      expect(cutOff()).toBe(true)
+      tcp.resume()
+      expect(yield* slow.disconnected).toMatch(/^transport (close|error)$/)
+      expect((yield* server.request("GET", "/health")).status).toBe(200)
+      expect((yield* history(user.token, conversationId, `?afterSeq=${total - 10}`)).body.messages).toHaveLength(10)
+    }), 120_000)
+
+  it.scoped("a packet above WS_MAX_PAYLOAD_BYTES ends only that connection", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer
+      const { conversationId, user } = yield* pair
+      const big = yield* connectIo(user.token)
+      yield* big.emit("sendMessage", { conversationId, content: "x".repeat(70_000) })
+      expect(yield* big.disconnected).toMatch(/^transport (close|error)$/)
+      expect((yield* server.request("GET", "/health")).status).toBe(200)
+      const other = yield* connectIo(user.token)
+      expect((yield* other.request("sendMessage", { conversationId, content: "fine" })).message.content).toBe("fine")
+    }))
+
+  it.scoped("a token that expires while connected: SocketClosed 4001, and the transport closes (the client may come back with a new one)", () =>
+    Effect.gen(function*() {
+      const user = yield* register("sio-expiring")
+      const soon = yield* Effect.promise(() =>
+        new SignJWT({ role: "user" }).setProtectedHeader({ alg: "HS256" }).setSubject(user.id).setIssuer("trainer-chat")
+          .setAudience("trainer-chat-api").setIssuedAt().setExpirationTime(Math.floor(Date.now() / 1000) + 2)
+          .sign(new TextEncoder().encode(jwtSecret))
+      )
+      const client = yield* connectIo(soon)
+      expect((yield* client.next(isEvent("error"), 5000)).data).toMatchObject({ code: "SocketClosed", closeCode: 4001 })
+      expect(yield* client.disconnected).toBe("transport close")
+    }))
+
+  it.scoped("events are rate limited per connection (joins here), with retryAfterMs", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer
+      const { conversationId, user } = yield* pair
+      // This layer lifts the send limit; the join limit (10/s, bursts of 50) is the one to meet here.
+      const client = yield* connectIo(user.token)
+      const answers = yield* Effect.forEach(
+        Array.from({ length: 60 }, () => 0),
+        () => client.request("joinConversation", { conversationId }),
+        { concurrency: "unbounded" }
+      )
+      const limited = answers.filter((a) => a.error?.code === "RateLimited")
+      expect(limited.length).toBeGreaterThan(0)
+      expect(limited[0].error.retryAfterMs).toBeGreaterThan(0)
+      expect((yield* server.request("GET", "/health")).status).toBe(200)
+    }))
+})
