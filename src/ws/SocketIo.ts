@@ -19,22 +19,30 @@ export const socketIoPath = "/socket.io/"
  */
 const reconnects = new Set<number>([1001, CloseCodes.tooSlow, CloseCodes.tokenExpired])
 
-/** Socket.IO's default parser, the default namespace: an EVENT packet is `2["name",data]`. */
+/** Socket.IO's default parser, the default namespace: an EVENT packet is `2["name",data]`, an ACK `3<id>[data]`. */
 const eventPacket = (event: string, dataJson: string) => `2["${event}",${dataJson}]`
+const ackPacket = (id: number, dataJson: string) => `3${id}[${dataJson}]`
 
 const isBinary = (value: unknown) => Buffer.isBuffer(value) || value instanceof ArrayBuffer || ArrayBuffer.isView(value)
 
 /**
  * A Socket.IO connection as the door's other sockets are (see `Socket`): the handlers, the sessions and the
  * fan-out treat it as they treat a native one, and every frame they write for it comes through `deliver`:
- * answers to an event go to its acknowledgement callback, the rest go out as events of the same name and data.
+ * answers to an event go out as its ACK packet, the rest as events of the same name and data.
+ *
+ * Packets wait for the end of the event loop's turn and leave together, as the native sockets' frames do: on a
+ * WebSocket, corked into one write straight to the uWS socket (the engine's own path wrote each packet at
+ * once, a system call each, and that was a third of the door's CPU); over long-polling, through the engine.
  */
 export class SocketIoConnection implements Socket {
-  /** The callbacks of events waiting for their answer, by the id the door gave the event. */
-  private readonly answers = new Map<string, (data: unknown) => void>()
+  /** The packet ids of the client's events waiting for their answer, by the id the door gave the event. */
+  private readonly answers = new Map<string, number>()
   private asked = 0
+  /** Packets of this turn, not written yet. */
+  private outbox: Array<string> = []
+  private outboxBytes = 0
 
-  constructor(readonly io: IoSocket, private readonly data: SocketData) {}
+  constructor(readonly io: IoSocket, private readonly data: SocketData, private readonly later: (ws: SocketIoConnection) => void) {}
 
   getUserData(): SocketData {
     return this.data
@@ -54,7 +62,7 @@ export class SocketIoConnection implements Socket {
       readonly writeBuffer: ReadonlyArray<{ readonly data?: unknown }>
       readonly transport?: { readonly socket?: { getBufferedAmount?: () => number } }
     }
-    let bytes = 0
+    let bytes = this.outboxBytes
     for (const packet of conn.writeBuffer) if (typeof packet.data === "string") bytes += packet.data.length
     try {
       bytes += conn.transport?.socket?.getBufferedAmount?.() ?? 0
@@ -71,14 +79,15 @@ export class SocketIoConnection implements Socket {
   end(code = 1000, reason = ""): void {
     if (this.data.closed || !this.io.connected) return
     this.write("error", JSON.stringify({ code: "SocketClosed", message: reason, closeCode: code }))
+    this.flush()
     if (reconnects.has(code)) this.io.conn.close()
     else this.io.disconnect(true)
   }
 
-  /** An id for an event with a callback: its answer (`ack` or `error` with this id) goes to the callback. */
-  ask(callback: (data: unknown) => void): string {
+  /** An id for an event the client wants answered: its answer (`ack` or `error` with this id) is its ACK packet. */
+  ask(packetId: number): string {
     const id = String(++this.asked)
-    this.answers.set(id, callback)
+    this.answers.set(id, packetId)
     return id
   }
 
@@ -94,18 +103,49 @@ export class SocketIoConnection implements Socket {
       const idEnd = frame.indexOf("\"", at + 7)
       const id = frame.slice(at + 7, idEnd)
       at = idEnd + 1
-      const answer = this.answers.get(id)
-      if (answer !== undefined) {
+      const packetId = this.answers.get(id)
+      if (packetId !== undefined) {
         this.answers.delete(id)
-        const data: unknown = JSON.parse(frame.slice(at + 8, -1))
-        return answer(event === "error" ? { error: data } : data)
+        const data = frame.slice(at + 8, -1)
+        return this.writeRaw(ackPacket(packetId, event === "error" ? `{"error":${data}}` : data))
       }
     }
     this.write(event, frame.slice(at + 8, -1))
   }
 
   private write(event: string, dataJson: string): void {
-    if (this.io.conn.readyState === "open") this.io.conn.write(eventPacket(event, dataJson))
+    this.writeRaw(eventPacket(event, dataJson))
+  }
+
+  /** A packet as Socket.IO's default parser encodes it, written at the end of the turn as one engine message. */
+  private writeRaw(packet: string): void {
+    if (this.outbox.length === 0) this.later(this)
+    this.outbox.push(packet)
+    this.outboxBytes += packet.length
+  }
+
+  /** Writes what this turn queued. */
+  flush(): void {
+    const packets = this.outbox
+    if (packets.length === 0) return
+    this.outbox = []
+    this.outboxBytes = 0
+    const conn = this.io.conn as unknown as {
+      readonly readyState: string
+      readonly upgrading: boolean
+      readonly transport: { readonly name: string; readonly writable: boolean; readonly socket?: Uws.WebSocket<unknown> }
+      write: (packet: string) => void
+    }
+    if (conn.readyState !== "open") return
+    const ws = conn.transport.name === "websocket" && !conn.upgrading && conn.transport.writable ? conn.transport.socket : undefined
+    if (ws === undefined) {
+      for (const packet of packets) conn.write(packet)
+      return
+    }
+    // An Engine.IO message packet is "4" and its data; one WebSocket message each, one write for all.
+    ws.cork(() => {
+      for (const packet of packets) ws.send(`4${packet}`, false)
+    })
   }
 }
 
@@ -160,6 +200,23 @@ const guardedApp = (app: Uws.TemplatedApp, failures: Failures) => {
  */
 export const mountSocketIo = (app: Uws.TemplatedApp, options: SocketIoOptions) => {
   const { config, failures, life, onEvent, sessions } = options
+  // Connections with packets queued this turn: written once it ends.
+  let queued: Array<SocketIoConnection> = []
+  const flushAll = () => {
+    const connections = queued
+    queued = []
+    for (const ws of connections) {
+      try {
+        ws.flush()
+      } catch (error) {
+        failures.failed("socket.io write", Cause.die(error))
+      }
+    }
+  }
+  const later = (ws: SocketIoConnection) => {
+    if (queued.length === 0) setImmediate(flushAll)
+    queued.push(ws)
+  }
   const origins = corsOrigins(options.frontendUrl)
   const io = new IoServer({
     path: socketIoPath,
@@ -202,7 +259,7 @@ export const mountSocketIo = (app: Uws.TemplatedApp, options: SocketIoOptions) =
   io.on("connection", (socket) => {
     try {
       const data = (socket.data as { socket?: SocketData }).socket!
-      const ws = new SocketIoConnection(socket, data)
+      const ws = new SocketIoConnection(socket, data, later)
       // Admitted a moment ago: other connections of the user may have opened since.
       if (sessions.countOf(data.live.user.id) >= config.maxSocketsPerUser) {
         data.closed = true
@@ -218,17 +275,20 @@ export const mountSocketIo = (app: Uws.TemplatedApp, options: SocketIoOptions) =
           failures.failed("socket.io close", Cause.die(error))
         }
       })
-      socket.onAny((event: string, ...args: Array<unknown>) => {
+      // Events are taken where Socket.IO decodes them (`onevent`, of the version pinned in package.json), before
+      // it makes an acknowledgement closure and emits them: the answer is written as the ACK packet straight
+      // from the native frame's text, with no decoding and encoding again, on every send's path.
+      ;(socket as unknown as { onevent: (packet: { readonly id?: number; readonly data?: unknown }) => void }).onevent = (packet) => {
         try {
-          const callback = typeof args.at(-1) === "function" ? args.pop() as (data: unknown) => void : undefined
-          const id = callback === undefined ? undefined : ws.ask(callback)
+          const args = Array.isArray(packet.data) ? packet.data : []
+          const id = typeof packet.id === "number" ? ws.ask(packet.id) : undefined
           if (args.some(isBinary)) return sessions.sendError(ws, id, "BadFrame", "Events carry JSON data, not binary")
-          onEvent(ws, event, id, args[0])
+          onEvent(ws, String(args[0]), id, args[1])
         } catch (error) {
           failures.failed("socket.io message", Cause.die(error))
           answerQuietly(() => sessions.send(ws, errorFrame(internalError, undefined)))
         }
-      })
+      }
     } catch (error) {
       failures.failed("socket.io open", Cause.die(error))
       answerQuietly(() => socket.disconnect(true))
