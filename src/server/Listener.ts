@@ -76,7 +76,7 @@ export const layer = Layer.scoped(
       })
     })
     address.port = uws.us_socket_local_port(listenSocket)
-    yield* Effect.logInfo(`Listening on http://${http.host}:${address.port} (REST, docs at /api, WebSocket at /ws)`)
+    yield* Effect.logInfo(`Listening on http://${http.host}:${address.port} (REST, docs at /api, WebSocket at /ws, Socket.IO at /socket.io/)`)
 
     // Shutdown: stop accepting and starting work (frames get ShuttingDown, requests 503), let what is in flight
     // finish and its answers leave (what was acked is committed, what was committed is acked), then close

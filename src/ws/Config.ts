@@ -23,6 +23,8 @@ export const WsConfig = Config.all({
   /** Sockets one user holds on this instance; beyond, the upgrade is refused with 429. */
   maxSocketsPerUser: Config.integer("WS_MAX_SOCKETS_PER_USER").pipe(Config.withDefault(20)),
   /** Frames being worked on at once; beyond, new ones are refused (joins wait briefly for a slot). */
-  wsMaxInFlight: Config.integer("WS_MAX_IN_FLIGHT").pipe(Config.withDefault(4096))
+  wsMaxInFlight: Config.integer("WS_MAX_IN_FLIGHT").pipe(Config.withDefault(4096)),
+  /** The Socket.IO door (`/socket.io/`) beside `/ws`; off, Socket.IO is not even loaded. */
+  socketIo: Config.boolean("SOCKETIO_ENABLED").pipe(Config.withDefault(true))
 })
 export type WsConfig = Config.Config.Success<typeof WsConfig>

@@ -70,7 +70,11 @@ export const mount = (app: Uws.TemplatedApp) =>
     const life = makeSocketLife(options)
     serveSockets(app, options, life)
     // The original's clients: Socket.IO on the same app, its connections driven like the native sockets.
-    const socketIo = mountSocketIo(app, { config, sessions, failures, life, frontendUrl: http.frontendUrl, onEvent: dispatch.onEvent })
+    const socketIo = config.socketIo
+      ? yield* Effect.promise(() =>
+        mountSocketIo(app, { config, sessions, failures, life, frontendUrl: http.frontendUrl, onEvent: dispatch.onEvent })
+      )
+      : { close: () => undefined }
 
     return {
       connections: () => sessions.sockets.size,

@@ -1,5 +1,5 @@
 import { Cause } from "effect"
-import { Server as IoServer, type Socket as IoSocket } from "socket.io"
+import type { Server as IoServer, Socket as IoSocket } from "socket.io"
 import { corsOrigins } from "../http/Shared.js"
 import type * as Uws from "../server/Uws.js"
 import type { WsConfig } from "./Config.js"
@@ -198,8 +198,10 @@ const guardedApp = (app: Uws.TemplatedApp, failures: Failures) => {
  * through their acknowledgement callbacks. Its connections are the door's sockets (see `SocketIoConnection`),
  * driven by the same handlers, sessions and bus: no adapter of Socket.IO's own.
  */
-export const mountSocketIo = (app: Uws.TemplatedApp, options: SocketIoOptions) => {
+export const mountSocketIo = async (app: Uws.TemplatedApp, options: SocketIoOptions) => {
   const { config, failures, life, onEvent, sessions } = options
+  // Loaded only when the door is on (SOCKETIO_ENABLED): its modules would otherwise sit in every heap.
+  const { Server } = await import("socket.io")
   // Connections with packets queued this turn: written once it ends.
   let queued: Array<SocketIoConnection> = []
   const flushAll = () => {
@@ -218,7 +220,7 @@ export const mountSocketIo = (app: Uws.TemplatedApp, options: SocketIoOptions) =
     queued.push(ws)
   }
   const origins = corsOrigins(options.frontendUrl)
-  const io = new IoServer({
+  const io: IoServer = new Server({
     path: socketIoPath,
     serveClient: false,
     transports: ["polling", "websocket"],
