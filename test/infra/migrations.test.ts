@@ -31,5 +31,5 @@ it.live("migrations create the schema once, even when instances start together",
     }
     const after = yield* Effect.provide(Effect.zipRight(Migrations.run, schema), clientOn(database))
     expect(after.tables).toEqual(["attachments", "audit_log", "conversations", "effect_sql_migrations", "messages", "users"])
-    expect(after.migrations).toEqual([1, 2, 3, 4, 5, 6])
+    expect(after.migrations).toEqual([1, 2, 3, 4, 5, 6, 7])
   }).pipe(Effect.scoped, Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))))
