@@ -17,6 +17,12 @@ layer(TestApp.layer({ WS_TYPING_EXPIRY_MS: "400" }), { excludeTestServices: true
       for (const via of ["auth", "header", "query"] as const) {
         expect((yield* connectIo(user.token, { via })).socket.connected).toBe(true)
       }
+      // A browser app on another origin may poll (CORS as for REST: FRONTEND_URL, "*" by default).
+      const polling = yield* Effect.promise(() =>
+        fetch(`${server.url}/socket.io/?EIO=4&transport=polling`, { headers: { origin: "https://app.example" } })
+      )
+      expect(polling.status).toBe(200)
+      expect(polling.headers.get("access-control-allow-origin")).toBe("*")
       const missing = yield* refusedIo(undefined)
       expect(missing.data).toEqual({ code: "Forbidden", message: "Missing token" })
       expect((yield* refusedIo("garbage")).data.code).toBe("Forbidden")
@@ -244,5 +250,16 @@ layer(
       expect(limited.length).toBeGreaterThan(0)
       expect(limited[0].error.retryAfterMs).toBeGreaterThan(0)
       expect((yield* server.request("GET", "/health")).status).toBe(200)
+    }))
+})
+
+layer(TestApp.layer({ SOCKETIO_ENABLED: "false" }), { excludeTestServices: true })("Socket.IO door switched off", (it) => {
+  it.scoped("SOCKETIO_ENABLED=false: /socket.io/ is not served, /ws is", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer
+      const handshake = yield* Effect.promise(() => fetch(`${server.url}/socket.io/?EIO=4&transport=polling`))
+      expect(handshake.status).toBe(404)
+      const user = yield* register("sio-off")
+      expect((yield* connect(user.token)).socket.readyState).toBe(1)
     }))
 })
