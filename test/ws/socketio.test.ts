@@ -153,6 +153,27 @@ layer(TestApp.layer({ WS_TYPING_EXPIRY_MS: "400" }), { excludeTestServices: true
       expect((yield* t.next(isEvent("newMessage"))).data).toEqual(ack.message)
     }))
 
+  it.scoped("the client's default: long-polling first, then the upgrade to WebSocket, with messages flowing across it", () =>
+    Effect.gen(function*() {
+      const { conversationId, trainer, user } = yield* pair
+      const u = yield* connectIo(user.token, { transports: ["polling", "websocket"] })
+      const t = yield* connectIo(trainer.token)
+      yield* t.request("joinConversation", { conversationId })
+      const engine = u.socket.io.engine
+      const upgraded = Effect.async<void>((resume) => {
+        if (engine.transport.name === "websocket") return resume(Effect.void)
+        engine.once("upgrade", () => resume(Effect.void))
+      })
+      // Sends while the upgrade may still be under way, then after it: every one acked and delivered, in order.
+      const early = yield* Effect.forEach([1, 2, 3], (i) => u.request("sendMessage", { conversationId, content: `e${i}` }))
+      yield* upgraded.pipe(Effect.timeout("5 seconds"))
+      expect(engine.transport.name).toBe("websocket")
+      const late = yield* Effect.forEach([4, 5, 6], (i) => u.request("sendMessage", { conversationId, content: `l${i}` }))
+      expect([...early, ...late].map((a) => a.message.seq)).toEqual([1, 2, 3, 4, 5, 6])
+      yield* t.next(isEvent("newMessage", (m) => m.seq === 6))
+      expect(t.events.filter((e) => e.event === "newMessage").map((e) => e.data.seq)).toEqual([1, 2, 3, 4, 5, 6])
+    }))
+
   it.scoped("closing, archiving and deactivation reach Socket.IO sockets", () =>
     Effect.gen(function*() {
       const server = yield* TestServer
