@@ -1,6 +1,7 @@
 import { Effect, type Scope } from "effect"
 import { io, type Socket } from "socket.io-client"
 import { TestServer } from "./TestApp.js"
+import { makeWaiting } from "./Waiting.js"
 
 export interface IoEvent {
   readonly event: string
@@ -56,18 +57,18 @@ export const connectIo = (
   Effect.gen(function*() {
     const url = options.url ?? (yield* TestServer).url
     const events: Array<IoEvent> = []
-    const waiters = new Set<() => void>()
+    const { next, waitFor, wake } = makeWaiting(events, { items: "events", one: "an event" })
     let reason: string | undefined
     const socket = yield* Effect.acquireRelease(
       Effect.async<Socket, Error & { data?: any }>((resume) => {
         const socket = io(url, optionsFor(token, options))
         socket.onAny((event: string, data: unknown) => {
           events.push({ event, data })
-          for (const wake of waiters) wake()
+          wake()
         })
         socket.on("disconnect", (why) => {
           reason = why
-          for (const wake of waiters) wake()
+          wake()
         })
         socket.once("connect", () => resume(Effect.succeed(socket)))
         socket.once("connect_error", (error) => {
@@ -77,40 +78,10 @@ export const connectIo = (
       }),
       (socket) => Effect.sync(() => socket.close())
     )
-    let cursor = 0
-    const waitFor = <A>(check: () => A | undefined, timeoutMs: number, what: string) =>
-      Effect.async<A, Error>((resume) => {
-        const attempt = () => {
-          const found = check()
-          if (found !== undefined) {
-            cleanup()
-            resume(Effect.succeed(found))
-          }
-        }
-        const timer = setTimeout(() => {
-          cleanup()
-          resume(Effect.fail(new Error(`timed out waiting for ${what}; events: ${JSON.stringify(events.slice(-5))}`)))
-        }, timeoutMs)
-        const cleanup = () => {
-          clearTimeout(timer)
-          waiters.delete(attempt)
-        }
-        waiters.add(attempt)
-        attempt()
-      })
     return {
       socket,
       events,
-      next: (match, timeoutMs = 3000) =>
-        waitFor(() => {
-          for (let i = cursor; i < events.length; i++) {
-            if (match(events[i]!)) {
-              cursor = i + 1
-              return events[i]!
-            }
-          }
-          return undefined
-        }, timeoutMs, "an event").pipe(Effect.orDie),
+      next,
       request: (event, ...args) =>
         Effect.promise(() => socket.timeout(5000).emitWithAck(event, ...args)),
       emit: (event, ...args) => Effect.sync(() => void socket.emit(event, ...args)),

@@ -1,6 +1,8 @@
+import { expect } from "@effect/vitest"
 import { Effect, type Scope } from "effect"
 import WebSocket from "ws"
 import { TestServer } from "./TestApp.js"
+import { makeWaiting } from "./Waiting.js"
 
 export interface Frame {
   readonly event: string
@@ -39,18 +41,18 @@ export const connect = (
     const url = viaQuery ? `${base}?token=${encodeURIComponent(token)}` : base
     const headers: Record<string, string> = token !== undefined && !viaQuery ? { authorization: `Bearer ${token}` } : {}
     const frames: Array<Frame> = []
-    const waiters = new Set<() => void>()
+    const { next, waitFor, wake } = makeWaiting(frames, { items: "frames", one: "a frame" })
     let closed: { code: number; reason: string } | undefined
     const socket = yield* Effect.acquireRelease(
       Effect.async<WebSocket, Error>((resume) => {
         const ws = new WebSocket(url, { headers })
         ws.on("message", (data) => {
           frames.push(JSON.parse(data.toString()))
-          for (const wake of waiters) wake()
+          wake()
         })
         ws.on("close", (code, reason) => {
           closed = { code, reason: reason.toString() }
-          for (const wake of waiters) wake()
+          wake()
         })
         ws.once("open", () => resume(Effect.succeed(ws)))
         ws.once("unexpected-response", (_, response) => {
@@ -62,37 +64,6 @@ export const connect = (
       }),
       (ws) => Effect.sync(() => ws.terminate())
     )
-    let cursor = 0
-    const waitFor = <A>(check: () => A | undefined, timeoutMs: number, what: string) =>
-      Effect.async<A, Error>((resume) => {
-        const attempt = () => {
-          const found = check()
-          if (found !== undefined) {
-            cleanup()
-            resume(Effect.succeed(found))
-          }
-        }
-        const timer = setTimeout(() => {
-          cleanup()
-          resume(Effect.fail(new Error(`timed out waiting for ${what}; frames: ${JSON.stringify(frames.slice(-5))}`)))
-        }, timeoutMs)
-        const cleanup = () => {
-          clearTimeout(timer)
-          waiters.delete(attempt)
-        }
-        waiters.add(attempt)
-        attempt()
-      })
-    const next = (match: (frame: Frame) => boolean, timeoutMs = 3000) =>
-      waitFor(() => {
-        for (let i = cursor; i < frames.length; i++) {
-          if (match(frames[i]!)) {
-            cursor = i + 1
-            return frames[i]!
-          }
-        }
-        return undefined
-      }, timeoutMs, "a frame").pipe(Effect.orDie)
     const send = (event: string, data: unknown, id?: string) =>
       Effect.sync(() => socket.send(JSON.stringify(id === undefined ? { event, data } : { event, data, id })))
     const request = (event: string, data: unknown) =>
@@ -119,3 +90,23 @@ export const connect = (
 /** The upgrade's HTTP answer when it is refused. */
 export const refusedUpgrade = (token: string | undefined, options: { readonly via?: "header" | "query" } = {}) =>
   Effect.flip(Effect.scoped(connect(token, options)))
+
+/**
+ * Writes windows of 100 acked 4 KB sends from `writer` until `watcher` hears the user go offline (their socket
+ * was cut off for not reading; that takes more than the kernel's socket buffers hold, so the backlog builds up
+ * in the server) or 6,000 were sent. Windows of acked sends keep the pace whatever the machine's load.
+ */
+export const floodUntilOffline = (writer: WsClient, watcher: WsClient, conversationId: string, userId: string) =>
+  Effect.gen(function*() {
+    const offline = () => watcher.frames.some((f) => f.event === "presence" && f.data.userId === userId && !f.data.online)
+    let total = 0
+    while (!offline() && total < 6000) {
+      const window = Array.from({ length: 100 }, () => ++total)
+      const replies = yield* Effect.forEach(window, (i) =>
+        writer.request("sendMessage", { conversationId, content: `${i} ${"x".repeat(3990)}`, clientMessageId: `b${i}` }), {
+        concurrency: "unbounded"
+      })
+      expect(replies.filter((r) => r.event !== "ack")).toEqual([])
+    }
+    return { cutOff: offline(), total }
+  })

@@ -5,7 +5,7 @@ import { history, pair, send } from "../support/Chat.js"
 import * as TestApp from "../support/TestApp.js"
 import { jwtSecret, TestServer } from "../support/TestApp.js"
 import { assign, createUser, register, signInAdmin } from "../support/Users.js"
-import { connect, is, refusedUpgrade } from "../support/Ws.js"
+import { connect, floodUntilOffline, is, refusedUpgrade } from "../support/Ws.js"
 
 layer(TestApp.layer({ WS_TYPING_EXPIRY_MS: "400" }), { excludeTestServices: true })("gateway", (it) => {
   it.scoped("the upgrade needs a valid token of an active user, by header or query; otherwise 401 before upgrading", () =>
@@ -301,21 +301,10 @@ layer(
       // The slow client stops reading from its TCP socket; the trainer keeps writing.
       const tcp = (slow.socket as unknown as { _socket: { pause: () => void; resume: () => void } })._socket
       tcp.pause()
-      // Write until the server gives up on the slow socket (its user goes offline for the trainer): that takes more
-      // than the kernel's socket buffers hold, so the backlog builds up in the server. Windows of acked sends keep
-      // the pace whatever the machine's load.
+      // Write until the server gives up on the slow socket (its user goes offline for the trainer).
       const writer = yield* connect(trainer.token)
-      const cutOff = () => healthy.frames.some((f) => f.event === "presence" && f.data.userId === user.id && !f.data.online)
-      let total = 0
-      while (!cutOff() && total < 6000) {
-        const window = Array.from({ length: 100 }, () => ++total)
-        const replies = yield* Effect.forEach(window, (i) =>
-          writer.request("sendMessage", { conversationId, content: `${i} ${"x".repeat(3990)}`, clientMessageId: `b${i}` }), {
-          concurrency: "unbounded"
-        })
-        expect(replies.filter((r) => r.event !== "ack")).toEqual([])
-      }
-      expect(cutOff()).toBe(true)
+      const { cutOff, total } = yield* floodUntilOffline(writer, healthy, conversationId, user.id)
+      expect(cutOff).toBe(true)
       yield* healthy.next(is("newMessage", (m) => m.seq === total), 10_000)
       tcp.resume()
       const closed = yield* slow.closed

@@ -6,7 +6,7 @@ import { connectIo, isEvent, refusedIo } from "../support/SocketIo.js"
 import * as TestApp from "../support/TestApp.js"
 import { jwtSecret, TestServer } from "../support/TestApp.js"
 import { assign, createUser, register, signInAdmin } from "../support/Users.js"
-import { connect, is } from "../support/Ws.js"
+import { connect, floodUntilOffline, is } from "../support/Ws.js"
 
 // The original's clients: socket.io-client with `auth.token`, the original's event names, ack callbacks.
 layer(TestApp.layer({ WS_TYPING_EXPIRY_MS: "400" }), { excludeTestServices: true })("Socket.IO door", (it) => {
@@ -214,17 +214,8 @@ layer(
       const tcp = engine.transport.ws._socket
       tcp.pause()
       const writer = yield* connect(trainer.token)
-      const cutOff = () => healthy.frames.some((f) => f.event === "presence" && f.data.userId === user.id && !f.data.online)
-      let total = 0
-      while (!cutOff() && total < 6000) {
-        const window = Array.from({ length: 100 }, () => ++total)
-        const replies = yield* Effect.forEach(window, (i) =>
-          writer.request("sendMessage", { conversationId, content: `${i} ${"x".repeat(3990)}`, clientMessageId: `b${i}` }), {
-          concurrency: "unbounded"
-        })
-        expect(replies.filter((r) => r.event !== "ack")).toEqual([])
-      }
-      expect(cutOff()).toBe(true)
+      const { cutOff, total } = yield* floodUntilOffline(writer, healthy, conversationId, user.id)
+      expect(cutOff).toBe(true)
       tcp.resume()
       expect(yield* slow.disconnected).toMatch(/^transport (close|error)$/)
       expect((yield* server.request("GET", "/health")).status).toBe(200)

@@ -1,0 +1,45 @@
+import { Effect } from "effect"
+
+/**
+ * What a test client has received, and the waits on it: the client calls `wake` after each arrival (and when
+ * it closes); `waitFor` resumes once its check finds something, `next` takes the next received item that
+ * matches (after those `next` already took). A wait that times out fails and shows the last items.
+ */
+export const makeWaiting = <T>(received: ReadonlyArray<T>, names: { readonly items: string; readonly one: string }) => {
+  const waiters = new Set<() => void>()
+  let cursor = 0
+  const wake = () => {
+    for (const waiter of waiters) waiter()
+  }
+  const waitFor = <A>(check: () => A | undefined, timeoutMs: number, what: string) =>
+    Effect.async<A, Error>((resume) => {
+      const attempt = () => {
+        const found = check()
+        if (found !== undefined) {
+          cleanup()
+          resume(Effect.succeed(found))
+        }
+      }
+      const timer = setTimeout(() => {
+        cleanup()
+        resume(Effect.fail(new Error(`timed out waiting for ${what}; ${names.items}: ${JSON.stringify(received.slice(-5))}`)))
+      }, timeoutMs)
+      const cleanup = () => {
+        clearTimeout(timer)
+        waiters.delete(attempt)
+      }
+      waiters.add(attempt)
+      attempt()
+    })
+  const next = (match: (item: T) => boolean, timeoutMs = 3000) =>
+    waitFor(() => {
+      for (let i = cursor; i < received.length; i++) {
+        if (match(received[i]!)) {
+          cursor = i + 1
+          return received[i]!
+        }
+      }
+      return undefined
+    }, timeoutMs, names.one).pipe(Effect.orDie)
+  return { wake, waitFor, next }
+}
