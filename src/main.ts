@@ -8,6 +8,7 @@ import { Conversations } from "./domain/chat/Conversations.js"
 import { Live } from "./domain/chat/Live.js"
 import { Messages } from "./domain/chat/Messages.js"
 import { Presence } from "./domain/presence/Presence.js"
+import { Push } from "./domain/push/Push.js"
 import { Auth } from "./domain/users/Auth.js"
 import { FirstAdminLive } from "./domain/users/Bootstrap.js"
 import { Users } from "./domain/users/Users.js"
@@ -17,6 +18,7 @@ import * as JwtSecret from "./infra/crypto/JwtSecret.js"
 import * as Env from "./infra/Env.js"
 import * as Logging from "./infra/Logging.js"
 import * as SharpImages from "./infra/media/Sharp.js"
+import * as PushSenders from "./infra/push/Senders.js"
 import * as MemoryBus from "./infra/memory/Bus.js"
 import * as MemoryPageVersions from "./infra/memory/PageVersions.js"
 import * as MemoryPresenceStore from "./infra/memory/PresenceStore.js"
@@ -33,6 +35,7 @@ import { DataDirLock } from "./infra/sql/DataDirLock.js"
 import * as SqlConversationsRepo from "./infra/sql/ConversationsRepo.js"
 import * as SqlHistoryJson from "./infra/sql/HistoryJson.js"
 import * as SqlMessagesRepo from "./infra/sql/MessagesRepo.js"
+import * as SqlPushRepo from "./infra/sql/PushRepo.js"
 import * as Migrations from "./infra/sql/Migrations.js"
 import * as SqlUsersRepo from "./infra/sql/UsersRepo.js"
 import * as Storage from "./infra/storage/Storage.js"
@@ -63,6 +66,8 @@ export const InfraLive = Layer.mergeAll(
   SqlMessagesRepo.layer,
   SqlAuditLog.layer,
   SqlAttachmentsRepo.layer,
+  SqlPushRepo.layer,
+  PushSenders.layer,
   Argon2Hasher.layer,
   JoseTokens.layer,
   Storage.layer,
@@ -79,7 +84,7 @@ const WireLive = SqlHistoryJson.layer.pipe(Layer.provideMerge(InfraLive))
 /** The domain services over the ports, with the first admin in place. */
 export const DomainLive = FirstAdminLive.pipe(
   Layer.provideMerge(
-    Layer.merge(Attachments.Default, Live.Default).pipe(
+    Layer.mergeAll(Attachments.Default, Live.Default, Push.Default).pipe(
       Layer.provideMerge(Layer.mergeAll(Users.Default, Conversations.Default, Messages.Default, Presence.Default)),
       Layer.provideMerge(Auth.Default)
     )

@@ -4,6 +4,7 @@ import { AttachmentsApi } from "./attachments/Api.js"
 import { AuthApi } from "./auth/Api.js"
 import { tidyOpenApi } from "./OpenApiTidy.js"
 import { ChatApi, ModerationApi } from "./chat/Api.js"
+import { PushApi } from "./push/Api.js"
 import { SystemApi } from "./system/Api.js"
 import { UsersApi } from "./users/Api.js"
 
@@ -15,6 +16,7 @@ export class Api extends HttpApi.make("trainer-chat")
   .add(ChatApi)
   .add(AttachmentsApi)
   .add(ModerationApi)
+  .add(PushApi)
   .annotate(OpenApi.Title, "Trainer Chat")
   .annotate(OpenApi.Version, "0.1.0")
   .annotate(OpenApi.Description, "Real-time chat between users and their trainers, with admin moderation.")

@@ -8,6 +8,7 @@ import { AuthLive } from "./auth/Http.js"
 import { swaggerUiLayer } from "./Docs.js"
 import { ChatLive, ModerationLive } from "./chat/Http.js"
 import { problems, requestLog } from "./Middleware.js"
+import { PushLive } from "./push/Http.js"
 import { corsExposedHeaders, corsOrigins } from "./Shared.js"
 import { AuthenticationLive } from "./Security.js"
 import { SystemLive } from "./system/Http.js"
@@ -28,7 +29,7 @@ export const HttpConfig = Config.all({
 
 /** The REST API: contract plus handlers, independent of the server that carries it. */
 export const ApiLive = HttpApiBuilder.api(Api).pipe(
-  Layer.provide([SystemLive, AuthLive, UsersLive, ChatLive, AttachmentsLive, ModerationLive]),
+  Layer.provide([SystemLive, AuthLive, UsersLive, ChatLive, AttachmentsLive, ModerationLive, PushLive]),
   Layer.provide(AuthenticationLive)
 )
 

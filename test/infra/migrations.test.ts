@@ -30,6 +30,9 @@ it.live("migrations create the schema once, even when instances start together",
       yield* Effect.provide(Effect.zipRight(Migrations.run, Migrations.run), clientOn(database))
     }
     const after = yield* Effect.provide(Effect.zipRight(Migrations.run, schema), clientOn(database))
-    expect(after.tables).toEqual(["attachments", "audit_log", "conversations", "effect_sql_migrations", "messages", "users"])
-    expect(after.migrations).toEqual([1, 2, 3, 4, 5, 6, 7])
+    expect(after.tables).toEqual([
+      "attachments", "audit_log", "conversations", "effect_sql_migrations", "messages", "notification_settings",
+      "push_devices", "push_jobs", "push_sent", "users"
+    ])
+    expect(after.migrations).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
   }).pipe(Effect.scoped, Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))))

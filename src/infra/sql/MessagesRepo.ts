@@ -1,5 +1,5 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
-import { DateTime, Effect, Layer, Option, Schema } from "effect"
+import { DateTime, Duration, Effect, Layer, Option, Schema } from "effect"
 import {
   ConversationId,
   Message,
@@ -10,6 +10,7 @@ import {
   unsafeMessage
 } from "../../domain/chat/Model.js"
 import { type Appended, type HistoryQuery, MessagesRepo, type NewMessage } from "../../domain/ports/MessagesRepo.js"
+import { PushConfig, PushEnabled } from "../../domain/push/Config.js"
 import { UserId } from "../../domain/users/Model.js"
 import { isUniqueViolation } from "./Errors.js"
 import { pageRows } from "./HistoryRows.js"
@@ -75,8 +76,8 @@ const fromAppended = (m: NewMessage, row: AppendedRow): Message => {
 
 // Named as AppendedRow: the statement skips the driver's name transform (a new object per row with every key
 // converted, on the hottest statement).
-const appendMessages = "SELECT ord, id, seq, created_at AS \"createdAt\" FROM append_messages_v2($1::int[], $2::uuid[], " +
-  "$3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])"
+const appendMessages = "SELECT ord, id, seq, created_at AS \"createdAt\" FROM append_messages_v3($1::int[], $2::uuid[], " +
+  "$3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int)"
 
 /**
  * A Postgres array literal, every element quoted (NULL for null): the driver's own conversion escapes each
@@ -103,6 +104,8 @@ export const layer = Layer.scoped(
     const sql = yield* SqlClient.SqlClient
     // The append statement skips the driver's name transform: its columns are named as MessageRow has them.
     const raw = sql.withoutTransforms()
+    // The outbox is written by the append itself when a push provider is on: due after the delay; -1 is off.
+    const pushDelayMs = (yield* PushEnabled) ? Duration.toMillis((yield* PushConfig).delay) : -1
 
     const findByClientId = SqlSchema.findOne({
       Request: Schema.Struct({ conversationId: ConversationId, senderId: UserId, clientMessageId: Schema.String }),
@@ -153,7 +156,7 @@ export const layer = Layer.scoped(
 
 
     /**
-     * Many appends, one statement (`append_messages_v2`, migrations 0005-0007): each message gets its
+     * Many appends, one statement (`append_messages_v3`, migrations 0005-0008): each message gets its
      * conversation's next seq, in input order, with the preview and unread counts, or is left out
      * (a retried clientMessageId already stored, a conversation not active): those are resolved one
      * by one. If an insert fails (a concurrent retry of the same clientMessageId), nothing of the
@@ -173,7 +176,8 @@ export const layer = Layer.scoped(
         column((m) => m.clientMessageId),
         column((m) => m.fileUrl),
         column((m) => m.fileName),
-        column((m) => previewOf(m.content))
+        column((m) => previewOf(m.content)),
+        pushDelayMs
       ])
     }
 

@@ -7,6 +7,7 @@ import TokensValidAfter from "./migrations/0004_tokens_valid_after.js"
 import AppendMessages from "./migrations/0005_append_messages.js"
 import AppendMessagesKeyed from "./migrations/0006_append_messages_keyed.js"
 import AppendReturnsLess from "./migrations/0007_append_returns_less.js"
+import Push from "./migrations/0008_push.js"
 
 const table = "effect_sql_migrations"
 
@@ -18,7 +19,8 @@ const loader = Migrator.fromRecord({
   "0004_tokens_valid_after": TokensValidAfter,
   "0005_append_messages": AppendMessages,
   "0006_append_messages_keyed": AppendMessagesKeyed,
-  "0007_append_returns_less": AppendReturnsLess
+  "0007_append_returns_less": AppendReturnsLess,
+  "0008_push": Push
 })
 
 /** Readiness flag: set once this process has seen the schema up to date. */

@@ -1,0 +1,43 @@
+import { Effect, Redacted } from "effect"
+import webpush from "web-push"
+import type { Device, Notification, Outcome } from "../../domain/push/Model.js"
+import { retryAfterMs } from "./Outcomes.js"
+
+export interface WebPushKeys {
+  readonly publicKey: string
+  readonly privateKey: Redacted.Redacted<string>
+  readonly subject: string
+}
+
+/**
+ * Web Push through `web-push`: the payload encrypted for the subscription (RFC 8291, aes128gcm) and the
+ * request signed with VAPID (RFC 8292). 404/410: the subscription is gone.
+ */
+export const make = (keys: WebPushKeys) => {
+  const vapidDetails = { subject: keys.subject, publicKey: keys.publicKey, privateKey: Redacted.value(keys.privateKey) }
+  // Checked once at start: a malformed key is a configuration error, not a failed push.
+  webpush.getVapidHeaders("https://push.example", keys.subject, keys.publicKey, vapidDetails.privateKey, "aes128gcm")
+  return (device: Device, notification: Notification): Effect.Effect<Outcome> =>
+    Effect.tryPromise(() =>
+      webpush.sendNotification(
+        { endpoint: device.token, keys: { p256dh: device.p256dh ?? "", auth: device.auth ?? "" } },
+        JSON.stringify(notification),
+        { vapidDetails, TTL: 24 * 60 * 60, urgency: notification.silent ? "low" : "high", timeout: 10_000 }
+      )
+    ).pipe(
+      Effect.as<Outcome>({ _tag: "Delivered" }),
+      Effect.catchAll(({ error }): Effect.Effect<Outcome> => {
+        const e = error as { statusCode?: number; headers?: Record<string, string>; body?: string; message?: string }
+        const status = e.statusCode
+        if (status === 404 || status === 410) return Effect.succeed({ _tag: "Gone", reason: `web push ${status}` })
+        if (status === undefined || status === 429 || status >= 500) {
+          return Effect.succeed({
+            _tag: "Retry",
+            reason: status === undefined ? `web push: ${e.message ?? "request failed"}` : `web push ${status}`,
+            afterMs: retryAfterMs(e.headers?.["retry-after"])
+          })
+        }
+        return Effect.succeed({ _tag: "Failed", reason: `web push ${status}: ${String(e.body ?? "").slice(0, 200)}` })
+      })
+    )
+}
