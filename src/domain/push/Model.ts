@@ -35,11 +35,11 @@ export const WebPushSubscription = Schema.Struct({
       if (s.length > 2048) return false
       try {
         const url = new URL(s)
-        return url.protocol === "https:" || url.protocol === "http:"
+        return url.protocol === "https:"
       } catch {
         return false
       }
-    }, { message: () => "must be an http(s) URL of at most 2048 characters" })
+    }, { message: () => "must be an https URL of at most 2048 characters" })
   ),
   expirationTime: Schema.optional(Schema.NullOr(Schema.Number)),
   keys: Schema.Struct({ p256dh: Base64Url("keys.p256dh"), auth: Base64Url("keys.auth") })
