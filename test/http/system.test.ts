@@ -21,7 +21,8 @@ layer(TestApp.layer(), { excludeTestServices: true })("system", (it) => {
       expect(ready.body).toEqual({
         status: "ready",
         database: process.env.DATABASE_URL ? "postgres" : "pglite",
-        shared: process.env.REDIS_URL ? "redis-up" : "memory"
+        shared: process.env.REDIS_URL ? "redis-up" : "memory",
+        push: []
       })
     }))
 

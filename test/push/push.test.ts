@@ -131,6 +131,12 @@ describe("push notifications", () => {
         expect(devices).toHaveLength(10)
       }))
 
+    it.effect("/ready names the push providers that are on", () =>
+      Effect.gen(function*() {
+        const ready = yield* request("GET", "/ready")
+        expect(ready.body.push).toEqual(["apns", "fcm", "webpush"])
+      }))
+
     it.effect("serves the VAPID public key", () =>
       Effect.gen(function*() {
         const { web } = yield* Fakes
@@ -362,6 +368,19 @@ describe("push notifications", () => {
         expect(dead).toMatchObject({ conversationId, userId: trainer.id, attempts: 3 })
         expect(dead.lastError).toContain("FCM 503")
         expect((yield* request("GET", "/admin/push/dead", { token: user.token })).status).toBe(403)
+      }))
+  })
+
+  layer(TestApp.layer(), { excludeTestServices: true, timeout: 60_000 })("with no provider configured", (it) => {
+    it.effect("devices can still be registered; Web Push's key is a 404 and /ready lists no provider", () =>
+      Effect.gen(function*() {
+        const user = yield* createUser("user")
+        expect((yield* request("POST", "/devices", { token: user.token, body: { platform: "fcm", token: "t-off" } })).status)
+          .toBe(201)
+        const key = yield* request("GET", "/devices/webpush-key", { token: user.token })
+        expect(key.status).toBe(404)
+        expect(key.body._tag).toBe("WebPushOff")
+        expect((yield* request("GET", "/ready")).body.push).toEqual([])
       }))
   })
 })

@@ -11,7 +11,9 @@ export const Readiness = Schema.Struct({
   status: Schema.Literal("ready", "degraded"),
   database: Schema.Literal("postgres", "pglite"),
   /** What instances share through: Redis (up or down) or this process's memory. */
-  shared: Schema.Literal("memory", "redis-up", "redis-down")
+  shared: Schema.Literal("memory", "redis-up", "redis-down"),
+  /** The push providers that are configured (the others are off). */
+  push: Schema.Array(Schema.Literal("fcm", "apns", "webpush"))
 })
 
 export class SystemApi extends HttpApiGroup.make("system")

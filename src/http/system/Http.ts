@@ -4,6 +4,7 @@ import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Duration, Effect, Option, Scope } from "effect"
 import { ServiceUnavailable } from "../../domain/Errors.js"
+import { PushSenders } from "../../domain/ports/PushRepo.js"
 import { PostgresConfig } from "../../infra/sql/Client.js"
 import { MigrationsDone } from "../../infra/sql/Migrations.js"
 import { RedisConnection } from "../../infra/redis/Redis.js"
@@ -20,6 +21,7 @@ export const SystemLive = HttpApiBuilder.group(Api, "system", (handlers) =>
     yield* MigrationsDone
     const database = Option.isSome(yield* Effect.serviceOption(Pglite)) ? "pglite" as const : "postgres" as const
     const redis = yield* Effect.serviceOption(RedisConnection)
+    const push = [...(yield* PushSenders).platforms].sort()
     const shared = () =>
       Option.match(redis, {
         onNone: () => "memory" as const,
@@ -47,7 +49,7 @@ export const SystemLive = HttpApiBuilder.group(Api, "system", (handlers) =>
       .handle("ready", () => {
         const answer = () => {
           const via = shared()
-          return { status: via === "redis-down" ? "degraded" as const : "ready" as const, database, shared: via }
+          return { status: via === "redis-down" ? "degraded" as const : "ready" as const, database, shared: via, push }
         }
         if (Date.now() - answeredAt < freshFor) return Effect.succeed(answer())
         return probe`SELECT 1`.pipe(
