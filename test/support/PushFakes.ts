@@ -158,6 +158,9 @@ export interface FcmReceived {
 }
 
 export interface FcmFake extends Script {
+  /** Requests for this token are taken and never answered (a provider that hangs), and counted in `held`. */
+  readonly hold: (token: string) => void
+  readonly held: Array<string>
   /** The service account file's content (JSON), pointing `token_uri` here. */
   readonly serviceAccount: string
   readonly endpoint: string
@@ -173,6 +176,8 @@ export const fcmFake: Effect.Effect<FcmFake, never, Scope.Scope> = Effect.gen(fu
     importSPKI(publicKey.export({ type: "spki", format: "pem" }).toString(), "RS256")
   )
   const issued = new Set<string>()
+  const holding = new Set<string>()
+  const held: Array<string> = []
   const received: Array<FcmReceived> = []
   const rejected: Array<string> = []
   const script = scripted()
@@ -201,6 +206,11 @@ export const fcmFake: Effect.Effect<FcmFake, never, Scope.Scope> = Effect.gen(fu
           return response.writeHead(401).end()
         }
         const { message } = JSON.parse(body)
+        if (holding.has(message.token)) {
+          holding.delete(message.token)
+          held.push(message.token)
+          return
+        }
         const status = script.next(message.token)
         if (status === 200) {
           received.push({ token: message.token, message })
@@ -233,6 +243,8 @@ export const fcmFake: Effect.Effect<FcmFake, never, Scope.Scope> = Effect.gen(fu
     received,
     rejected,
     answer: script.answer,
+    hold: (token) => void holding.add(token),
+    held,
     tokensIssued: () => issued.size
   }
 })
