@@ -44,6 +44,7 @@ import { envNames, parseSettings, type Settings, usage } from "./ws/config.js"
 import type { Pair, Reply, Request, RunReport } from "./ws/ipc.js"
 import * as Proc from "./lib/proc.js"
 import { makeCleanups } from "./lib/cleanup.js"
+import * as PushFake from "./ws/pushFake.js"
 
 const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
 const resultsFile = Path.join(root, "bench", "RESULTS.md")
@@ -402,6 +403,21 @@ const main = async () => {
       log(`Redis at ${redactUrl(settings.redisUrl)}, prefix ${redisPrefix}`)
     }
 
+    // Push: a fake FCM here, the server pointed at it.
+    const pushFake = settings.push ? await PushFake.start() : undefined
+    const pushEnv: Record<string, string> = {}
+    if (pushFake !== undefined) {
+      cleanups.push(() => pushFake.close())
+      const account = Path.join(tmp, "fcm.json")
+      await Fs.promises.writeFile(account, pushFake.serviceAccount)
+      Object.assign(pushEnv, {
+        PUSH_FCM_SERVICE_ACCOUNT_FILE: account,
+        PUSH_FCM_ENDPOINT: pushFake.endpoint,
+        PUSH_COALESCE: settings.pushCoalesce
+      })
+      log(`push on: a fake FCM at ${pushFake.endpoint}, PUSH_COALESCE ${settings.pushCoalesce}`)
+    }
+
     // The server(s).
     const adminAccount = { email: "admin@bench.local", password: Crypto.randomBytes(12).toString("hex") }
     const jwtSecret = Crypto.randomBytes(32).toString("hex")
@@ -436,6 +452,7 @@ const main = async () => {
         WS_MAX_SOCKETS_PER_USER: "1000000",
         ...(multi ? { REDIS_URL: settings.redisUrl, REDIS_PREFIX: redisPrefix } : {}),
         ...(settings.dbPoolMax === undefined ? {} : { DB_POOL_MAX: String(settings.dbPoolMax) }),
+        ...pushEnv,
         ...settings.serverEnv
       }
       // One after the other: the first migrates the database and creates the admin.
@@ -489,6 +506,12 @@ const main = async () => {
     cleanups.push(() => db.close())
 
     const { idle, pairs } = await setup(server.url, adminAccount, settings)
+    if (pushFake !== undefined) {
+      await pool(pairs, settings.setupConcurrency, (p, i) =>
+        call(server.url, "POST", "/devices", { token: p.trainerToken, body: { platform: "fcm", token: `bench-device-${i}` } })
+          .then((r) => expectStatus(r, 201, "register a device")))
+      log(`registered a device for each of ${pairs.length} trainers`)
+    }
 
     // Load generators: the pairs split evenly.
     const loadgens = Array.from({ length: settings.loadgens }, (_, i) => startLoadGen(i))
@@ -511,8 +534,15 @@ const main = async () => {
       loadgens.map((lg, g) =>
         lg.request(
           multi
-            ? { type: "connect", wsUrl, pairs: shares[g]!, trainerWsUrls: trainerShares[g]!, transport: settings.transport }
-            : { type: "connect", wsUrl, pairs: shares[g]!, transport: settings.transport },
+            ? {
+              type: "connect",
+              wsUrl,
+              pairs: shares[g]!,
+              trainerWsUrls: trainerShares[g]!,
+              transport: settings.transport,
+              offlineRecipients: settings.offlineRecipients
+            }
+            : { type: "connect", wsUrl, pairs: shares[g]!, transport: settings.transport, offlineRecipients: settings.offlineRecipients },
           "connected"
         )
       )
@@ -584,6 +614,8 @@ const main = async () => {
       runNo++
       const background = await waitForQuiet()
       if (background > 25) log(`measuring anyway with ${f0(background)}% of a core used by other processes`)
+      const pushesBefore = pushFake?.arrivals.length ?? 0
+      const runStartedAt = performance.now()
       const cpu = multi
         ? Proc.measureCpu(serverPids, loadgens.map((lg) => lg.pid), { redis: true })
         : Proc.measureCpu(server.pid, loadgens.map((lg) => lg.pid))
@@ -600,6 +632,14 @@ const main = async () => {
         }, "result")
       ))
       const split = cpu()
+      if (pushFake !== undefined) {
+        const during = pushFake.arrivals.slice(pushesBefore).filter((t) => t - runStartedAt <= seconds * 1000 + 1000)
+        log(
+          `pushes: ${pushFake.arrivals.length - pushesBefore} since the run began, ${during.length} within its ${seconds} s (+1 s): ${
+            f0(during.length / seconds)
+          } pushes/s`
+        )
+      }
       const sum = (f: (r: RunReport) => number) => reports.reduce((n, r) => n + f(r), 0)
       const errors: Record<string, number> = {}
       for (const r of reports) for (const [code, n] of Object.entries(r.errors)) errors[code] = (errors[code] ?? 0) + n

@@ -68,6 +68,12 @@ export interface Settings {
   readonly singleCapacity: number | undefined
   /** `ws`: the generator's sockets are native /ws ones; `socketio`: socket.io-client connections (the original's clients). */
   readonly transport: "ws" | "socketio"
+  /** The trainers (receivers) open no socket: every message is for someone offline (no delivery is measured). */
+  readonly offlineRecipients: boolean
+  /** Push on: a fake FCM in the bench process, a device per trainer; pushes counted per run. */
+  readonly push: boolean
+  /** PUSH_COALESCE for the server when push is on (short, so that pushes keep coming). */
+  readonly pushCoalesce: string
 }
 
 const defaults = {
@@ -94,7 +100,10 @@ const defaults = {
   retries: 2,
   instances: 1,
   redisUrl: "redis://127.0.0.1:6379",
-  transport: "ws"
+  transport: "ws",
+  offlineRecipients: false,
+  push: false,
+  pushCoalesce: "1 second"
 } as const
 
 const known = [...Object.keys(defaults), "dbPoolMax", "singleCapacity", "help"]
@@ -122,6 +131,9 @@ Every setting is also read from BENCH_<NAME> (e.g. BENCH_RATES=1000,5000 BENCH_S
   --content-bytes N         characters per message [${defaults.contentBytes}]
   --no-build                run the existing dist/ as is (source=worktree)
   --source worktree|REF     build the working tree, or a git revision (head, a tag, a commit) in a temporary directory [${defaults.source}]
+  --offline-recipients      trainers open no socket: every message is for someone offline (acks only)
+  --push                    a fake FCM provider in the bench and a device per trainer; counts pushes per run
+  --push-coalesce D         the server's PUSH_COALESCE with --push [${defaults.pushCoalesce}]
   --cpu-prof                profile the server (node --cpu-prof) and summarise each window
   --db-pool-max N           DB_POOL_MAX for the server [server default, 20]
   --server-env "A=1 B=2"    more environment for the server (wins over the bench's settings) [none]
@@ -167,7 +179,7 @@ export const parseSettings = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEn
   const singleCapacity = raw.get("singleCapacity")
   const source = get("source")
   if (source === "") throw new Error("source must be worktree or a git revision")
-  const settings: Omit<Settings, "transport"> = {
+  const settings: Omit<Settings, "transport" | "offlineRecipients" | "push" | "pushCoalesce"> = {
     databaseUrl: get("databaseUrl"),
     pairs: int("pairs", get("pairs"), 1),
     setupConcurrency: int("setupConcurrency", get("setupConcurrency"), 1),
@@ -197,5 +209,11 @@ export const parseSettings = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEn
   const transport = get("transport")
   if (transport !== "ws" && transport !== "socketio") throw new Error(`transport must be ws or socketio, got ${JSON.stringify(transport)}`)
   if (settings.loadgens > settings.pairs) throw new Error("loadgens must be at most pairs (each needs conversations)")
-  return { ...settings, transport }
+  return {
+    ...settings,
+    transport,
+    offlineRecipients: bool("offlineRecipients", get("offlineRecipients")),
+    push: bool("push", get("push")),
+    pushCoalesce: get("pushCoalesce")
+  }
 }

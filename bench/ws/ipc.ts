@@ -30,6 +30,8 @@ export type Request =
     readonly trainerWsUrls?: ReadonlyArray<string>
     /** `ws`: native sockets on /ws; `socketio`: socket.io-client connections on /socket.io/. */
     readonly transport?: "ws" | "socketio"
+    /** No trainer socket: the recipients are offline, and no delivery is waited for. */
+    readonly offlineRecipients?: boolean
   }
   | {
     readonly type: "openIdle"

@@ -96,6 +96,8 @@ const histogram = () =>
 let pairs: ReadonlyArray<Pair> = []
 let userSockets: Array<Conn> = []
 let trainerSockets: Array<Conn> = []
+/** The trainers opened no socket: nothing is delivered, only acks are waited for. */
+let offlineRecipients = false
 let idle: Array<Conn> = []
 let closedSockets = 0
 
@@ -232,16 +234,24 @@ const request = (ws: Conn, event: string, data: unknown, id: string, timeoutMs =
 
 // ------------------------------------------------------------------------------------------ commands
 
-const connect = async (wsUrl: string, given: ReadonlyArray<Pair>, trainerWsUrls?: ReadonlyArray<string>) => {
+const connect = async (
+  wsUrl: string,
+  given: ReadonlyArray<Pair>,
+  trainerWsUrls: ReadonlyArray<string> | undefined,
+  offline: boolean
+) => {
   const t = performance.now()
   pairs = given
+  offlineRecipients = offline
   userSockets = await pool(pairs, 32, (p) => open(wsUrl, p.userToken))
-  trainerSockets = await pool(pairs, 32, (p, i) => open(trainerWsUrls === undefined ? wsUrl : trainerWsUrls[i]!, p.trainerToken))
+  trainerSockets = offline
+    ? []
+    : await pool(pairs, 32, (p, i) => open(trainerWsUrls === undefined ? wsUrl : trainerWsUrls[i]!, p.trainerToken))
   userSockets.forEach((ws, i) => watch(ws, i, "user"))
   trainerSockets.forEach((ws, i) => watch(ws, i, "trainer"))
   const joins = pairs.flatMap((p, i) => [
     { ws: userSockets[i]!, conversationId: p.conversationId, id: `ju${i}` },
-    { ws: trainerSockets[i]!, conversationId: p.conversationId, id: `jt${i}` }
+    ...(offline ? [] : [{ ws: trainerSockets[i]!, conversationId: p.conversationId, id: `jt${i}` }])
   ])
   await pool(joins, 32, async ({ conversationId, id, ws }) => {
     const frame = await request(ws, "joinConversation", { conversationId }, id)
@@ -369,13 +379,13 @@ const run = async (command: RunCommand) => {
   // Drain: what was sent is answered and delivered, or the time is up.
   const deadline = performance.now() + command.drainSeconds * 1000
   while (performance.now() < deadline) {
-    if (state.answered >= state.sent && state.firstDeliveries >= state.acked) break
+    if (state.answered >= state.sent && (offlineRecipients || state.firstDeliveries >= state.acked)) break
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
   current = undefined
 
   let undelivered = 0
-  for (let i = 0; i < n; i++) if (state.ackAt[i] !== 0 && state.delivered[i] === 0) undelivered++
+  if (!offlineRecipients) for (let i = 0; i < n; i++) if (state.ackAt[i] !== 0 && state.delivered[i] === 0) undelivered++
   const report: RunReport = {
     runNo: command.runNo,
     scheduled: n,
@@ -404,7 +414,7 @@ process.on("message", (request: Request) => {
     switch (request.type) {
       case "connect":
         transport = request.transport ?? "ws"
-        return connect(request.wsUrl, request.pairs, request.trainerWsUrls)
+        return connect(request.wsUrl, request.pairs, request.trainerWsUrls, request.offlineRecipients === true)
       case "openIdle":
         transport = request.transport ?? "ws"
         return openIdle(request.wsUrl, request.token, request.count)
