@@ -82,6 +82,8 @@ interface ContextRow extends SettingsRow {
   readonly lastPreview: string | null
   readonly lastSentAt: Date | null
   readonly hasSettings: boolean
+  /** json_agg of the recipient's devices (text on drivers that do not parse json). */
+  readonly devices: ReadonlyArray<DeviceRow> | string
 }
 
 export const layer = Layer.effect(
@@ -160,13 +162,19 @@ export const layer = Layer.effect(
                WHERE s.id = CASE WHEN c.user_id = u.id THEN c.trainer_id ELSE c.user_id END) AS sender_name,
             (SELECT p.sent_at FROM push_sent p WHERE p.conversation_id = c.id AND p.user_id = u.id) AS last_sent_at,
             n.user_id IS NOT NULL AS has_settings, n.preview, n.quiet_start, n.quiet_end, n.quiet_time_zone,
-            n.muted_conversations
+            n.muted_conversations,
+            (SELECT coalesce(json_agg(json_build_object(
+                'id', d.id, 'userId', d.user_id, 'platform', d.platform, 'token', d.token, 'p256dh', d.p256dh,
+                'auth', d.auth, 'appVersion', d.app_version, 'locale', d.locale, 'createdAt', d.created_at
+              ) ORDER BY d.created_at, d.id), '[]')
+             FROM push_devices d WHERE d.user_id = u.id) AS devices
           FROM conversations c
           JOIN users u ON u.id = ${j.userId}
           LEFT JOIN notification_settings n ON n.user_id = u.id
           WHERE c.id = ${j.conversationId}`
         if (row === undefined) return Option.none()
-        const devices = yield* listDevices(j.userId)
+        const listed = typeof row.devices === "string" ? JSON.parse(row.devices) as ReadonlyArray<DeviceRow> : row.devices
+        const devices = listed.map(device)
         return Option.some({
           status: row.status,
           recipientActive: row.recipientActive,
@@ -181,36 +189,40 @@ export const layer = Layer.effect(
         })
       })
 
+    /**
+     * One statement, so that the conversation's row lock is held only while it runs: it orders this against
+     * appends (which lock the row before they look for a pending job). An append that found this job pending,
+     * and so wrote none, has committed before `c` is read (FOR UPDATE waits for it and reads its last_seq);
+     * one that comes after finds no pending job and writes one.
+     */
     const finish = (j: PushJob, o: {
       readonly sent: boolean
       readonly coveredSeq: number
       readonly delayMs: number
       readonly coalesceMs: number
     }) =>
-      sql.withTransaction(Effect.gen(function*() {
-        // The conversation's row lock orders this against appends: an append that found this job pending (and
-        // so wrote none) has committed before the job is read here, and one after it finds no pending job.
-        const [conversation] = yield* sql<{ readonly lastSeq: number }>`
-          SELECT last_seq FROM conversations WHERE id = ${j.conversationId} FOR UPDATE`
-        if (o.sent) {
-          yield* sql`
-            INSERT INTO push_sent (conversation_id, user_id, sent_at) VALUES (${j.conversationId}, ${j.userId}, now())
-            ON CONFLICT (conversation_id, user_id) DO UPDATE SET sent_at = excluded.sent_at`
-        }
-        if (conversation !== undefined && conversation.lastSeq > o.coveredSeq) {
-          yield* sql`
-            UPDATE push_jobs SET seq = ${o.coveredSeq + 1}, attempts = 0, done_devices = '{}', locked_by = NULL,
-              locked_until = NULL, last_error = NULL, updated_at = now(),
-              run_at = greatest(
-                now() + make_interval(secs => ${o.delayMs / 1000}::float8),
-                coalesce((SELECT p.sent_at FROM push_sent p
-                          WHERE p.conversation_id = ${j.conversationId} AND p.user_id = ${j.userId}), now())
-                  + make_interval(secs => ${o.coalesceMs / 1000}::float8))
-            WHERE id = ${j.id}`
-        } else {
-          yield* sql`DELETE FROM push_jobs WHERE id = ${j.id}`
-        }
-      }))
+      sql`
+        WITH c AS MATERIALIZED (
+          SELECT last_seq FROM conversations WHERE id = ${j.conversationId} FOR UPDATE
+        ), sent AS (
+          INSERT INTO push_sent (conversation_id, user_id, sent_at)
+          SELECT ${j.conversationId}, ${j.userId}, now() FROM c WHERE ${o.sent}
+          ON CONFLICT (conversation_id, user_id) DO UPDATE SET sent_at = excluded.sent_at
+          RETURNING sent_at
+        ), later AS (
+          UPDATE push_jobs SET seq = ${o.coveredSeq + 1}, attempts = 0, done_devices = '{}', locked_by = NULL,
+            locked_until = NULL, last_error = NULL, updated_at = now(),
+            run_at = greatest(
+              now() + make_interval(secs => ${o.delayMs / 1000}::float8),
+              coalesce(
+                (SELECT sent_at FROM sent),
+                (SELECT p.sent_at FROM push_sent p WHERE p.conversation_id = ${j.conversationId} AND p.user_id = ${j.userId}),
+                now()
+              ) + make_interval(secs => ${o.coalesceMs / 1000}::float8))
+          WHERE id = ${j.id} AND (SELECT last_seq FROM c) > ${o.coveredSeq}
+          RETURNING id
+        )
+        DELETE FROM push_jobs WHERE id = ${j.id} AND NOT EXISTS (SELECT 1 FROM c WHERE c.last_seq > ${o.coveredSeq})`
 
     const dead = (limit: number, offset: number) =>
       Effect.all({
