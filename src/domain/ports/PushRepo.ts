@@ -1,4 +1,4 @@
-import { Context, type Effect, type Option } from "effect"
+import { Context, type Effect } from "effect"
 import type { ConversationId, ConversationStatus } from "../chat/Model.js"
 import type { Device, DeviceId, Notification, NotificationSettings, Outcome, Platform } from "../push/Model.js"
 import type { UserId } from "../users/Model.js"
@@ -73,15 +73,15 @@ export class PushRepo extends Context.Tag("Ports/PushRepo")<PushRepo, {
 
   /** Claims up to `limit` due jobs for `lease` milliseconds (each claim counts as an attempt). */
   readonly claim: (owner: string, limit: number, leaseMs: number) => Effect.Effect<ReadonlyArray<PushJob>>
-  /** None: the conversation or the recipient is gone. */
-  readonly context: (job: PushJob) => Effect.Effect<Option.Option<PushContext>>
+  /** What each job is decided on, by job id; a job missing from the map: its conversation or recipient is gone. */
+  readonly contexts: (jobs: ReadonlyArray<PushJob>) => Effect.Effect<ReadonlyMap<string, PushContext>>
   /**
-   * The job is done (`sent`: a push went out, which coalescing counts from). Messages that came after
-   * `coveredSeq` keep the job, rescheduled after `delayMs` and after the coalescing window.
+   * The jobs are done (`sent`: a push went out, which coalescing counts from), in one statement. Messages that
+   * came after a job's `coveredSeq` keep it, rescheduled after `delayMs` and after the coalescing window.
    */
   readonly finish: (
-    job: PushJob,
-    outcome: { readonly sent: boolean; readonly coveredSeq: number; readonly delayMs: number; readonly coalesceMs: number }
+    done: ReadonlyArray<{ readonly job: PushJob; readonly sent: boolean; readonly coveredSeq: number }>,
+    timing: { readonly delayMs: number; readonly coalesceMs: number }
   ) => Effect.Effect<void>
   /** Back to waiting until `runAt`, not counted as an attempt (a coalescing window still open). */
   readonly postpone: (job: PushJob, runAt: Date) => Effect.Effect<void>

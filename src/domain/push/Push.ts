@@ -51,6 +51,7 @@ export class Push extends Effect.Service<Push>()("Push/Push", {
     const delayMs = Duration.toMillis(config.delay)
     const coalesceMs = Duration.toMillis(config.coalesce)
     const leaseMs = Duration.toMillis(config.lease)
+    const presenceOf = presence.lookup
 
     const registerDevice = Effect.fn("Push.registerDevice")(function*(userId: UserId, d: RegisterDevicePayload) {
       return yield* repo.registerDevice(userId, {
@@ -81,27 +82,29 @@ export class Push extends Effect.Service<Push>()("Push/Push", {
       )
     })
 
-    /** One due job: sent, postponed for coalescing, retried, buried, or dropped as no longer needed. */
-    const run = (job: PushJob) =>
-      Effect.gen(function*() {
-        const found = yield* repo.context(job)
-        if (Option.isNone(found)) return yield* repo.finish(job, { sent: false, coveredSeq: Number.MAX_SAFE_INTEGER, delayMs, coalesceMs })
-        const ctx = found.value
-        const done = (sent: boolean) => repo.finish(job, { sent, coveredSeq: ctx.lastSeq, delayMs, coalesceMs })
-        // Nothing to say: read meanwhile, not active, deactivated, muted.
+    type Done = { readonly job: PushJob; readonly sent: boolean; readonly coveredSeq: number }
+
+    /**
+     * One due job, decided on what was read for it: done (sent, or nothing to send), postponed for coalescing,
+     * retried, or buried. What is done is returned, to be finished with the others in one statement.
+     */
+    const run = (job: PushJob, ctx: PushContext | undefined, online: boolean, now: Date) =>
+      Effect.gen(function*(): Effect.fn.Return<Done | undefined> {
+        // The conversation or the recipient is gone.
+        if (ctx === undefined) return { job, sent: false, coveredSeq: Number.MAX_SAFE_INTEGER }
+        const done = (sent: boolean): Done => ({ job, sent, coveredSeq: ctx.lastSeq })
+        // Nothing to say: read meanwhile, not active, deactivated, muted. An open socket anywhere already shows
+        // it (in the conversation, or as a newMessageNotification).
         if (
-          ctx.unread === 0 || ctx.status !== "active" || !ctx.recipientActive ||
+          ctx.unread === 0 || ctx.status !== "active" || !ctx.recipientActive || online ||
           ctx.settings.mutedConversations.includes(job.conversationId)
-        ) return yield* done(false)
-        // An open socket anywhere already shows it (the conversation, or a newMessageNotification).
-        const online = yield* presence.lookup([job.userId])
-        if (online.get(job.userId)?.online === true) return yield* done(false)
-        const now = new Date()
+        ) return done(false)
         if (ctx.lastSentAt !== null && ctx.lastSentAt.getTime() + coalesceMs > now.getTime()) {
-          return yield* repo.postpone(job, new Date(ctx.lastSentAt.getTime() + coalesceMs))
+          yield* repo.postpone(job, new Date(ctx.lastSentAt.getTime() + coalesceMs))
+          return undefined
         }
         const devices = ctx.devices.filter((d) => senders.platforms.has(d.platform) && !job.doneDevices.includes(d.id))
-        if (devices.length === 0) return yield* done(job.doneDevices.length > 0)
+        if (devices.length === 0) return done(job.doneDevices.length > 0)
         const notification = notificationOf(job, ctx, now)
         const outcomes = yield* Effect.forEach(
           devices,
@@ -130,24 +133,44 @@ export class Push extends Effect.Service<Push>()("Push/Push", {
               )
           }
         }
-        if (retries.length === 0) return yield* done(reached.length > 0)
+        if (retries.length === 0) return done(reached.length > 0)
         const error = retries.map((r) => r.reason).join("; ")
         if (job.attempts >= config.maxAttempts) {
           yield* Effect.logWarning("Push job given up").pipe(Effect.annotateLogs({ jobId: job.id, attempts: job.attempts, error }))
-          return yield* repo.bury(job, error)
+          yield* repo.bury(job, error)
+          return undefined
         }
         const wait = Math.max(backoffMs(job.attempts), ...retries.map((r) => r.afterMs ?? 0))
         yield* repo.retry(job, new Date(Date.now() + wait), reached, error)
+        return undefined
       }).pipe(
-        Effect.catchAllCause((cause) => Effect.logWarning("Push job failed; it is claimed again after its lease", cause)),
+        Effect.catchAllCause((cause) =>
+          Effect.as(Effect.logWarning("Push job failed; it is claimed again after its lease", cause), undefined)
+        ),
         Effect.annotateLogs({ pushJob: job.id })
       )
 
-    /** Claims due jobs and runs them; true when it found a full batch (there may be more waiting). */
+    const batch = 64
+
+    /**
+     * Claims due jobs, reads what they are decided on and who is online in one go each, runs them, and
+     * finishes those that are done in one statement; true when it found a full batch (more may be waiting).
+     */
     const sweep = Effect.gen(function*() {
-      const jobs = yield* repo.claim(owner, 32, leaseMs)
-      yield* Effect.forEach(jobs, run, { concurrency: 8, discard: true })
-      return jobs.length === 32
+      const jobs = yield* repo.claim(owner, batch, leaseMs)
+      if (jobs.length === 0) return false
+      const [contexts, presence] = yield* Effect.all([
+        repo.contexts(jobs),
+        presenceOf([...new Set(jobs.map((j) => j.userId))])
+      ])
+      const now = new Date()
+      const done = yield* Effect.forEach(
+        jobs,
+        (job) => run(job, contexts.get(job.id), presence.get(job.userId)?.online === true, now),
+        { concurrency: 16 }
+      )
+      yield* repo.finish(done.filter((d): d is Done => d !== undefined), { delayMs, coalesceMs })
+      return jobs.length === batch
     })
 
     if (senders.platforms.size > 0) {

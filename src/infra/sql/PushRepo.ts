@@ -1,7 +1,7 @@
 import { SqlClient } from "@effect/sql"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer } from "effect"
 import type { ConversationId, ConversationStatus } from "../../domain/chat/Model.js"
-import type { DeadJob, PushJob } from "../../domain/ports/PushRepo.js"
+import type { DeadJob, PushContext, PushJob } from "../../domain/ports/PushRepo.js"
 import { PushRepo } from "../../domain/ports/PushRepo.js"
 import {
   defaultSettings,
@@ -151,10 +151,13 @@ export const layer = Layer.effect(
         )
         RETURNING id, conversation_id, user_id, seq, attempts, done_devices`.pipe(Effect.map((rows) => rows.map(job)))
 
-    const context = (j: PushJob) =>
+    const contexts = (jobs: ReadonlyArray<PushJob>) =>
       Effect.gen(function*() {
-        const [row] = yield* sql<ContextRow>`
-          SELECT c.status, u.is_active AS recipient_active, c.last_seq, c.last_message_preview AS last_preview,
+        const out = new Map<string, PushContext>()
+        if (jobs.length === 0) return out
+        const rows = yield* sql<ContextRow & { readonly jobId: string | number }>`
+          SELECT j.id AS job_id, c.status, u.is_active AS recipient_active, c.last_seq,
+            c.last_message_preview AS last_preview,
             CASE WHEN c.user_id = u.id THEN c.user_unread ELSE c.trainer_unread END AS unread,
             (SELECT coalesce(sum(CASE WHEN o.user_id = u.id THEN o.user_unread ELSE o.trainer_unread END), 0)
                FROM conversations o WHERE o.user_id = u.id OR o.trainer_id = u.id) AS badge,
@@ -168,61 +171,71 @@ export const layer = Layer.effect(
                 'auth', d.auth, 'appVersion', d.app_version, 'locale', d.locale, 'createdAt', d.created_at
               ) ORDER BY d.created_at, d.id), '[]')
              FROM push_devices d WHERE d.user_id = u.id) AS devices
-          FROM conversations c
-          JOIN users u ON u.id = ${j.userId}
-          LEFT JOIN notification_settings n ON n.user_id = u.id
-          WHERE c.id = ${j.conversationId}`
-        if (row === undefined) return Option.none()
-        const listed = typeof row.devices === "string" ? JSON.parse(row.devices) as ReadonlyArray<DeviceRow> : row.devices
-        const devices = listed.map(device)
-        return Option.some({
-          status: row.status,
-          recipientActive: row.recipientActive,
-          lastSeq: row.lastSeq,
-          unread: row.unread,
-          badge: Number(row.badge ?? 0),
-          senderName: row.senderName,
-          lastPreview: row.lastPreview,
-          settings: row.hasSettings ? settingsOf(row) : defaultSettings,
-          lastSentAt: row.lastSentAt === null ? null : new Date(row.lastSentAt),
-          devices
-        })
+          FROM unnest(${`{${jobs.map((j) => j.id).join(",")}}`}::bigint[], ${`{${jobs.map((j) => j.conversationId).join(",")}}`}::uuid[],
+                      ${`{${jobs.map((j) => j.userId).join(",")}}`}::uuid[]) AS j(id, conversation_id, user_id)
+          JOIN conversations c ON c.id = j.conversation_id
+          JOIN users u ON u.id = j.user_id
+          LEFT JOIN notification_settings n ON n.user_id = u.id`
+        for (const row of rows) {
+          const listed = typeof row.devices === "string" ? JSON.parse(row.devices) as ReadonlyArray<DeviceRow> : row.devices
+          out.set(String(row.jobId), {
+            status: row.status,
+            recipientActive: row.recipientActive,
+            lastSeq: row.lastSeq,
+            unread: row.unread,
+            badge: Number(row.badge ?? 0),
+            senderName: row.senderName,
+            lastPreview: row.lastPreview,
+            settings: row.hasSettings ? settingsOf(row) : defaultSettings,
+            lastSentAt: row.lastSentAt === null ? null : new Date(row.lastSentAt),
+            devices: listed.map(device)
+          })
+        }
+        return out
       })
 
     /**
-     * One statement, so that the conversation's row lock is held only while it runs: it orders this against
-     * appends (which lock the row before they look for a pending job). An append that found this job pending,
-     * and so wrote none, has committed before `c` is read (FOR UPDATE waits for it and reads its last_seq);
-     * one that comes after finds no pending job and writes one.
+     * One statement, so that the conversations' row locks are held only while it runs (taken in id order, as
+     * appends take them): they order this against appends, which lock the row before they look for a pending
+     * job. An append that found a job pending, and so wrote none, has committed before `c` is read (FOR UPDATE
+     * waits for it and reads its last_seq); one that comes after finds no pending job and writes one.
      */
-    const finish = (j: PushJob, o: {
-      readonly sent: boolean
-      readonly coveredSeq: number
-      readonly delayMs: number
-      readonly coalesceMs: number
-    }) =>
-      sql`
-        WITH c AS MATERIALIZED (
-          SELECT last_seq FROM conversations WHERE id = ${j.conversationId} FOR UPDATE
+    const finish = (
+      done: ReadonlyArray<{ readonly job: PushJob; readonly sent: boolean; readonly coveredSeq: number }>,
+      timing: { readonly delayMs: number; readonly coalesceMs: number }
+    ) =>
+      done.length === 0 ? Effect.void : Effect.asVoid(sql`
+        WITH input AS (
+          SELECT * FROM unnest(
+            ${`{${done.map((d) => d.job.id).join(",")}}`}::bigint[],
+            ${`{${done.map((d) => d.job.conversationId).join(",")}}`}::uuid[],
+            ${`{${done.map((d) => d.job.userId).join(",")}}`}::uuid[],
+            ${`{${done.map((d) => d.sent).join(",")}}`}::boolean[],
+            ${`{${done.map((d) => Math.min(d.coveredSeq, 2_147_483_647)).join(",")}}`}::int[]
+          ) AS t(id, conversation_id, user_id, sent, covered)
+        ), c AS MATERIALIZED (
+          SELECT c.id, c.last_seq FROM conversations c
+          WHERE c.id IN (SELECT conversation_id FROM input) ORDER BY c.id FOR UPDATE
         ), sent AS (
           INSERT INTO push_sent (conversation_id, user_id, sent_at)
-          SELECT ${j.conversationId}, ${j.userId}, now() FROM c WHERE ${o.sent}
+          SELECT DISTINCT i.conversation_id, i.user_id, now() FROM input i WHERE i.sent
           ON CONFLICT (conversation_id, user_id) DO UPDATE SET sent_at = excluded.sent_at
-          RETURNING sent_at
+          RETURNING conversation_id, user_id, sent_at
         ), later AS (
-          UPDATE push_jobs SET seq = ${o.coveredSeq + 1}, attempts = 0, done_devices = '{}', locked_by = NULL,
+          UPDATE push_jobs j SET seq = i.covered + 1, attempts = 0, done_devices = '{}', locked_by = NULL,
             locked_until = NULL, last_error = NULL, updated_at = now(),
             run_at = greatest(
-              now() + make_interval(secs => ${o.delayMs / 1000}::float8),
-              coalesce(
-                (SELECT sent_at FROM sent),
-                (SELECT p.sent_at FROM push_sent p WHERE p.conversation_id = ${j.conversationId} AND p.user_id = ${j.userId}),
-                now()
-              ) + make_interval(secs => ${o.coalesceMs / 1000}::float8))
-          WHERE id = ${j.id} AND (SELECT last_seq FROM c) > ${o.coveredSeq}
-          RETURNING id
+              now() + make_interval(secs => ${timing.delayMs / 1000}::float8),
+              coalesce(s.sent_at, p.sent_at, now()) + make_interval(secs => ${timing.coalesceMs / 1000}::float8))
+          FROM input i
+          JOIN c ON c.id = i.conversation_id
+          LEFT JOIN sent s ON s.conversation_id = i.conversation_id AND s.user_id = i.user_id
+          LEFT JOIN push_sent p ON p.conversation_id = i.conversation_id AND p.user_id = i.user_id
+          WHERE j.id = i.id AND c.last_seq > i.covered
+          RETURNING j.id
         )
-        DELETE FROM push_jobs WHERE id = ${j.id} AND NOT EXISTS (SELECT 1 FROM c WHERE c.last_seq > ${o.coveredSeq})`
+        DELETE FROM push_jobs j USING input i
+        WHERE j.id = i.id AND NOT EXISTS (SELECT 1 FROM c WHERE c.id = i.conversation_id AND c.last_seq > i.covered)`)
 
     const dead = (limit: number, offset: number) =>
       Effect.all({
@@ -252,8 +265,8 @@ export const layer = Layer.effect(
       settings: (userId) => orDie("settings", settings(userId)),
       saveSettings: (userId, s) => orDie("saveSettings", saveSettings(userId, s)),
       claim: (owner, limit, leaseMs) => orDie("claim", claim(owner, limit, leaseMs)),
-      context: (j) => orDie("context", context(j)),
-      finish: (j, o) => orDie("finish", finish(j, o)),
+      contexts: (jobs) => orDie("contexts", contexts(jobs)),
+      finish: (done, timing) => orDie("finish", finish(done, timing)),
       postpone: (j, runAt) =>
         orDie(
           "postpone",
