@@ -150,10 +150,10 @@ export class Push extends Effect.Service<Push>()("Push/Push", {
         Effect.annotateLogs({ pushJob: job.id })
       )
 
-    const batch = 64
+    const batch = 32
 
     /**
-     * Claims due jobs, reads what they are decided on and who is online in one go each, runs them, and
+     * Claims up to 32 due jobs, reads what they are decided on and who is online in one go each, runs them, and
      * finishes those that are done in one statement; true when it found a full batch (more may be waiting).
      */
     const sweep = Effect.gen(function*() {
@@ -167,7 +167,7 @@ export class Push extends Effect.Service<Push>()("Push/Push", {
       const done = yield* Effect.forEach(
         jobs,
         (job) => run(job, contexts.get(job.id), presence.get(job.userId)?.online === true, now),
-        { concurrency: 16 }
+        { concurrency: 8 }
       )
       yield* repo.finish(done.filter((d): d is Done => d !== undefined), { delayMs, coalesceMs })
       return jobs.length === batch

@@ -1,5 +1,7 @@
 import { Effect } from "effect"
 import { importPKCS8, SignJWT } from "jose"
+import * as Http from "node:http"
+import * as Https from "node:https"
 import type { Device, Notification, Outcome } from "../../domain/push/Model.js"
 import { retryAfterMs } from "./Outcomes.js"
 
@@ -88,22 +90,51 @@ export const make = async (account: ServiceAccount, endpoint: string) => {
     }
   }
 
-  const send = async (device: Device, n: Notification): Promise<Outcome> => {
-    const response = await fetch(sendUrl, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${await accessToken()}` },
-      body: JSON.stringify(payload(device, n)),
-      signal: AbortSignal.timeout(10_000)
+  // Sends go over a few kept-alive connections through node:http(s), which costs a fraction of fetch per request:
+  // a busy instance sends hundreds a second.
+  const url = new URL(sendUrl)
+  const secure = url.protocol === "https:"
+  const agent = secure
+    ? new Https.Agent({ keepAlive: true, maxSockets: 16 })
+    : new Http.Agent({ keepAlive: true, maxSockets: 16 })
+  const post = (body: string, bearer: string) =>
+    new Promise<{ status: number; retryAfter: string | undefined; text: string }>((resolve, reject) => {
+      const request = (secure ? Https : Http).request(url, {
+        method: "POST",
+        agent,
+        timeout: 10_000,
+        headers: {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(body),
+          authorization: `Bearer ${bearer}`
+        }
+      }, (response) => {
+        const chunks: Array<Buffer> = []
+        response.on("data", (chunk: Buffer) => chunks.push(chunk))
+        response.on("end", () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            retryAfter: response.headers["retry-after"],
+            text: Buffer.concat(chunks).toString("utf8")
+          }))
+        response.on("error", reject)
+      })
+      request.on("timeout", () => request.destroy(new Error("FCM did not answer in 10 s")))
+      request.on("error", reject)
+      request.end(body)
     })
-    if (response.ok) return { _tag: "Delivered" }
-    const text = await response.text().catch(() => "")
+
+  const send = async (device: Device, n: Notification): Promise<Outcome> => {
+    const response = await post(JSON.stringify(payload(device, n)), await accessToken())
+    if (response.status >= 200 && response.status < 300) return { _tag: "Delivered" }
+    const text = response.text
     if (response.status === 404 || /UNREGISTERED/.test(text)) return { _tag: "Gone", reason: "FCM UNREGISTERED" }
     if (response.status === 401) {
       cached = undefined
       return { _tag: "Retry", reason: "FCM 401 (access token refreshed)", afterMs: 0 }
     }
     if (response.status === 429 || response.status >= 500) {
-      return { _tag: "Retry", reason: `FCM ${response.status}`, afterMs: retryAfterMs(response.headers.get("retry-after")) }
+      return { _tag: "Retry", reason: `FCM ${response.status}`, afterMs: retryAfterMs(response.retryAfter) }
     }
     return { _tag: "Failed", reason: `FCM ${response.status}: ${text.slice(0, 200)}` }
   }

@@ -1,4 +1,5 @@
 import { Effect, Redacted } from "effect"
+import * as Https from "node:https"
 import webpush from "web-push"
 import type { Device, Notification, Outcome } from "../../domain/push/Model.js"
 import { retryAfterMs } from "./Outcomes.js"
@@ -17,12 +18,15 @@ export const make = (keys: WebPushKeys) => {
   const vapidDetails = { subject: keys.subject, publicKey: keys.publicKey, privateKey: Redacted.value(keys.privateKey) }
   // Checked once at start: a malformed key is a configuration error, not a failed push.
   webpush.getVapidHeaders("https://push.example", keys.subject, keys.publicKey, vapidDetails.privateKey, "aes128gcm")
+  // Connections to the push services are kept alive (a TLS handshake per push would cost more than the push),
+  // trusting what the default agent trusts.
+  const agent = new Https.Agent({ keepAlive: true, maxSockets: 16, ca: Https.globalAgent.options.ca })
   return (device: Device, notification: Notification): Effect.Effect<Outcome> =>
     Effect.tryPromise(() =>
       webpush.sendNotification(
         { endpoint: device.token, keys: { p256dh: device.p256dh ?? "", auth: device.auth ?? "" } },
         JSON.stringify(notification),
-        { vapidDetails, TTL: 24 * 60 * 60, urgency: notification.silent ? "low" : "high", timeout: 10_000 }
+        { vapidDetails, TTL: 24 * 60 * 60, urgency: notification.silent ? "low" : "high", timeout: 10_000, agent }
       )
     ).pipe(
       Effect.as<Outcome>({ _tag: "Delivered" }),
