@@ -1,7 +1,10 @@
 import { describe, expect, layer } from "@effect/vitest"
+import { SqlClient } from "@effect/sql"
 import { Context, Effect, Layer } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
+import { isPrivateAddress } from "../../src/domain/push/Endpoints.js"
+import { safeLookup } from "../../src/infra/push/SafeLookup.js"
 import { pair, send } from "../support/Chat.js"
 import { apnsFake, type ApnsFake, fcmFake, type FcmFake, webPushFake, type WebPushFake } from "../support/PushFakes.js"
 import * as TestApp from "../support/TestApp.js"
@@ -19,7 +22,13 @@ class Fakes extends Context.Tag("Test/PushFakes")<Fakes, {
 const FakesLive = Layer.scoped(Fakes, Effect.all({ web: webPushFake, fcm: fcmFake, apns: apnsFake }))
 
 // Short delays so that a test sees a push within a second; the windows themselves are what is tested.
-const timing = { PUSH_DELAY: "400 millis", PUSH_COALESCE: "2 seconds", PUSH_POLL_INTERVAL: "50 millis" }
+const timing = {
+  PUSH_DELAY: "400 millis",
+  PUSH_COALESCE: "2 seconds",
+  PUSH_POLL_INTERVAL: "50 millis",
+  // The fake push service listens on loopback.
+  PUSH_ALLOW_PRIVATE_ENDPOINTS: "true"
+}
 
 const appWith = (extra: Record<string, string>) =>
   Layer.unwrapScoped(Effect.gen(function*() {
@@ -383,4 +392,70 @@ describe("push notifications", () => {
         expect((yield* request("GET", "/ready")).body.push).toEqual([])
       }))
   })
+
+  layer(appWith({ PUSH_ALLOW_PRIVATE_ENDPOINTS: "false" }), { excludeTestServices: true, timeout: 60_000 })(
+    "Web Push endpoints on private addresses",
+    (it) => {
+      it.effect("are refused at registration when named as such", () =>
+        Effect.gen(function*() {
+          const { web } = yield* Fakes
+          const user = yield* createUser("user")
+          const { keys } = web.subscribe()
+          for (
+            const endpoint of [
+              "https://127.0.0.1/push/1",
+              "https://localhost/push/1",
+              "https://[::1]/push/1",
+              "https://10.1.2.3/push/1",
+              "https://169.254.169.254/latest/meta-data",
+              "https://[::ffff:192.168.1.1]/push/1",
+              "https://192.168.0.10:8443/admin"
+            ]
+          ) {
+            const reply = yield* request("POST", "/devices", {
+              token: user.token,
+              body: { platform: "webpush", subscription: { endpoint, keys } }
+            })
+            expect(reply.status, endpoint).toBe(400)
+            expect(reply.body._tag).toBe("PrivateEndpoint")
+          }
+          expect((yield* request("GET", "/devices", { token: user.token })).body).toEqual([])
+        }))
+
+      it.effect("a name that resolves to a private address is never called, and the device goes", () =>
+        Effect.gen(function*() {
+          const { web } = yield* Fakes
+          const sql = yield* SqlClient.SqlClient
+          const { conversationId, trainer, user } = yield* pair
+          const subscription = web.subscribe()
+          // Registered when the name was public (or written by an older version): it now resolves to loopback.
+          const endpoint = subscription.endpoint.replace("127.0.0.1", "localhost")
+          yield* sql`INSERT INTO push_devices (user_id, platform, token, p256dh, auth)
+                     VALUES (${trainer.id}, 'webpush', ${endpoint}, ${subscription.keys.p256dh}, ${subscription.keys.auth})`
+          expect((yield* send(user.token, conversationId, "not for the intranet")).status).toBe(201)
+          const gone = yield* Effect.gen(function*() {
+            for (let i = 0; i < 100; i++) {
+              if ((yield* request("GET", "/devices", { token: trainer.token })).body.length === 0) return true
+              yield* Effect.sleep("50 millis")
+            }
+            return false
+          })
+          expect(gone).toBe(true)
+          expect(web.received.filter((r) => endpoint.endsWith(r.subscription))).toEqual([])
+        }))
+
+      it("the lookup refuses names of private addresses and passes public ones", async () => {
+        const lookup = (host: string) =>
+          new Promise<string>((resolve) =>
+            safeLookup(host, {}, (error, address) => resolve(error ? String((error as NodeJS.ErrnoException).code) : String(address)))
+          )
+        expect(await lookup("localhost")).toBe("ERR_PRIVATE_ADDRESS")
+        expect(isPrivateAddress("93.184.215.14")).toBe(false)
+        expect(isPrivateAddress("2606:4700::6810:85e5")).toBe(false)
+        for (const a of ["127.0.0.1", "10.0.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254", "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:10.0.0.1", "0.0.0.0"]) {
+          expect(isPrivateAddress(a), a).toBe(true)
+        }
+      })
+    }
+  )
 })

@@ -6,7 +6,9 @@ const optionalString = (name: string) => Config.option(Config.nonEmptyString(nam
 export const WebPushConfig = Config.all({
   publicKey: optionalString("PUSH_VAPID_PUBLIC_KEY"),
   privateKey: Config.option(Config.redacted(Config.nonEmptyString("PUSH_VAPID_PRIVATE_KEY"))),
-  subject: optionalString("PUSH_VAPID_SUBJECT")
+  subject: optionalString("PUSH_VAPID_SUBJECT"),
+  /** Endpoints on loopback or private addresses accepted (tests, a push service inside the network). */
+  allowPrivateEndpoints: Config.boolean("PUSH_ALLOW_PRIVATE_ENDPOINTS").pipe(Config.withDefault(false))
 })
 
 /** FCM HTTP v1 with a service account: on when the file is set. */

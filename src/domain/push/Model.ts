@@ -154,6 +154,13 @@ export class DeviceNotFound extends Schema.TaggedError<DeviceNotFound>()(
   HttpApiSchema.annotations({ status: 404 })
 ) {}
 
+/** A Web Push endpoint on loopback or a private network: the server does not post there on a client's word. */
+export class PrivateEndpoint extends Schema.TaggedError<PrivateEndpoint>()(
+  "PrivateEndpoint",
+  { message: message("The subscription's endpoint must be a public https address") },
+  HttpApiSchema.annotations({ status: 400 })
+) {}
+
 /** What one push says; the senders shape it for their provider. */
 export interface Notification {
   readonly title: string

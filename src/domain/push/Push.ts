@@ -4,6 +4,7 @@ import { PresenceStore } from "../ports/PresenceStore.js"
 import { type PushContext, type PushJob, PushRepo, PushSenders } from "../ports/PushRepo.js"
 import type { UserId } from "../users/Model.js"
 import { PushConfig, WebPushConfig } from "./Config.js"
+import { isPrivateHost } from "./Endpoints.js"
 import {
   type DeviceId,
   DeviceNotFound,
@@ -11,6 +12,7 @@ import {
   type Notification,
   NotificationSettings,
   type Outcome,
+  PrivateEndpoint,
   type RegisterDevicePayload,
   type UpdateNotificationSettings
 } from "./Model.js"
@@ -54,6 +56,9 @@ export class Push extends Effect.Service<Push>()("Push/Push", {
     const presenceOf = presence.lookup
 
     const registerDevice = Effect.fn("Push.registerDevice")(function*(userId: UserId, d: RegisterDevicePayload) {
+      if (
+        d.subscription !== undefined && !web.allowPrivateEndpoints && isPrivateHost(new URL(d.subscription.endpoint).hostname)
+      ) return yield* Effect.fail(new PrivateEndpoint())
       return yield* repo.registerDevice(userId, {
         platform: d.platform,
         token: d.platform === "webpush" ? d.subscription!.endpoint : d.token!,

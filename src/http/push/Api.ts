@@ -10,6 +10,7 @@ import {
   DeviceJson,
   DeviceNotFound,
   NotificationSettings,
+  PrivateEndpoint,
   RegisterDevicePayload,
   UpdateNotificationSettings
 } from "../../domain/push/Model.js"
@@ -48,6 +49,7 @@ export class PushApi extends HttpApiGroup.make("push")
       .setPayload(RegisterDevicePayload)
       .addSuccess(DeviceRegistered, { status: 201 })
       .addSuccess(DeviceJson)
+      .addError(PrivateEndpoint)
       .annotate(
         OpenApi.Summary,
         "Register this device for push (201; the same token again: 200, moved to the caller if another user had it). " +

@@ -22,7 +22,12 @@ export const layer = Layer.scoped(
       senders.set(
         "webpush",
         yield* Effect.try(() =>
-          WebPush.make({ publicKey: publicKey.value, privateKey: privateKey.value, subject: subject.value })
+          WebPush.make({
+            publicKey: publicKey.value,
+            privateKey: privateKey.value,
+            subject: subject.value,
+            allowPrivateEndpoints: web.allowPrivateEndpoints
+          })
         )
       )
     } else if (Option.isSome(publicKey) || Option.isSome(privateKey) || Option.isSome(subject)) {
