@@ -8,6 +8,7 @@ import { exitOf, type Instance, startInstance } from "../support/Instances.js"
 import { fcmFake } from "../support/PushFakes.js"
 import { TestServer } from "../support/TestApp.js"
 import { tempDir } from "../support/TempDir.js"
+import { eventually } from "../support/Waiting.js"
 
 // Several instances share one Postgres and one Redis; PGlite is one process's database.
 const ready = process.env.DATABASE_URL && process.env.REDIS_URL
@@ -39,15 +40,6 @@ const registerFcm = (token: string, fcmToken: string) =>
     expect(reply.status).toBe(201)
   })
 
-const waitFor = (f: () => boolean, ms: number, what: string) =>
-  Effect.gen(function*() {
-    const until = Date.now() + ms
-    while (!f()) {
-      if (Date.now() > until) return yield* Effect.dieMessage(`timed out waiting for ${what}`)
-      yield* Effect.sleep("25 millis")
-    }
-  })
-
 it.live.skipIf(!ready)(`two instances: one push per message, whichever instance sends it (${why})`, () =>
   Effect.gen(function*() {
     const { env, fcm } = yield* pushEnv
@@ -58,7 +50,7 @@ it.live.skipIf(!ready)(`two instances: one push per message, whichever instance 
     yield* Effect.forEach(pairs, (p, i) => on(i % 2 === 0 ? a : b, send(p.user.token, p.conversationId, `hello ${i}`)), {
       concurrency: "unbounded"
     })
-    yield* waitFor(() => fcm.received.length >= pairs.length, 10_000, "a push per conversation")
+    yield* eventually(() => fcm.received.length >= pairs.length, 10_000, "a push per conversation")
     yield* Effect.sleep("1 second")
     expect(fcm.received.map((r) => r.token).sort()).toEqual(pairs.map((_, i) => `cluster-${i}`).sort())
     expect(fcm.rejected).toEqual([])
@@ -74,12 +66,12 @@ it.live.skipIf(!ready)(`an instance killed with a job claimed: another sends it 
     fcm.hold("survivor")
     expect((yield* on(a, send(user.token, conversationId, "do not lose me"))).status).toBe(201)
     // A claimed the job and is waiting for the provider: it dies there.
-    yield* waitFor(() => fcm.held.length === 1, 10_000, "instance A to claim and send")
+    yield* eventually(() => fcm.held.length === 1, 10_000, "instance A to claim and send")
     a.child.kill("SIGKILL")
     yield* exitOf(a.child)
     const killedAt = Date.now()
     yield* startInstance(leased)
-    yield* waitFor(() => fcm.received.length === 1, 15_000, "the push after the lease")
+    yield* eventually(() => fcm.received.length === 1, 15_000, "the push after the lease")
     expect(Date.now() - killedAt).toBeGreaterThan(1000)
     yield* Effect.sleep("1 second")
     expect(fcm.received.map((r) => r.token)).toEqual(["survivor"])

@@ -11,6 +11,7 @@ import * as TestApp from "../support/TestApp.js"
 import { TestServer } from "../support/TestApp.js"
 import { tempDir } from "../support/TempDir.js"
 import { createUser, signInAdmin } from "../support/Users.js"
+import { eventually, pollUntil } from "../support/Waiting.js"
 import { connect } from "../support/Ws.js"
 
 class Fakes extends Context.Tag("Test/PushFakes")<Fakes, {
@@ -71,16 +72,6 @@ const registerFcm = (token: string, fcmToken = `fcm-${Math.random().toString(36)
     const reply = yield* request("POST", "/devices", { token, body: { platform: "fcm", token: fcmToken, appVersion: "2.1.0" } })
     expect(reply.status).toBe(201)
     return { id: reply.body.id as string, token: fcmToken }
-  })
-
-/** Polls until `f` holds, for at most `ms`. */
-const eventually = (f: () => boolean, ms = 5000, describe?: () => string) =>
-  Effect.gen(function*() {
-    const until = Date.now() + ms
-    while (!f()) {
-      if (Date.now() > until) return yield* Effect.dieMessage(`condition not met in time${describe === undefined ? "" : `: ${describe()}`}`)
-      yield* Effect.sleep("25 millis")
-    }
   })
 
 const to = (web: WebPushFake, subscription: string) => web.received.filter((r) => r.subscription === subscription)
@@ -191,7 +182,7 @@ describe("push notifications", () => {
         const { conversationId, trainer, user } = yield* pair
         const device = yield* registerWebPush(trainer.token)
         expect((yield* send(user.token, conversationId, "how many reps?")).status).toBe(201)
-        yield* eventually(() => to(web, device.subscription).length === 1, 5000, () => JSON.stringify(web.rejected))
+        yield* eventually(() => to(web, device.subscription).length === 1, 5000, "one push")
         yield* Effect.sleep("1 second")
         const pushes = to(web, device.subscription)
         expect(pushes).toHaveLength(1)
@@ -231,7 +222,7 @@ describe("push notifications", () => {
         expect(to(web, device.subscription)).toEqual([])
         // The next message is pushed again.
         expect((yield* send(user.token, conversationId, "and this one?")).status).toBe(201)
-        yield* eventually(() => to(web, device.subscription).length === 1)
+        yield* eventually(() => to(web, device.subscription).length === 1, 5000, "the push")
       }))
 
     it.effect("coalesces: one push for a burst, saying how many, and the next only after PUSH_COALESCE", () =>
@@ -240,11 +231,11 @@ describe("push notifications", () => {
         const { conversationId, trainer, user } = yield* pair
         const device = yield* registerWebPush(trainer.token)
         for (const text of ["one", "two", "three"]) expect((yield* send(user.token, conversationId, text)).status).toBe(201)
-        yield* eventually(() => to(web, device.subscription).length === 1)
+        yield* eventually(() => to(web, device.subscription).length === 1, 5000, "the push")
         expect(to(web, device.subscription)[0]!.payload).toMatchObject({ body: "3 new messages from Test", badge: 3 })
         const firstAt = Date.now()
         expect((yield* send(user.token, conversationId, "four")).status).toBe(201)
-        yield* eventually(() => to(web, device.subscription).length === 2, 6000)
+        yield* eventually(() => to(web, device.subscription).length === 2, 6000, "the second push")
         expect(Date.now() - firstAt).toBeGreaterThanOrEqual(1800)
         expect(to(web, device.subscription)[1]!.payload).toMatchObject({
           body: "4 new messages from Test",
@@ -276,7 +267,7 @@ describe("push notifications", () => {
         ).toBe(200)
         expect((yield* send(a.user.token, a.conversationId, "leg day tomorrow")).status).toBe(201)
         expect((yield* send(b.user.token, b.conversationId, "muted, so silent")).status).toBe(201)
-        yield* eventually(() => to(web, deviceA.subscription).length === 1)
+        yield* eventually(() => to(web, deviceA.subscription).length === 1, 5000, "the push")
         expect(to(web, deviceA.subscription)[0]!.payload).toMatchObject({ body: "leg day tomorrow", silent: true })
         expect(to(web, deviceA.subscription)[0]!.urgency).toBe("low")
         yield* Effect.sleep("1 second")
@@ -313,19 +304,18 @@ describe("push notifications", () => {
         const dead = yield* registerFcm(trainer.token)
         fcm.answer(dead.token, 404)
         expect((yield* send(user.token, conversationId, "fcm please")).status).toBe(201)
-        yield* eventually(() => fcm.received.some((r) => r.token === live.token))
+        yield* eventually(() => fcm.received.some((r) => r.token === live.token), 5000, "the push")
         const sent = fcm.received.find((r) => r.token === live.token)!.message
         expect(sent.notification).toEqual({ title: "Test", body: "New message from Test" })
         expect(sent.data).toMatchObject({ conversationId, seq: "1", count: "1", badge: "1" })
-        yield* eventually(() => true)
-        const devices = yield* Effect.gen(function*() {
-          for (let i = 0; i < 100; i++) {
-            const ids = (yield* request("GET", "/devices", { token: trainer.token })).body.map((d: any) => d.id)
-            if (!ids.includes(dead.id)) return ids
-            yield* Effect.sleep("50 millis")
-          }
-          return (yield* request("GET", "/devices", { token: trainer.token })).body.map((d: any) => d.id)
-        })
+        const devices = yield* pollUntil(
+          Effect.map(request("GET", "/devices", { token: trainer.token }), (reply): Array<string> | undefined => {
+            const ids = reply.body.map((d: any) => d.id)
+            return ids.includes(dead.id) ? undefined : ids
+          }),
+          5000,
+          "the unregistered device to go"
+        )
         expect(devices).toEqual([live.id])
         expect(fcm.rejected).toEqual([])
       }))
@@ -337,7 +327,7 @@ describe("push notifications", () => {
         const device = yield* registerFcm(trainer.token)
         fcm.answer(device.token, 503, 503)
         expect((yield* send(user.token, conversationId, "retry me")).status).toBe(201)
-        yield* eventually(() => fcm.received.some((r) => r.token === device.token), 10_000)
+        yield* eventually(() => fcm.received.some((r) => r.token === device.token), 10_000, "the push after the retries")
         yield* Effect.sleep("1 second")
         expect(fcm.received.filter((r) => r.token === device.token)).toHaveLength(1)
       }))
@@ -349,7 +339,7 @@ describe("push notifications", () => {
         const token = "a".repeat(64)
         expect((yield* request("POST", "/devices", { token: trainer.token, body: { platform: "apns", token } })).status).toBe(201)
         expect((yield* send(user.token, conversationId, "apns please")).status).toBe(201)
-        yield* eventually(() => apns.received.some((r) => r.token === token))
+        yield* eventually(() => apns.received.some((r) => r.token === token), 5000, "the push")
         const got = apns.received.find((r) => r.token === token)!
         expect(got.headers["apns-push-type"]).toBe("alert")
         expect(got.payload.aps).toMatchObject({ alert: { title: "Test", body: "New message from Test" }, badge: 1 })
@@ -365,15 +355,14 @@ describe("push notifications", () => {
         const device = yield* registerFcm(trainer.token)
         fcm.answer(device.token, 503, 503, 503, 503, 503)
         expect((yield* send(user.token, conversationId, "never arrives")).status).toBe(201)
-        const dead = yield* Effect.gen(function*() {
-          for (let i = 0; i < 200; i++) {
-            const page = (yield* request("GET", "/admin/push/dead", { token: admin.token })).body
-            const found = page.items.find((j: any) => j.conversationId === conversationId)
-            if (found !== undefined) return found
-            yield* Effect.sleep("50 millis")
-          }
-          return undefined
-        })
+        const dead = yield* pollUntil(
+          Effect.map(
+            request("GET", "/admin/push/dead", { token: admin.token }),
+            (reply) => reply.body.items.find((j: any) => j.conversationId === conversationId)
+          ),
+          10_000,
+          "the job to be given up"
+        )
         expect(dead).toMatchObject({ conversationId, userId: trainer.id, attempts: 3 })
         expect(dead.lastError).toContain("FCM 503")
         expect((yield* request("GET", "/admin/push/dead", { token: user.token })).status).toBe(403)
@@ -433,14 +422,11 @@ describe("push notifications", () => {
           yield* sql`INSERT INTO push_devices (user_id, platform, token, p256dh, auth)
                      VALUES (${trainer.id}, 'webpush', ${endpoint}, ${subscription.keys.p256dh}, ${subscription.keys.auth})`
           expect((yield* send(user.token, conversationId, "not for the intranet")).status).toBe(201)
-          const gone = yield* Effect.gen(function*() {
-            for (let i = 0; i < 100; i++) {
-              if ((yield* request("GET", "/devices", { token: trainer.token })).body.length === 0) return true
-              yield* Effect.sleep("50 millis")
-            }
-            return false
-          })
-          expect(gone).toBe(true)
+          yield* pollUntil(
+            Effect.map(request("GET", "/devices", { token: trainer.token }), (reply) => reply.body.length === 0 || undefined),
+            5000,
+            "the device to go"
+          )
           expect(web.received.filter((r) => endpoint.endsWith(r.subscription))).toEqual([])
         }))
 

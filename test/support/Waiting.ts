@@ -43,3 +43,22 @@ export const makeWaiting = <T>(received: ReadonlyArray<T>, names: { readonly ite
     }, timeoutMs, names.one).pipe(Effect.orDie)
   return { wake, waitFor, next }
 }
+
+/**
+ * Runs `probe` every 25 ms until it answers something (not undefined), for at most `timeoutMs`: for what no
+ * client is told of (a push at a fake provider, a row that goes away). A timeout dies naming `what`.
+ */
+export const pollUntil = <A, E, R>(probe: Effect.Effect<A | undefined, E, R>, timeoutMs: number, what: string) =>
+  Effect.gen(function*() {
+    const until = Date.now() + timeoutMs
+    for (;;) {
+      const found = yield* probe
+      if (found !== undefined) return found
+      if (Date.now() > until) return yield* Effect.dieMessage(`timed out waiting for ${what}`)
+      yield* Effect.sleep("25 millis")
+    }
+  })
+
+/** `pollUntil` for a condition that needs no effect to check. */
+export const eventually = (check: () => boolean, timeoutMs: number, what: string) =>
+  pollUntil(Effect.sync(() => (check() ? true : undefined)), timeoutMs, what)

@@ -3,14 +3,8 @@ import type { ConversationId, ConversationStatus } from "../chat/Model.js"
 import type { Device, DeviceId, Notification, NotificationSettings, Outcome, Platform } from "../push/Model.js"
 import type { UserId } from "../users/Model.js"
 
-export interface NewDevice {
-  readonly platform: Platform
-  readonly token: string
-  readonly p256dh: string | null
-  readonly auth: string | null
-  readonly appVersion: string | null
-  readonly locale: string | null
-}
+/** A device to register: everything but what the store gives it. */
+export type NewDevice = Omit<Device, "id" | "userId" | "createdAt">
 
 /** A pending push for one conversation and recipient, claimed by this instance until `lockedUntil`. */
 export interface PushJob {

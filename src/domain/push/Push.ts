@@ -53,7 +53,6 @@ export class Push extends Effect.Service<Push>()("Push/Push", {
     const delayMs = Duration.toMillis(config.delay)
     const coalesceMs = Duration.toMillis(config.coalesce)
     const leaseMs = Duration.toMillis(config.lease)
-    const presenceOf = presence.lookup
 
     const registerDevice = Effect.fn("Push.registerDevice")(function*(userId: UserId, d: RegisterDevicePayload) {
       if (
@@ -164,14 +163,14 @@ export class Push extends Effect.Service<Push>()("Push/Push", {
     const sweep = Effect.gen(function*() {
       const jobs = yield* repo.claim(owner, batch, leaseMs)
       if (jobs.length === 0) return false
-      const [contexts, presence] = yield* Effect.all([
+      const [contexts, online] = yield* Effect.all([
         repo.contexts(jobs),
-        presenceOf([...new Set(jobs.map((j) => j.userId))])
+        presence.lookup([...new Set(jobs.map((j) => j.userId))])
       ])
       const now = new Date()
       const done = yield* Effect.forEach(
         jobs,
-        (job) => run(job, contexts.get(job.id), presence.get(job.userId)?.online === true, now),
+        (job) => run(job, contexts.get(job.id), online.get(job.userId)?.online === true, now),
         { concurrency: 8 }
       )
       yield* repo.finish(done.filter((d): d is Done => d !== undefined), { delayMs, coalesceMs })

@@ -1,29 +1,19 @@
 import { SqlClient } from "@effect/sql"
 import { Effect, Layer } from "effect"
 import type { ConversationId, ConversationStatus } from "../../domain/chat/Model.js"
-import type { DeadJob, PushContext, PushJob } from "../../domain/ports/PushRepo.js"
+import type { DeadJob, NewDevice, PushContext, PushJob } from "../../domain/ports/PushRepo.js"
 import { PushRepo } from "../../domain/ports/PushRepo.js"
 import {
   defaultSettings,
   type Device,
   type DeviceId,
   NotificationSettings,
-  type Platform,
   type QuietHours
 } from "../../domain/push/Model.js"
 import type { UserId } from "../../domain/users/Model.js"
 
-interface DeviceRow {
-  readonly id: DeviceId
-  readonly userId: UserId
-  readonly platform: Platform
-  readonly token: string
-  readonly p256dh: string | null
-  readonly auth: string | null
-  readonly appVersion: string | null
-  readonly locale: string | null
-  readonly createdAt: Date
-}
+/** A `push_devices` row as the driver returns it (camelCased); `createdAt` is text when it came through json. */
+type DeviceRow = Omit<Device, "createdAt"> & { readonly createdAt: Date | string }
 
 const device = (row: DeviceRow): Device => ({
   id: row.id,
@@ -96,14 +86,7 @@ export const layer = Layer.effect(
         Effect.map((rows) => rows.map(device))
       )
 
-    const registerDevice = (userId: UserId, d: {
-      readonly platform: Platform
-      readonly token: string
-      readonly p256dh: string | null
-      readonly auth: string | null
-      readonly appVersion: string | null
-      readonly locale: string | null
-    }, max: number) =>
+    const registerDevice = (userId: UserId, d: NewDevice, max: number) =>
       sql.withTransaction(Effect.gen(function*() {
         // xmax = 0: the row was inserted, not updated (a token registered before).
         const [row] = yield* sql<DeviceRow & { readonly inserted: boolean }>`
