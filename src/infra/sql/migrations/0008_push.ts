@@ -4,7 +4,7 @@ import { Effect } from "effect"
 /**
  * Push notifications: devices, each user's notification settings, and push jobs written by the append itself.
  *
- * `append_messages_v3` is `append_messages_v2` (0007) that also writes the outbox in the same statement: a
+ * `append_messages_v3` calls `append_messages_v2` (0007) and writes the outbox in the same statement: a
  * message to a recipient with a registered device makes a pending job for (conversation, recipient), due after
  * `p_push_delay_ms` (negative: push is off, nothing is written), unless one is pending already. A rolled-back
  * append writes no job, and a committed one never misses it. The job runner decides when it is due whether
@@ -67,6 +67,8 @@ export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
       PRIMARY KEY (conversation_id, user_id)
     );
 
+    -- append_messages_v2 (0007) does the append; this adds the outbox in the same statement. The conversations'
+    -- rows are locked by then (inside v2), so an append finding a job pending is ordered against its finish.
     CREATE FUNCTION append_messages_v3(
       p_ord int[], p_conversation uuid[], p_sender uuid[], p_receiver uuid[], p_content text[],
       p_type text[], p_client_id text[], p_file_url text[], p_file_name text[], p_preview text[],
@@ -74,81 +76,29 @@ export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
     ) RETURNS TABLE (ord int, id uuid, seq int, created_at float8)
     LANGUAGE plpgsql
     SET plan_cache_mode = force_generic_plan
-    SET enable_seqscan = off
     AS $fn$
     #variable_conflict use_column
     BEGIN
       RETURN QUERY
-      WITH input AS (
-        SELECT t.* FROM unnest(
-          p_ord, p_conversation, p_sender, p_receiver, p_content, p_type, p_client_id, p_file_url, p_file_name,
-          p_preview
-        ) AS t(ord, conversation_id, sender_id, receiver_id, content, type, client_message_id, file_url, file_name,
-               preview)
-        LEFT JOIN LATERAL (
-          SELECT true AS taken FROM messages d
-          WHERE d.conversation_id = t.conversation_id AND d.sender_id = t.sender_id
-            AND d.client_message_id = t.client_message_id
-          LIMIT 1
-        ) retried ON true
-        WHERE retried.taken IS NULL
-      ), locked AS MATERIALIZED (
-        SELECT c.id, c.last_seq, c.user_id, c.trainer_id, c.status
-        FROM (SELECT DISTINCT i.conversation_id FROM input i ORDER BY 1) wanted
-        CROSS JOIN LATERAL (
-          SELECT c.* FROM conversations c WHERE c.id = wanted.conversation_id FOR UPDATE
-        ) c
-      ), keyed AS MATERIALIZED (
-        SELECT array_agg(l.id) AS ids, array_agg(l.last_seq) AS last_seqs, array_agg(l.user_id) AS user_ids,
-               array_agg(l.trainer_id) AS trainer_ids, array_agg(l.status::text) AS statuses
-        FROM locked l
-      ), placed AS (
-        SELECT i.*, array_position(k.ids, i.conversation_id) AS at, k.last_seqs, k.user_ids, k.trainer_ids, k.statuses
-        FROM input i CROSS JOIN keyed k
-      ), numbered AS MATERIALIZED (
-        SELECT p.ord, p.conversation_id, p.sender_id, p.receiver_id, p.content, p.type, p.client_message_id,
-               p.file_url, p.file_name, p.preview, p.user_ids[p.at] AS user_id, p.trainer_ids[p.at] AS trainer_id,
-               gen_random_uuid() AS id,
-               (p.last_seqs[p.at] + row_number() OVER (PARTITION BY p.conversation_id ORDER BY p.ord))::int AS seq
-        FROM placed p
-        WHERE p.at IS NOT NULL AND CASE WHEN p.type = 'system'
-          THEN p.receiver_id IS NULL
-          ELSE p.statuses[p.at] = 'active' AND (
-            (p.sender_id = p.user_ids[p.at] AND p.receiver_id = p.trainer_ids[p.at])
-            OR (p.sender_id = p.trainer_ids[p.at] AND p.receiver_id = p.user_ids[p.at]))
-        END
-      ), totals AS (
-        SELECT n.conversation_id, max(n.seq) AS last_seq, (array_agg(n.preview ORDER BY n.seq DESC))[1] AS preview,
-               count(*) FILTER (WHERE n.receiver_id = n.user_id)::int AS to_user,
-               count(*) FILTER (WHERE n.receiver_id = n.trainer_id)::int AS to_trainer
-        FROM numbered n GROUP BY n.conversation_id
-      ), conv AS (
-        UPDATE conversations c SET
-          last_seq = t.last_seq, last_message_at = now(), last_message_preview = t.preview,
-          user_unread = c.user_unread + t.to_user, trainer_unread = c.trainer_unread + t.to_trainer,
-          updated_at = now()
-        FROM totals t WHERE c.id = t.conversation_id
-      ), ins AS (
-        INSERT INTO messages AS m (id, conversation_id, seq, sender_id, receiver_id, content, type, client_message_id,
-                                   file_url, file_name, created_at, updated_at)
-        SELECT n.id, n.conversation_id, n.seq, n.sender_id, n.receiver_id, n.content, n.type::message_type,
-               n.client_message_id, n.file_url, n.file_name, now(), now()
-        FROM numbered n
+      WITH stored AS MATERIALIZED (
+        SELECT a.ord, a.id, a.seq, a.created_at FROM append_messages_v2(
+          p_ord, p_conversation, p_sender, p_receiver, p_content, p_type, p_client_id, p_file_url, p_file_name, p_preview
+        ) a
       ), push AS (
         -- The outbox: a recipient with a device gets one pending push job per conversation, due after the
         -- delay; while one waits, later messages are in it (the job counts what is unread when it runs).
         INSERT INTO push_jobs (conversation_id, user_id, seq, run_at)
-        SELECT DISTINCT ON (n.conversation_id, n.receiver_id) n.conversation_id, n.receiver_id, n.seq,
+        SELECT DISTINCT ON (i.conversation_id, i.receiver_id) i.conversation_id, i.receiver_id, s.seq,
                now() + make_interval(secs => p_push_delay_ms / 1000.0)
-        FROM numbered n
-        WHERE p_push_delay_ms >= 0 AND n.receiver_id IS NOT NULL
-          AND EXISTS (SELECT 1 FROM push_devices d WHERE d.user_id = n.receiver_id)
-        ORDER BY n.conversation_id, n.receiver_id, n.seq
+        FROM stored s
+        JOIN unnest(p_ord, p_conversation, p_receiver) AS i(ord, conversation_id, receiver_id) ON i.ord = s.ord
+        WHERE p_push_delay_ms >= 0 AND i.receiver_id IS NOT NULL
+          AND EXISTS (SELECT 1 FROM push_devices d WHERE d.user_id = i.receiver_id)
+        ORDER BY i.conversation_id, i.receiver_id, s.seq
         ON CONFLICT (conversation_id, user_id) WHERE state = 'pending' DO NOTHING
       )
-      SELECT n.ord, n.id, n.seq, floor(extract(epoch FROM now()) * 1000)::float8 FROM numbered n;
+      SELECT s.ord, s.id, s.seq, s.created_at FROM stored s;
     END
     $fn$;
-
   `
 )
