@@ -12,6 +12,7 @@ import { Push } from "./domain/push/Push.js"
 import { Auth } from "./domain/users/Auth.js"
 import { FirstAdminLive } from "./domain/users/Bootstrap.js"
 import { Users } from "./domain/users/Users.js"
+import { Webhooks } from "./domain/webhooks/Webhooks.js"
 import * as Argon2Hasher from "./infra/crypto/Argon2Hasher.js"
 import * as JoseTokens from "./infra/crypto/JoseTokens.js"
 import * as JwtSecret from "./infra/crypto/JwtSecret.js"
@@ -19,6 +20,7 @@ import * as Env from "./infra/Env.js"
 import * as Logging from "./infra/Logging.js"
 import * as SharpImages from "./infra/media/Sharp.js"
 import * as PushSenders from "./infra/push/Senders.js"
+import * as WebhookSender from "./infra/webhooks/Sender.js"
 import * as MemoryBus from "./infra/memory/Bus.js"
 import * as MemoryPageVersions from "./infra/memory/PageVersions.js"
 import * as MemoryPresenceStore from "./infra/memory/PresenceStore.js"
@@ -38,6 +40,7 @@ import * as SqlMessagesRepo from "./infra/sql/MessagesRepo.js"
 import * as SqlPushRepo from "./infra/sql/PushRepo.js"
 import * as Migrations from "./infra/sql/Migrations.js"
 import * as SqlUsersRepo from "./infra/sql/UsersRepo.js"
+import * as SqlWebhooksRepo from "./infra/sql/WebhooksRepo.js"
 import * as Storage from "./infra/storage/Storage.js"
 import * as Listener from "./server/Listener.js"
 
@@ -68,6 +71,8 @@ export const InfraLive = Layer.mergeAll(
   SqlAttachmentsRepo.layer,
   SqlPushRepo.layer,
   PushSenders.layer,
+  SqlWebhooksRepo.layer,
+  WebhookSender.layer,
   Argon2Hasher.layer,
   JoseTokens.layer,
   Storage.layer,
@@ -84,7 +89,7 @@ const WireLive = SqlHistoryJson.layer.pipe(Layer.provideMerge(InfraLive))
 /** The domain services over the ports, with the first admin in place. */
 export const DomainLive = FirstAdminLive.pipe(
   Layer.provideMerge(
-    Layer.mergeAll(Attachments.Default, Live.Default, Push.Default).pipe(
+    Layer.mergeAll(Attachments.Default, Live.Default, Push.Default, Webhooks.Default).pipe(
       Layer.provideMerge(Layer.mergeAll(Users.Default, Conversations.Default, Messages.Default, Presence.Default)),
       Layer.provideMerge(Auth.Default)
     )

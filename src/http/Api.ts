@@ -7,6 +7,7 @@ import { ChatApi, ModerationApi } from "./chat/Api.js"
 import { PushApi } from "./push/Api.js"
 import { SystemApi } from "./system/Api.js"
 import { UsersApi } from "./users/Api.js"
+import { WebhooksApi } from "./webhooks/Api.js"
 
 /** The whole REST contract: handlers, the OpenAPI document and typed clients all derive from it. */
 export class Api extends HttpApi.make("trainer-chat")
@@ -17,6 +18,7 @@ export class Api extends HttpApi.make("trainer-chat")
   .add(AttachmentsApi)
   .add(ModerationApi)
   .add(PushApi)
+  .add(WebhooksApi)
   .annotate(OpenApi.Title, "Trainer Chat")
   .annotate(OpenApi.Version, "0.1.0")
   .annotate(OpenApi.Description, "Real-time chat between users and their trainers, with admin moderation.")

@@ -9,6 +9,7 @@ import { swaggerUiLayer } from "./Docs.js"
 import { ChatLive, ModerationLive } from "./chat/Http.js"
 import { problems, requestLog } from "./Middleware.js"
 import { PushLive } from "./push/Http.js"
+import { WebhooksLive } from "./webhooks/Http.js"
 import { corsExposedHeaders, corsOrigins } from "./Shared.js"
 import { AuthenticationLive } from "./Security.js"
 import { SystemLive } from "./system/Http.js"
@@ -29,7 +30,7 @@ export const HttpConfig = Config.all({
 
 /** The REST API: contract plus handlers, independent of the server that carries it. */
 export const ApiLive = HttpApiBuilder.api(Api).pipe(
-  Layer.provide([SystemLive, AuthLive, UsersLive, ChatLive, AttachmentsLive, ModerationLive, PushLive]),
+  Layer.provide([SystemLive, AuthLive, UsersLive, ChatLive, AttachmentsLive, ModerationLive, PushLive, WebhooksLive]),
   Layer.provide(AuthenticationLive)
 )
 

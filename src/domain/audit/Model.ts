@@ -7,7 +7,9 @@ export const AuditAction = Schema.Literal(
   "conversation.view",
   "conversation.messages.view",
   "conversation.close",
-  "attachment.view"
+  "attachment.view",
+  "webhook.create",
+  "webhook.delete"
 ).annotations({ identifier: "AuditAction" })
 export type AuditAction = typeof AuditAction.Type
 

@@ -8,6 +8,7 @@ import AppendMessages from "./migrations/0005_append_messages.js"
 import AppendMessagesKeyed from "./migrations/0006_append_messages_keyed.js"
 import AppendReturnsLess from "./migrations/0007_append_returns_less.js"
 import Push from "./migrations/0008_push.js"
+import Webhooks from "./migrations/0009_webhooks.js"
 
 const table = "effect_sql_migrations"
 
@@ -20,7 +21,8 @@ const loader = Migrator.fromRecord({
   "0005_append_messages": AppendMessages,
   "0006_append_messages_keyed": AppendMessagesKeyed,
   "0007_append_returns_less": AppendReturnsLess,
-  "0008_push": Push
+  "0008_push": Push,
+  "0009_webhooks": Webhooks
 })
 
 /** Readiness flag: set once this process has seen the schema up to date. */
