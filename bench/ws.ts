@@ -45,6 +45,7 @@ import type { Pair, Reply, Request, RunReport } from "./ws/ipc.js"
 import * as Proc from "./lib/proc.js"
 import { makeCleanups } from "./lib/cleanup.js"
 import * as PushFake from "./ws/pushFake.js"
+import * as WebhookFake from "./ws/webhookFake.js"
 
 const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
 const resultsFile = Path.join(root, "bench", "RESULTS.md")
@@ -403,6 +404,12 @@ const main = async () => {
       log(`Redis at ${redactUrl(settings.redisUrl)}, prefix ${redisPrefix}`)
     }
 
+    // Webhooks: a receiver here, registered once the server is up.
+    const webhookFake = settings.webhook ? await WebhookFake.start() : undefined
+    if (webhookFake !== undefined) {
+      cleanups.push(() => webhookFake.close())
+      log(`webhook on: message.created to ${webhookFake.url}`)
+    }
     // Push: a fake FCM here, the server pointed at it.
     const pushFake = settings.push ? await PushFake.start() : undefined
     const pushEnv: Record<string, string> = {}
@@ -453,6 +460,7 @@ const main = async () => {
         ...(multi ? { REDIS_URL: settings.redisUrl, REDIS_PREFIX: redisPrefix } : {}),
         ...(settings.dbPoolMax === undefined ? {} : { DB_POOL_MAX: String(settings.dbPoolMax) }),
         ...pushEnv,
+        ...(webhookFake === undefined ? {} : { WEBHOOK_ALLOW_PRIVATE_URLS: "true" }),
         ...settings.serverEnv
       }
       // One after the other: the first migrates the database and creates the admin.
@@ -511,6 +519,16 @@ const main = async () => {
         call(server.url, "POST", "/devices", { token: p.trainerToken, body: { platform: "fcm", token: `bench-device-${i}` } })
           .then((r) => expectStatus(r, 201, "register a device")))
       log(`registered a device for each of ${pairs.length} trainers`)
+    }
+
+    if (webhookFake !== undefined) {
+      const token = expectStatus(await call(server.url, "POST", "/auth/login", { body: adminAccount }), 200, "admin login")
+        .accessToken as string
+      const created = await call(server.url, "POST", "/admin/webhooks", {
+        token,
+        body: { url: webhookFake.url, events: ["message.created"] }
+      })
+      expectStatus(created, 201, "register the webhook")
     }
 
     // Load generators: the pairs split evenly.
@@ -615,6 +633,7 @@ const main = async () => {
       const background = await waitForQuiet()
       if (background > 25) log(`measuring anyway with ${f0(background)}% of a core used by other processes`)
       const pushesBefore = pushFake?.arrivals.length ?? 0
+      const eventsBefore = webhookFake?.arrivals.length ?? 0
       const runStartedAt = performance.now()
       const cpu = multi
         ? Proc.measureCpu(serverPids, loadgens.map((lg) => lg.pid), { redis: true })
@@ -638,6 +657,14 @@ const main = async () => {
           `pushes: ${pushFake.arrivals.length - pushesBefore} since the run began, ${during.length} within its ${seconds} s (+1 s): ${
             f0(during.length / seconds)
           } pushes/s`
+        )
+      }
+      if (webhookFake !== undefined) {
+        const during = webhookFake.arrivals.slice(eventsBefore).filter((t) => t - runStartedAt <= seconds * 1000 + 1000)
+        log(
+          `webhook events: ${webhookFake.arrivals.length - eventsBefore} since the run began, ${during.length} within its ${seconds} s (+1 s): ${
+            f0(during.length / seconds)
+          } events/s`
         )
       }
       const sum = (f: (r: RunReport) => number) => reports.reduce((n, r) => n + f(r), 0)

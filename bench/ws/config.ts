@@ -74,6 +74,8 @@ export interface Settings {
   readonly push: boolean
   /** PUSH_COALESCE for the server when push is on (short, so that pushes keep coming). */
   readonly pushCoalesce: string
+  /** A webhook for message.created to a receiver in the bench process; events counted per run. */
+  readonly webhook: boolean
 }
 
 const defaults = {
@@ -103,7 +105,8 @@ const defaults = {
   transport: "ws",
   offlineRecipients: false,
   push: false,
-  pushCoalesce: "1 second"
+  pushCoalesce: "1 second",
+  webhook: false
 } as const
 
 const known = [...Object.keys(defaults), "dbPoolMax", "singleCapacity", "help"]
@@ -133,6 +136,7 @@ Every setting is also read from BENCH_<NAME> (e.g. BENCH_RATES=1000,5000 BENCH_S
   --source worktree|REF     build the working tree, or a git revision (head, a tag, a commit) in a temporary directory [${defaults.source}]
   --offline-recipients      trainers open no socket: every message is for someone offline (acks only)
   --push                    a fake FCM provider in the bench and a device per trainer; counts pushes per run
+  --webhook                 a webhook for message.created to a receiver in the bench; counts events per run
   --push-coalesce D         the server's PUSH_COALESCE with --push [${defaults.pushCoalesce}]
   --cpu-prof                profile the server (node --cpu-prof) and summarise each window
   --db-pool-max N           DB_POOL_MAX for the server [server default, 20]
@@ -179,7 +183,7 @@ export const parseSettings = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEn
   const singleCapacity = raw.get("singleCapacity")
   const source = get("source")
   if (source === "") throw new Error("source must be worktree or a git revision")
-  const settings: Omit<Settings, "transport" | "offlineRecipients" | "push" | "pushCoalesce"> = {
+  const settings: Omit<Settings, "transport" | "offlineRecipients" | "push" | "pushCoalesce" | "webhook"> = {
     databaseUrl: get("databaseUrl"),
     pairs: int("pairs", get("pairs"), 1),
     setupConcurrency: int("setupConcurrency", get("setupConcurrency"), 1),
@@ -214,6 +218,7 @@ export const parseSettings = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEn
     transport,
     offlineRecipients: bool("offlineRecipients", get("offlineRecipients")),
     push: bool("push", get("push")),
-    pushCoalesce: get("pushCoalesce")
+    pushCoalesce: get("pushCoalesce"),
+    webhook: bool("webhook", get("webhook"))
   }
 }
