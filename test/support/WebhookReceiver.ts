@@ -23,7 +23,7 @@ export interface WebhookReceiver {
   readonly rejected: Array<string>
   /** The secret each path's deliveries are verified with (set from the create answer). */
   readonly secrets: Map<string, string>
-  /** Statuses to answer the next requests to a path with, before it answers 204 again. */
+  /** Statuses to answer the next requests to a path with, before it answers 204 again; 0: never answered. */
   readonly script: Map<string, Array<number>>
 }
 
@@ -41,6 +41,7 @@ export const webhookReceiver: Effect.Effect<WebhookReceiver, never, Scope.Scope>
       const path = request.url ?? "/"
       hits.set(path, (hits.get(path) ?? 0) + 1)
       const scripted = script.get(path)?.shift()
+      if (scripted === 0) return
       if (scripted !== undefined) {
         response.writeHead(scripted, scripted >= 300 && scripted < 400 ? { location: "/redirected" } : {})
         return response.end("scripted")

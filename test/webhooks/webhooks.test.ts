@@ -245,6 +245,22 @@ describe("webhooks", () => {
           .toEqual([expect.objectContaining({ data: expect.objectContaining({ type: "system" }) })])
       }))
 
+    it.effect("the outbox functions run with sequential scans on and JIT off, whatever the append set", () =>
+      Effect.gen(function*() {
+        // The append turns sequential scans off for itself (0005-0007), and the triggers it fires inherited
+        // that: a scan of the small webhooks table was then costed at 1e10, above jit_above_cost, and every
+        // append spent 20-80 ms compiling it (bench:ws found it: Postgres CPU per message tripled).
+        const sql = yield* SqlClient.SqlClient
+        const rows = yield* sql<{ proname: string; proconfig: ReadonlyArray<string> | null }>`
+          SELECT p.proname, p.proconfig FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+          WHERE t.tgname LIKE 'webhook_%' AND NOT t.tgisinternal
+          UNION SELECT proname, proconfig FROM pg_proc WHERE proname = 'webhook_emit'`
+        expect(rows.length).toBe(5)
+        for (const row of rows) {
+          expect(row.proconfig ?? [], row.proname).toEqual(expect.arrayContaining(["enable_seqscan=on", "jit=off"]))
+        }
+      }))
+
     it.effect("a removed webhook gets nothing more, and its pending events go with it", () =>
       Effect.gen(function*() {
         const path = "/removed"

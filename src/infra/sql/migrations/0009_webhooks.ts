@@ -12,6 +12,9 @@ import { Effect } from "effect"
  * (appends, receipts and status changes all update that row), so ids within a line follow commit order.
  *
  * With no webhook subscribed to an event type, its trigger reads the (small) `webhooks` table and writes nothing.
+ * Every function here sets `enable_seqscan = on` and `jit = off`: the append (0005-0007) turns sequential scans
+ * off, which the triggers it fires inherit; a scan of `webhooks` then costs 1e10 to the planner, far above
+ * `jit_above_cost`, and every append paid 20-80 ms compiling it.
  */
 export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
   sql`
@@ -72,7 +75,8 @@ export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
     -- (ON CONFLICT DO UPDATE) in key order, so that a runner finishing a line waits for an event being written
     -- to it and sees it before it removes the line.
     CREATE FUNCTION webhook_emit(p_type text, p_keys uuid[], p_data jsonb[]) RETURNS void
-    LANGUAGE sql AS $fn$
+    LANGUAGE sql
+    SET enable_seqscan = on SET jit = off AS $fn$
       WITH e AS MATERIALIZED (
         SELECT gen_random_uuid() AS event_id, t.k, t.d, t.ord
         FROM unnest(p_keys, p_data) WITH ORDINALITY AS t(k, d, ord)
@@ -93,7 +97,8 @@ export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
 
     -- message.created: once per statement (an append of a whole batch is one), from the rows it inserted.
     CREATE FUNCTION webhook_messages_created() RETURNS trigger
-    LANGUAGE plpgsql AS $fn$
+    LANGUAGE plpgsql
+    SET enable_seqscan = on SET jit = off AS $fn$
     BEGIN
       IF webhook_subscribed('message.created') THEN
         PERFORM webhook_emit('message.created', array_agg(n.conversation_id ORDER BY n.conversation_id, n.seq),
@@ -112,7 +117,8 @@ export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
 
     -- message.read: one event per conversation and reader per statement (a "read up to" is one), with the seqs.
     CREATE FUNCTION webhook_messages_read() RETURNS trigger
-    LANGUAGE plpgsql AS $fn$
+    LANGUAGE plpgsql
+    SET enable_seqscan = on SET jit = off AS $fn$
     BEGIN
       IF webhook_subscribed('message.read') THEN
         PERFORM webhook_emit('message.read', array_agg(r.conversation_id ORDER BY r.conversation_id, r.reader_id),
@@ -143,7 +149,8 @@ export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
 
     -- conversation.created / .closed / .archived: rare, one row at a time.
     CREATE FUNCTION webhook_conversation_event() RETURNS trigger
-    LANGUAGE plpgsql AS $fn$
+    LANGUAGE plpgsql
+    SET enable_seqscan = on SET jit = off AS $fn$
     DECLARE
       kind text := CASE WHEN TG_OP = 'INSERT' THEN 'conversation.created' ELSE 'conversation.' || NEW.status END;
     BEGIN
@@ -162,7 +169,8 @@ export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
 
     -- user.created / user.deactivated (no password hash, ever).
     CREATE FUNCTION webhook_user_event() RETURNS trigger
-    LANGUAGE plpgsql AS $fn$
+    LANGUAGE plpgsql
+    SET enable_seqscan = on SET jit = off AS $fn$
     DECLARE
       kind text := CASE WHEN TG_OP = 'INSERT' THEN 'user.created' ELSE 'user.deactivated' END;
     BEGIN
