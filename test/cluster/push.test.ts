@@ -9,6 +9,7 @@ import { fcmFake } from "../support/PushFakes.js"
 import { TestServer } from "../support/TestApp.js"
 import { tempDir } from "../support/TempDir.js"
 import { eventually } from "../support/Waiting.js"
+import { connect } from "../support/Ws.js"
 
 // Several instances share one Postgres and one Redis; PGlite is one process's database.
 const ready = process.env.DATABASE_URL && process.env.REDIS_URL
@@ -76,4 +77,22 @@ it.live.skipIf(!ready)(`an instance killed with a job claimed: another sends it 
     yield* Effect.sleep("1 second")
     expect(fcm.received.map((r) => r.token)).toEqual(["survivor"])
     expect(fcm.received[0]!.message.data).toMatchObject({ conversationId, seq: "1" })
+  }).pipe(Effect.scoped), 60_000)
+
+it.live.skipIf(!ready)(`a recipient with the conversation open on another instance gets no push (${why})`, () =>
+  Effect.gen(function*() {
+    const { env, fcm } = yield* pushEnv
+    const [a, b] = yield* Effect.all([startInstance(env), startInstance(env)], { concurrency: 2 })
+    const [open, away] = yield* Effect.all([on(a, pair), on(a, pair)])
+    yield* on(a, registerFcm(open.trainer.token, "viewing-on-b"))
+    yield* on(a, registerFcm(away.trainer.token, "connected-on-b"))
+    // Both trainers are connected to B; one of them has the conversation open there.
+    const viewer = yield* on(b, connect(open.trainer.token))
+    expect((yield* viewer.request("joinConversation", { conversationId: open.conversationId })).event).toBe("ack")
+    yield* on(b, connect(away.trainer.token))
+    expect((yield* on(a, send(open.user.token, open.conversationId, "seen live"))).status).toBe(201)
+    expect((yield* on(a, send(away.user.token, away.conversationId, "not on screen"))).status).toBe(201)
+    yield* eventually(() => fcm.received.length >= 1, 10_000, "the push to the trainer not in the conversation")
+    yield* Effect.sleep("1 second")
+    expect(fcm.received.map((r) => r.token)).toEqual(["connected-on-b"])
   }).pipe(Effect.scoped), 60_000)

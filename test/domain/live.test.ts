@@ -8,7 +8,9 @@ import { Messages, type SendMessage } from "../../src/domain/chat/Messages.js"
 import type { ConversationId, Message, Seq } from "../../src/domain/chat/Model.js"
 import { Bus } from "../../src/domain/ports/Bus.js"
 import type { User, UserId } from "../../src/domain/users/Model.js"
+import { PresenceStore } from "../../src/domain/ports/PresenceStore.js"
 import * as MemoryBus from "../../src/infra/memory/Bus.js"
+import * as MemoryPresenceStore from "../../src/infra/memory/PresenceStore.js"
 
 // Unit tests of the live side of conversations: the domain service over an in-memory bus and a stand-in for
 // Messages (access by a fixed table, a fixed history page, sends that echo their command). No server.
@@ -41,6 +43,7 @@ const messages = {
 const TestLive = Live.Default.pipe(
   Layer.provide(Layer.succeed(Messages, messages)),
   Layer.provideMerge(MemoryBus.layer),
+  Layer.provideMerge(MemoryPresenceStore.layer),
   Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["WS_TYPING_EXPIRY_MS", "200"]]))))
 )
 
@@ -138,5 +141,33 @@ describe("Live", () => {
       session.ended(conversation)
       yield* Effect.sleep("300 millis")
       expect(events.map((e) => e._tag === "UserTyping" && e.isTyping)).toEqual([true])
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("a user views a conversation while any of their devices is live in it, until the last one leaves", () =>
+    Effect.gen(function*() {
+      const live = yield* Live
+      const presence = yield* PresenceStore
+      const viewing = Effect.map(presence.viewing([{ conversationId: conversation, userId: trainer.id }]), ([v]) => v)
+      const phone = live.connect(trainer)
+      const laptop = live.connect(trainer)
+      expect(yield* viewing).toBe(false)
+      phone.wentLive(conversation, client.id)
+      // Joined again (a resume): still one view, not two.
+      phone.wentLive(conversation, client.id)
+      laptop.wentLive(conversation, client.id)
+      yield* settle
+      expect(yield* viewing).toBe(true)
+      yield* phone.leave(conversation)
+      yield* settle
+      expect(yield* viewing).toBe(true)
+      laptop.paused(conversation)
+      yield* settle
+      expect(yield* viewing).toBe(false)
+      laptop.wentLive(conversation, client.id)
+      yield* settle
+      expect(yield* viewing).toBe(true)
+      laptop.disconnected()
+      yield* settle
+      expect(yield* viewing).toBe(false)
     }).pipe(Effect.provide(TestLive)))
 })

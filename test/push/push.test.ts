@@ -199,15 +199,20 @@ describe("push notifications", () => {
         expect(web.rejected).toEqual([])
       }))
 
-    it.effect("a recipient with an open socket gets none", () =>
+    it.effect("a recipient with the conversation open on a device gets none; one online elsewhere gets one", () =>
       Effect.gen(function*() {
         const { web } = yield* Fakes
         const { conversationId, trainer, user } = yield* pair
         const device = yield* registerWebPush(trainer.token)
-        yield* connect(trainer.token)
+        const socket = yield* connect(trainer.token)
+        expect((yield* socket.request("joinConversation", { conversationId })).event).toBe("ack")
         expect((yield* send(user.token, conversationId, "are you there?")).status).toBe(201)
         yield* Effect.sleep("1500 millis")
         expect(to(web, device.subscription)).toEqual([])
+        // Left the conversation, still connected (looking at another screen): pushed.
+        expect((yield* socket.request("leaveConversation", { conversationId })).event).toBe("ack")
+        expect((yield* send(user.token, conversationId, "still there?")).status).toBe(201)
+        yield* eventually(() => to(web, device.subscription).length === 1, 5000, "the push")
       }).pipe(Effect.scoped))
 
     it.effect("a message read on another device within the delay is not pushed", () =>

@@ -2,6 +2,7 @@ import * as Crypto from "node:crypto"
 import { Config, Effect, Exit, FiberSet } from "effect"
 import { Forbidden } from "../Errors.js"
 import { Bus } from "../ports/Bus.js"
+import { PresenceStore } from "../ports/PresenceStore.js"
 import type { ChatEvent } from "./Events.js"
 import type { History } from "../ports/MessagesRepo.js"
 import type { User, UserId } from "../users/Model.js"
@@ -65,6 +66,7 @@ export class LiveSession {
 
   /** The device receives the conversation's live messages from now on: the counterpart hears it joined. */
   wentLive(conversationId: ConversationId, recipientId: UserId | undefined): void {
+    if (this.live?.has(conversationId) !== true) this.core.viewed(conversationId, this.user.id, 1)
     ;(this.live ??= new Map()).set(conversationId, recipientId)
     if (recipientId !== undefined) {
       this.core.publish({ _tag: "UserJoined", conversationId, userId: this.user.id, recipientId })
@@ -73,7 +75,7 @@ export class LiveSession {
 
   /** Stops receiving without a word (the door is about to join it again). */
   paused(conversationId: ConversationId): void {
-    this.live?.delete(conversationId)
+    if (this.live?.delete(conversationId) === true) this.core.viewed(conversationId, this.user.id, -1)
   }
 
   /** Leaves a conversation: typing there ends, and the counterpart hears it left (if it was live). */
@@ -82,6 +84,7 @@ export class LiveSession {
       const recipientId = level === "participant" ? counterpartOf(participants, this.user.id) : undefined
       this.stopTyping(conversationId, true)
       const left = this.live?.delete(conversationId) ?? false
+      if (left) this.core.viewed(conversationId, this.user.id, -1)
       if (left && recipientId !== undefined) {
         this.core.publish({ _tag: "UserLeft", conversationId, userId: this.user.id, recipientId })
       }
@@ -149,6 +152,7 @@ export class LiveSession {
   disconnected(): void {
     for (const conversationId of [...this.typingIn?.keys() ?? []]) this.stopTyping(conversationId, true)
     for (const [conversationId, recipientId] of this.live ?? []) {
+      this.core.viewed(conversationId, this.user.id, -1)
       if (recipientId !== undefined) {
         this.core.publish({ _tag: "UserLeft", conversationId, userId: this.user.id, recipientId })
       }
@@ -179,6 +183,11 @@ interface Core {
   readonly typingExpiryMs: number
   /** Publishes in the background (a signal: nothing waits for it, a failure is the bus's to log). */
   readonly publish: (event: ChatEvent) => void
+  /**
+   * A device of the user began (1) or stopped (-1) receiving the conversation live: across instances, whether
+   * any does decides whether a message there is pushed.
+   */
+  readonly viewed: (conversationId: ConversationId, userId: UserId, delta: 1 | -1) => void
 }
 
 /** The live side of conversations, for every door that holds connections. */
@@ -187,11 +196,22 @@ export class Live extends Effect.Service<Live>()("Chat/Live", {
     const messages = yield* Messages
     const bus = yield* Bus
     const config = yield* LiveConfig
+    const presence = yield* PresenceStore
     const run = yield* FiberSet.makeRuntime<never>()
+    // Devices of this instance live in each (conversation, user): the store hears the first come, the last go.
+    const viewers = new Map<string, number>()
     const core: Core = {
       messages,
       typingExpiryMs: config.typingExpiryMs,
-      publish: (event) => void run(bus.publish(event))
+      publish: (event) => void run(bus.publish(event)),
+      viewed: (conversationId, userId, delta) => {
+        const key = `${conversationId}|${userId}`
+        const n = (viewers.get(key) ?? 0) + delta
+        if (n > 0) viewers.set(key, n)
+        else viewers.delete(key)
+        if (delta === 1 && n === 1) void run(presence.view(conversationId, userId, true))
+        else if (delta === -1 && n === 0) void run(presence.view(conversationId, userId, false))
+      }
     }
     return {
       /** A device of `user` connected: its session lives until the door calls `disconnected`. */

@@ -1,4 +1,5 @@
 import { Context, type DateTime, type Effect, type Option } from "effect"
+import type { ConversationId } from "../chat/Model.js"
 import type { UserId } from "../users/Model.js"
 
 export interface PresenceState {
@@ -19,4 +20,13 @@ export class PresenceStore extends Context.Tag("Ports/PresenceStore")<PresenceSt
   readonly heartbeat: Effect.Effect<void>
   readonly sweep: Effect.Effect<ReadonlyArray<{ readonly userId: UserId; readonly lastSeenAt: DateTime.Utc }>>
   readonly lookup: (userIds: ReadonlyArray<UserId>) => Effect.Effect<ReadonlyMap<UserId, PresenceState>>
+  /**
+   * A socket of the user on this instance receives the conversation live (`true`), or none does any more
+   * (`false`): held as a lease like presence, renewed by `heartbeat`.
+   */
+  readonly view: (conversationId: ConversationId, userId: UserId, viewing: boolean) => Effect.Effect<void>
+  /** Which of these (conversation, user) pairs some instance has a socket of, live in that conversation. */
+  readonly viewing: (
+    pairs: ReadonlyArray<{ readonly conversationId: ConversationId; readonly userId: UserId }>
+  ) => Effect.Effect<ReadonlyArray<boolean>>
 }>() {}

@@ -92,15 +92,15 @@ export class Push extends Effect.Service<Push>()("Push/Push", {
      * One due job, decided on what was read for it: done (sent, or nothing to send), postponed for coalescing,
      * retried, or buried. What is done is returned, to be finished with the others in one statement.
      */
-    const run = (job: PushJob, ctx: PushContext | undefined, online: boolean, now: Date) =>
+    const run = (job: PushJob, ctx: PushContext | undefined, viewing: boolean, now: Date) =>
       Effect.gen(function*(): Effect.fn.Return<Done | undefined> {
         // The conversation or the recipient is gone.
         if (ctx === undefined) return { job, sent: false, coveredSeq: Number.MAX_SAFE_INTEGER }
         const done = (sent: boolean): Done => ({ job, sent, coveredSeq: ctx.lastSeq })
-        // Nothing to say: read meanwhile, not active, deactivated, muted. An open socket anywhere already shows
-        // it (in the conversation, or as a newMessageNotification).
+        // Nothing to say: read meanwhile, not active, deactivated, muted, or shown already: a device of the
+        // recipient has the conversation open (on any instance).
         if (
-          ctx.unread === 0 || ctx.status !== "active" || !ctx.recipientActive || online ||
+          ctx.unread === 0 || ctx.status !== "active" || !ctx.recipientActive || viewing ||
           ctx.settings.mutedConversations.includes(job.conversationId)
         ) return done(false)
         if (ctx.lastSentAt !== null && ctx.lastSentAt.getTime() + coalesceMs > now.getTime()) {
@@ -163,14 +163,11 @@ export class Push extends Effect.Service<Push>()("Push/Push", {
     const sweep = Effect.gen(function*() {
       const jobs = yield* repo.claim(owner, batch, leaseMs)
       if (jobs.length === 0) return false
-      const [contexts, online] = yield* Effect.all([
-        repo.contexts(jobs),
-        presence.lookup([...new Set(jobs.map((j) => j.userId))])
-      ])
+      const [contexts, viewing] = yield* Effect.all([repo.contexts(jobs), presence.viewing(jobs)])
       const now = new Date()
       const done = yield* Effect.forEach(
         jobs,
-        (job) => run(job, contexts.get(job.id), online.get(job.userId)?.online === true, now),
+        (job, i) => run(job, contexts.get(job.id), viewing[i] === true, now),
         { concurrency: 8 }
       )
       yield* repo.finish(done.filter((d): d is Done => d !== undefined), { delayMs, coalesceMs })

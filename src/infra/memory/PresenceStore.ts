@@ -6,6 +6,7 @@ import type { UserId } from "../../domain/users/Model.js"
 export const layer = Layer.sync(PresenceStore, () => {
   const online = new Set<UserId>()
   const lastSeen = new Map<UserId, DateTime.Utc>()
+  const views = new Set<string>()
   return PresenceStore.of({
     connect: (userId) =>
       Effect.sync(() => {
@@ -24,6 +25,12 @@ export const layer = Layer.sync(PresenceStore, () => {
     lookup: (userIds) =>
       Effect.sync(() =>
         new Map(userIds.map((id): [UserId, PresenceState] => [id, { online: online.has(id), lastSeenAt: lastSeen.get(id) ?? null }]))
-      )
+      ),
+    view: (conversationId, userId, viewing) =>
+      Effect.sync(() => {
+        if (viewing) views.add(`${conversationId}|${userId}`)
+        else views.delete(`${conversationId}|${userId}`)
+      }),
+    viewing: (pairs) => Effect.sync(() => pairs.map((p) => views.has(`${p.conversationId}|${p.userId}`)))
   })
 })

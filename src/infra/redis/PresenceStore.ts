@@ -1,5 +1,6 @@
 import { Config, DateTime, Effect, Layer, Option, Schema } from "effect"
 import * as Crypto from "node:crypto"
+import type { ConversationId } from "../../domain/chat/Model.js"
 import { type PresenceState, PresenceStore } from "../../domain/ports/PresenceStore.js"
 import { UserId } from "../../domain/users/Model.js"
 import { RedisConnection, script } from "./Redis.js"
@@ -73,6 +74,10 @@ export const layer = Layer.scoped(
     const seenKey = (id: UserId) => `${prefix}seen:${id}`
     const member = (id: UserId) => `${id}|${instance}`
     const held = new Set<UserId>()
+    // Who views a conversation: `viewing:<conversation>:<user>` maps instance → lease end, and the key itself
+    // expires with the lease (a dead instance's views vanish without a sweep).
+    const viewKey = (conversationId: ConversationId, userId: UserId) => `${prefix}viewing:${conversationId}:${userId}`
+    const views = new Map<string, { readonly conversationId: ConversationId; readonly userId: UserId }>()
     const connectRun = script(redis.client, connectScript)
     const disconnectRun = script(redis.client, disconnectScript)
     const sweepRun = script(redis.client, sweepScript)
@@ -85,8 +90,10 @@ export const layer = Layer.scoped(
 
     // This instance's leases end with it: a clean shutdown takes its users offline at once.
     yield* Effect.addFinalizer(() =>
-      Effect.forEach(held, (id) =>
-        call("release", () => disconnectRun([userKey(id), leases, seenKey(id)], [instance, Date.now(), member(id)]), Schema.Unknown, null)
+      Effect.zipRight(
+        Effect.forEach(held, (id) =>
+          call("release", () => disconnectRun([userKey(id), leases, seenKey(id)], [instance, Date.now(), member(id)]), Schema.Unknown, null)),
+        Effect.forEach(views.keys(), (key) => call("release view", () => redis.client.hdel(key, instance), Schema.Unknown, null))
       )
     )
 
@@ -114,10 +121,11 @@ export const layer = Layer.scoped(
           ).pipe(Effect.map((gone) => gone === 1 ? Option.some(DateTime.unsafeMake(now)) : Option.none()))
         }),
       heartbeat: Effect.suspend(() => {
-        if (held.size === 0) return Effect.void
+        if (held.size === 0 && views.size === 0) return Effect.void
         const until = Date.now() + leaseMs
         const pipeline = redis.client.pipeline()
         for (const id of held) pipeline.hset(userKey(id), instance, until).zadd(leases, until, member(id))
+        for (const [key] of views) pipeline.hset(key, instance, until).pexpire(key, leaseMs)
         return call("heartbeat", () => pipeline.exec(), Schema.Unknown, null).pipe(Effect.asVoid)
       }),
       sweep: Effect.suspend(() => {
@@ -126,6 +134,35 @@ export const layer = Layer.scoped(
           Effect.map((ids) => ids.map((userId) => ({ userId, lastSeenAt: DateTime.unsafeMake(now) })))
         )
       }),
+      view: (conversationId, userId, viewing) =>
+        Effect.suspend(() => {
+          const key = viewKey(conversationId, userId)
+          if (viewing) {
+            views.set(key, { conversationId, userId })
+            const until = Date.now() + leaseMs
+            return call("view", () => redis.client.pipeline().hset(key, instance, until).pexpire(key, leaseMs).exec(), Schema.Unknown, null)
+              .pipe(Effect.asVoid)
+          }
+          views.delete(key)
+          return call("unview", () => redis.client.hdel(key, instance), Schema.Unknown, null).pipe(Effect.asVoid)
+        }),
+      viewing: (pairs) =>
+        Effect.suspend(() => {
+          if (pairs.length === 0) return Effect.succeed([])
+          const now = Date.now()
+          const pipeline = redis.client.pipeline()
+          for (const p of pairs) pipeline.hgetall(viewKey(p.conversationId, p.userId))
+          return call("viewing", () => pipeline.exec(), Schema.Unknown, null).pipe(
+            Effect.map((replies) => {
+              const results = Array.isArray(replies) ? replies : []
+              return pairs.map((_, i) => {
+                const fields = results[i]?.[1]
+                return typeof fields === "object" && fields !== null &&
+                  Object.values(fields).some((until) => Number(until) > now)
+              })
+            })
+          )
+        }),
       lookup: (ids) =>
         Effect.suspend(() => {
           if (ids.length === 0) return Effect.succeed(new Map<UserId, PresenceState>())
