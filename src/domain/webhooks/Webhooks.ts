@@ -148,12 +148,22 @@ export class Webhooks extends Effect.Service<Webhooks>()("Webhooks/Webhooks", {
     const batch = 32
     const perLine = 20
 
+    // Results of a sweep whose finish failed (the database went away after the posts): finished first next time,
+    // while their lines are still this instance's, instead of waiting out the lease and posting them again.
+    let unfinished: ReadonlyArray<LineResult> = []
+
     /** Claims up to 32 due lines, delivers them side by side, and finishes them in one transaction. */
     const sweep = Effect.gen(function*() {
+      if (unfinished.length > 0) {
+        yield* repo.finish(owner, unfinished)
+        unfinished = []
+      }
       const lines = yield* repo.claim(owner, batch, leaseMs, perLine)
       if (lines.length === 0) return false
       const results = yield* Effect.forEach(lines, deliver, { concurrency: 16 })
+      unfinished = results
       yield* repo.finish(owner, results)
+      unfinished = []
       // More may be waiting: lines beyond this batch, or beyond the events taken of a line.
       return lines.length === batch || results.some((r) => r.failed === undefined && r.delivered.length === perLine)
     }).pipe(Effect.withSpan("Webhooks.sweep"))
