@@ -43,61 +43,73 @@ export const layer = Layer.scoped(
       })
     )
 
-    const post = (url: URL, headers: Readonly<Record<string, string>>, body: string, signal: AbortSignal) =>
-      new Promise<Attempt>((settle) => {
-        const started = performance.now()
-        // The whole exchange, not only each idle gap, is bounded by WEBHOOK_TIMEOUT.
-        let timer: ReturnType<typeof setTimeout> | undefined
-        const resolve = (attempt: Attempt) => {
-          clearTimeout(timer)
-          settle(attempt)
-        }
-        const latencyMs = () => Math.round(performance.now() - started)
-        const fail = (error: string, status: number | null = null, afterMs?: number) =>
-          resolve({ _tag: "Failed", status, latencyMs: latencyMs(), error, ...(afterMs === undefined ? {} : { afterMs }) })
-        if (!config.allowPrivateUrls && isPrivateHost(url.hostname)) {
-          return fail("refused: the URL names a private address")
-        }
-        const client = url.protocol === "https:" ? Https : Http
-        const request = client.request(url, {
-          method: "POST",
-          agent: url.protocol === "https:" ? agents.https : agents.http,
-          headers: { ...headers, "content-length": String(Buffer.byteLength(body)) },
-          timeout: timeoutMs,
-          signal
-        }, (response) => {
-          const status = response.statusCode ?? 0
-          response.on("error", () => {})
-          response.resume()
-          response.on("end", () => {
-            if (status >= 200 && status < 300) return resolve({ _tag: "Delivered", status, latencyMs: latencyMs() })
-            if (status >= 300 && status < 400) return fail(`redirect not followed (HTTP ${status})`, status)
-            const after = status === 429 || status === 503
-              ? retryAfterMs(response.headers["retry-after"] as string | undefined)
-              : undefined
-            fail(`HTTP ${status}`, status, after)
-          })
+    // A plain callback, no promise or abort signal per request: an instance may post thousands a second.
+    const post = (
+      url: URL,
+      headers: Readonly<Record<string, string>>,
+      body: string,
+      settle: (attempt: Attempt) => void
+    ): Http.ClientRequest | undefined => {
+      const started = performance.now()
+      // The whole exchange, not only each idle gap, is bounded by WEBHOOK_TIMEOUT.
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const resolve = (attempt: Attempt) => {
+        clearTimeout(timer)
+        settle(attempt)
+      }
+      const latencyMs = () => Math.round(performance.now() - started)
+      const fail = (error: string, status: number | null = null, afterMs?: number) =>
+        resolve({ _tag: "Failed", status, latencyMs: latencyMs(), error, ...(afterMs === undefined ? {} : { afterMs }) })
+      if (!config.allowPrivateUrls && isPrivateHost(url.hostname)) {
+        fail("refused: the URL names a private address")
+        return undefined
+      }
+      const client = url.protocol === "https:" ? Https : Http
+      const request: Http.ClientRequest = client.request(url, {
+        method: "POST",
+        agent: url.protocol === "https:" ? agents.https : agents.http,
+        headers: { ...headers, "content-length": String(Buffer.byteLength(body)) },
+        timeout: timeoutMs
+      }, (response) => {
+        const status = response.statusCode ?? 0
+        response.on("error", () => {})
+        response.resume()
+        response.on("end", () => {
+          if (status >= 200 && status < 300) return resolve({ _tag: "Delivered", status, latencyMs: latencyMs() })
+          if (status >= 300 && status < 400) return fail(`redirect not followed (HTTP ${status})`, status)
+          const after = status === 429 || status === 503
+            ? retryAfterMs(response.headers["retry-after"] as string | undefined)
+            : undefined
+          fail(`HTTP ${status}`, status, after)
         })
-        timer = setTimeout(
-          () => request.destroy(Object.assign(new Error("timed out"), { code: "WEBHOOK_TIMEOUT" })),
-          timeoutMs
-        )
-        request.on("timeout", () => request.destroy(Object.assign(new Error("timed out"), { code: "WEBHOOK_TIMEOUT" })))
-        request.on("error", (error: NodeJS.ErrnoException) => fail(reasonOf(error)))
-        request.end(body)
       })
+      timer = setTimeout(
+        () => request.destroy(Object.assign(new Error("timed out"), { code: "WEBHOOK_TIMEOUT" })),
+        timeoutMs
+      )
+      request.on("timeout", () => request.destroy(Object.assign(new Error("timed out"), { code: "WEBHOOK_TIMEOUT" })))
+      request.on("error", (error: NodeJS.ErrnoException) => fail(reasonOf(error)))
+      request.end(body)
+      return request
+    }
 
     return WebhookSender.of({
       send: (url, headers, body) =>
-        Effect.tryPromise({
-          try: (signal) => post(new URL(url), headers, body, signal),
-          catch: (error) => error
-        }).pipe(
-          Effect.catchAll((error) =>
-            Effect.succeed<Attempt>({ _tag: "Failed", status: null, latencyMs: 0, error: String(error).slice(0, 300) })
-          ),
-          Effect.withSpan("WebhookSender.send")
-        )
+        Effect.async<Attempt>((resume) => {
+          let done = false
+          const settle = (attempt: Attempt) => {
+            if (done) return
+            done = true
+            resume(Effect.succeed(attempt))
+          }
+          try {
+            const request = post(new URL(url), headers, body, settle)
+            // Interrupted (the instance stops): the request goes with it.
+            return Effect.sync(() => request?.destroy())
+          } catch (error) {
+            settle({ _tag: "Failed", status: null, latencyMs: 0, error: String(error).slice(0, 300) })
+          }
+        })
     })
   })
 )
