@@ -46,7 +46,7 @@ const waitFor = (path: string, what: string, match: (r: Received) => boolean, co
     return at(receiver, path).filter(match)
   })
 
-const fast = { WEBHOOK_POLL_INTERVAL: "50 millis" }
+const fast = { WEBHOOK_POLL_INTERVAL: "50 millis", WEBHOOK_DELIVERIES_KEPT: "8", WEBHOOK_PRUNE_INTERVAL: "200 millis" }
 
 describe("webhooks", () => {
   layer(
@@ -259,6 +259,25 @@ describe("webhooks", () => {
         for (const row of rows) {
           expect(row.proconfig ?? [], row.proname).toEqual(expect.arrayContaining(["enable_seqscan=on", "jit=off"]))
         }
+      }))
+
+    it.effect("the deliveries log keeps each webhook's latest WEBHOOK_DELIVERIES_KEPT attempts", () =>
+      Effect.gen(function*() {
+        const path = "/kept"
+        const { id } = yield* hook(path, ["user.created"])
+        const users = yield* Effect.forEach(Array.from({ length: 10 }, (_, i) => i), () => register("kept"))
+        yield* waitFor(path, "ten users", (r) => users.some((u) => u.id === r.data.id), 10)
+        const boss = yield* signInAdmin
+        const log = yield* pollUntil(
+          Effect.map(request("GET", `/admin/webhooks/${id}/deliveries`, { token: boss.token }), (r) =>
+            r.body.total === 8 ? r.body : undefined),
+          5000,
+          "the log trimmed to eight"
+        )
+        // The latest eight: the last eight users' creations, newest first.
+        expect(log.items.every((d: any) => d.delivered)).toBe(true)
+        const receiver = yield* Receiver
+        expect(log.items.map((d: any) => d.eventId)).toEqual(at(receiver, path).slice(-8).map((r) => r.id).reverse())
       }))
 
     it.effect("a removed webhook gets nothing more, and its pending events go with it", () =>

@@ -91,8 +91,8 @@ export class WebhooksRepo extends Context.Tag("Ports/WebhooksRepo")<WebhooksRepo
   ) => Effect.Effect<ReadonlyArray<ClaimedLine>>
   /** Logs the attempts, removes what was delivered, and releases the lines (removing those left empty). */
   readonly finish: (owner: string, results: ReadonlyArray<LineResult>) => Effect.Effect<void>
-  /** Forgets attempts older than `before`. */
-  readonly prune: (before: Date) => Effect.Effect<void>
+  /** Forgets attempts older than `before`, and all but each webhook's latest `keep`. */
+  readonly prune: (keep: number, before: Date) => Effect.Effect<void>
 }>() {}
 
 /** Posts one signed event. */

@@ -9,6 +9,10 @@ export const WebhookConfig = Config.all({
   retryFor: Config.duration("WEBHOOK_RETRY_FOR").pipe(Config.withDefault(Duration.hours(24))),
   /** A claimed line whose instance died is claimed again after this. */
   lease: Config.duration("WEBHOOK_LEASE").pipe(Config.withDefault(Duration.seconds(60))),
+  /** Attempts kept per webhook for `GET /admin/webhooks/:id/deliveries` (and none older than a week). */
+  deliveriesKept: Config.integer("WEBHOOK_DELIVERIES_KEPT").pipe(Config.withDefault(1000)),
+  /** How often the deliveries log is trimmed to that. */
+  pruneInterval: Config.duration("WEBHOOK_PRUNE_INTERVAL").pipe(Config.withDefault(Duration.minutes(1))),
   /** How often an idle instance looks for due events. */
   poll: Config.duration("WEBHOOK_POLL_INTERVAL").pipe(Config.withDefault(Duration.millis(500)))
 })

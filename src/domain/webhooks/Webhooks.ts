@@ -169,6 +169,7 @@ export class Webhooks extends Effect.Service<Webhooks>()("Webhooks/Webhooks", {
     }).pipe(Effect.withSpan("Webhooks.sweep"))
 
     const pollMs = Duration.toMillis(config.poll)
+    const pruneMs = Duration.toMillis(config.pruneInterval)
     let failures = 0
     let pruned = 0
     const cycle = Effect.gen(function*() {
@@ -176,9 +177,9 @@ export class Webhooks extends Effect.Service<Webhooks>()("Webhooks/Webhooks", {
       if (Exit.isSuccess(exit)) {
         if (failures > 0) yield* Effect.logInfo("Webhook sweeps work again").pipe(Effect.annotateLogs({ failures }))
         failures = 0
-        if (Date.now() - pruned > 3_600_000) {
+        if (Date.now() - pruned >= pruneMs) {
           pruned = Date.now()
-          yield* Effect.ignoreLogged(repo.prune(new Date(Date.now() - 7 * 86_400_000)))
+          yield* Effect.ignoreLogged(repo.prune(Math.max(0, config.deliveriesKept), new Date(Date.now() - 7 * 86_400_000)))
         }
         return yield* Effect.sleep(config.poll)
       }

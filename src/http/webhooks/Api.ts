@@ -61,7 +61,7 @@ export class WebhooksApi extends HttpApiGroup.make("webhooks")
       .addError(Forbidden)
       .annotate(
         OpenApi.Summary,
-        "Recent attempts to deliver to this webhook, newest first: status, latency, error (kept 7 days; admin)"
+        "Recent attempts to deliver to this webhook, newest first: status, latency, error (the latest WEBHOOK_DELIVERIES_KEPT, at most 7 days old; admin)"
       )
   )
   .middleware(Authentication)

@@ -182,8 +182,22 @@ export const layer = Layer.effect(
       deliveries: (id, page) => orDie("deliveries", deliveries(id, page)),
       claim: (owner, limit, leaseMs, perLine) => orDie("claim", claim(owner, limit, leaseMs, perLine)),
       finish: (owner, results) => orDie("finish", finish(owner, results)),
-      prune: (before) =>
-        orDie("prune", Effect.asVoid(sql`DELETE FROM webhook_deliveries WHERE at < ${before.toISOString()}::timestamptz`))
+      prune: (keep, before) =>
+        orDie(
+          "prune",
+          Effect.zipRight(
+            sql`DELETE FROM webhook_deliveries WHERE at < ${before.toISOString()}::timestamptz`,
+            sql`
+              DELETE FROM webhook_deliveries d USING (
+                SELECT w.id AS webhook_id, (
+                  SELECT x.id FROM webhook_deliveries x WHERE x.webhook_id = w.id
+                  ORDER BY x.id DESC OFFSET ${keep} LIMIT 1
+                ) AS cutoff
+                FROM webhooks w
+              ) c
+              WHERE d.webhook_id = c.webhook_id AND d.id <= c.cutoff`
+          ).pipe(Effect.asVoid)
+        )
     })
   })
 )
