@@ -500,6 +500,7 @@ const main = async () => {
           DATABASE_URL: database.url,
           DATA_DIR: Path.join(tmp, "data"),
           JWT_SECRET: jwtSecret,
+          JWT_TTL: "1 day",
           ADMIN_EMAIL: admin.email,
           ADMIN_PASSWORD: admin.password,
           AUTH_RATE_LIMIT_PER_IP: "1000000",

@@ -447,6 +447,8 @@ const main = async () => {
         DATABASE_URL: dbUrl.toString(),
         DATA_DIR: Path.join(tmp, `data${suffix}`),
         JWT_SECRET: jwtSecret,
+        // Runs outlast the default 15-minute access token; the bench signs in once.
+        JWT_TTL: "1 day",
         ADMIN_EMAIL: adminAccount.email,
         ADMIN_PASSWORD: adminAccount.password,
         AUTH_RATE_LIMIT_PER_IP: "1000000",

@@ -27,7 +27,7 @@ const jwtSecret = process.env.JWT_SECRET ?? randomBytes(32).toString("hex")
 const children = Array.from({ length: count }, (_, i) => {
   const port = base + i
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    env: { ...process.env, PORT: String(port), JWT_SECRET: jwtSecret },
+    env: { JWT_TTL: "1 day", ...process.env, PORT: String(port), JWT_SECRET: jwtSecret },
     stdio: ["ignore", "pipe", "pipe"]
   })
   const tag = `[${port}] `

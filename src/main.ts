@@ -39,6 +39,7 @@ import * as SqlHistoryJson from "./infra/sql/HistoryJson.js"
 import * as SqlMessagesRepo from "./infra/sql/MessagesRepo.js"
 import * as SqlPushRepo from "./infra/sql/PushRepo.js"
 import * as Migrations from "./infra/sql/Migrations.js"
+import * as SqlSessionsRepo from "./infra/sql/SessionsRepo.js"
 import * as SqlUsersRepo from "./infra/sql/UsersRepo.js"
 import * as SqlWebhooksRepo from "./infra/sql/WebhooksRepo.js"
 import * as Storage from "./infra/storage/Storage.js"
@@ -65,6 +66,7 @@ export const SharedLive = Layer.unwrapEffect(
 /** Every port, implemented. */
 export const InfraLive = Layer.mergeAll(
   SqlUsersRepo.layer,
+  SqlSessionsRepo.layer,
   SqlConversationsRepo.layer,
   SqlMessagesRepo.layer,
   SqlAuditLog.layer,

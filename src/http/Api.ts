@@ -1,7 +1,7 @@
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { AttachmentsApi } from "./attachments/Api.js"
-import { AuthApi } from "./auth/Api.js"
+import { AuthApi, SessionsApi } from "./auth/Api.js"
 import { tidyOpenApi } from "./OpenApiTidy.js"
 import { ChatApi, ModerationApi } from "./chat/Api.js"
 import { PushApi } from "./push/Api.js"
@@ -13,6 +13,7 @@ import { WebhooksApi } from "./webhooks/Api.js"
 export class Api extends HttpApi.make("trainer-chat")
   .add(SystemApi)
   .add(AuthApi)
+  .add(SessionsApi)
   .add(UsersApi)
   .add(ChatApi)
   .add(AttachmentsApi)

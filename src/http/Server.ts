@@ -4,7 +4,7 @@ import { AttachmentsConfig, uploadBodyCap } from "../domain/attachments/Attachme
 import { Api } from "./Api.js"
 import { uploadPath } from "./attachments/Api.js"
 import { AttachmentsLive } from "./attachments/Http.js"
-import { AuthLive } from "./auth/Http.js"
+import { AuthLive, SessionsLive } from "./auth/Http.js"
 import { swaggerUiLayer } from "./Docs.js"
 import { ChatLive, ModerationLive } from "./chat/Http.js"
 import { problems, requestLog } from "./Middleware.js"
@@ -30,7 +30,7 @@ export const HttpConfig = Config.all({
 
 /** The REST API: contract plus handlers, independent of the server that carries it. */
 export const ApiLive = HttpApiBuilder.api(Api).pipe(
-  Layer.provide([SystemLive, AuthLive, UsersLive, ChatLive, AttachmentsLive, ModerationLive, PushLive, WebhooksLive]),
+  Layer.provide([SystemLive, AuthLive, SessionsLive, UsersLive, ChatLive, AttachmentsLive, ModerationLive, PushLive, WebhooksLive]),
   Layer.provide(AuthenticationLive)
 )
 

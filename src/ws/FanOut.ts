@@ -98,6 +98,12 @@ export class FanOut {
         for (const userId of event.recipientIds) for (const ws of sessions.socketsOf(userId)) sessions.send(ws, frame)
         return
       }
+      case "SessionRevoked": {
+        for (const ws of [...sessions.socketsOf(event.userId)]) {
+          if (ws.getUserData().sessionId === event.sessionId) ws.end(CloseCodes.sessionEnded, "session ended: sign in again")
+        }
+        return
+      }
       case "UserRevoked": {
         for (const ws of [...sessions.socketsOf(event.userId)]) {
           if (event.reason === "deactivated") ws.end(CloseCodes.revoked, "user deactivated")

@@ -218,6 +218,8 @@ export const CloseCodes = {
   revoked: 4003,
   /** The user's password changed: every earlier token is void. Sign in again. */
   signedOut: 4004,
+  /** This device's session ended (signed out here or from another device, or its refresh token was reused). */
+  sessionEnded: 4005,
   /** Too many bad frames in a row. */
   abuse: 4008,
   /** The client reads too slowly: more than WS_MAX_BACKPRESSURE_BYTES waited for it. Reconnect and resume. */

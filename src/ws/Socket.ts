@@ -10,6 +10,8 @@ export interface SocketData {
   /** The device's live side of its conversations (the domain's: joins, typing, leaving). */
   readonly live: LiveSession
   readonly expiresAt: number
+  /** The device session of the token the socket was opened with (none for tokens from before sessions). */
+  readonly sessionId: string | undefined
   /** This socket's own topic: every frame for it alone goes out through uWS pub/sub too (see `Sessions.send`). */
   readonly topic: string
   /** Conversations whose live messages this socket receives (uWS topic subscribed). */

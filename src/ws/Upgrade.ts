@@ -99,13 +99,14 @@ export const makeSocketLife = (options: Omit<SocketsOptions, "onMessage">): Sock
             }
             return done(refused("401 Unauthorized", { code: "Forbidden", message: failure.value.message }))
           }
-          const { expiresAt, user } = exit.value
+          const { expiresAt, sessionId, user } = exit.value
           if (sessions.countOf(user.id) >= config.maxSocketsPerUser) return done(tooMany)
           done({
             _tag: "Admitted",
             data: {
               live: live.connect(user),
               expiresAt,
+              sessionId,
               topic: `socket:${++admitted}`,
               joined: new Set(),
               joinedAt: new Map(),

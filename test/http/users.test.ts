@@ -392,7 +392,10 @@ layer(TestApp.layer(), { excludeTestServices: true })("users", (it) => {
       expect((yield* send(trainer, "GET", "/users/me")).status).toBe(401)
       const on = yield* send(admin, "PATCH", `/users/${trainer.id}`, { isActive: true })
       expect(on.body.isActive).toBe(true)
-      expect((yield* send(trainer, "GET", "/users/me")).status).toBe(200)
+      // Deactivation ended every session: reactivated, the trainer signs in again.
+      expect((yield* send(trainer, "GET", "/users/me")).status).toBe(401)
+      const again = yield* signIn(trainer.email, trainer.password)
+      expect((yield* send(again, "GET", "/users/me")).status).toBe(200)
 
       const self = yield* send(admin, "PATCH", `/users/${admin.id}`, { isActive: false })
       expect(self.status).toBe(403)

@@ -71,6 +71,9 @@ export const UserRevoked = Schema.TaggedStruct("UserRevoked", {
   reason: Schema.Literal("deactivated", "credentials")
 })
 
+/** One device session ended (signed out, revoked, its refresh token reused): its sockets close. */
+export const SessionRevoked = Schema.TaggedStruct("SessionRevoked", { userId: UserId, sessionId: Schema.String })
+
 export const ChatEvent = Schema.Union(
   MessageCreated,
   MessagesRead,
@@ -81,6 +84,7 @@ export const ChatEvent = Schema.Union(
   UserLeft,
   PresenceChanged,
   UserChanged,
-  UserRevoked
+  UserRevoked,
+  SessionRevoked
 )
 export type ChatEvent = typeof ChatEvent.Type

@@ -5,6 +5,8 @@ import type { Role, UserId } from "../users/Model.js"
 export interface Claims {
   readonly sub: UserId
   readonly role: Role
+  /** The device session the token belongs to (tokens issued before sessions existed have none). */
+  readonly sid?: string
 }
 
 export interface VerifiedClaims extends Claims {
@@ -23,4 +25,9 @@ export interface IssuedToken {
 export class TokenIssuer extends Context.Tag("Ports/TokenIssuer")<TokenIssuer, {
   readonly issue: (claims: Claims) => Effect.Effect<IssuedToken>
   readonly verify: (token: string) => Effect.Effect<VerifiedClaims, Unauthorized>
+  /**
+   * The refresh token that follows `refreshToken` when it is rotated: a keyed hash of it, so that a retry of the
+   * same refresh (its answer lost) gets the same successor back although only hashes are stored.
+   */
+  readonly successor: (refreshToken: string) => string
 }>() {}

@@ -1,12 +1,15 @@
 import { Cache, Config, DateTime, Duration, Effect, Option, Redacted, Runtime } from "effect"
+import { createHash, randomBytes } from "node:crypto"
 import { Bus } from "../ports/Bus.js"
 import { Unauthorized } from "../Errors.js"
 import { PasswordHasher } from "../ports/PasswordHasher.js"
 import { RateLimiter } from "../ports/RateLimiter.js"
+import { SessionsRepo, type StoredSession } from "../ports/SessionsRepo.js"
 import { TokenIssuer } from "../ports/TokenIssuer.js"
 import { UsersRepo } from "../ports/UsersRepo.js"
 import { AccountInactive, InvalidCredentials } from "./Errors.js"
 import type { Email, User, UserId } from "./Model.js"
+import { type SessionId, SessionJson, SessionNotFound } from "./Sessions.js"
 
 export interface Registration {
   readonly email: Email
@@ -29,8 +32,20 @@ export interface Session {
   readonly accessToken: string
   readonly tokenType: "Bearer"
   readonly expiresIn: number
+  /** Opaque, 256 random bits, stored only as a hash; each refresh replaces it. */
+  readonly refreshToken: string
+  readonly refreshExpiresIn: number
+  readonly sessionId: SessionId
   readonly user: User
 }
+
+/** How long a device session lives without a refresh (each refresh starts it again), and the retry grace. */
+export const SessionsConfig = Config.all({
+  refreshTtl: Config.duration("REFRESH_TTL").pipe(Config.withDefault(Duration.days(60))),
+  refreshGrace: Config.duration("REFRESH_GRACE").pipe(Config.withDefault(Duration.seconds(10)))
+})
+
+const hashOf = (token: string) => createHash("sha256").update(token).digest("base64url")
 
 export const AuthLimitsConfig = Config.all({
   perIp: Config.integer("AUTH_RATE_LIMIT_PER_IP").pipe(Config.withDefault(30)),
@@ -52,6 +67,10 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
     const tokens = yield* TokenIssuer
     const limiter = yield* RateLimiter
     const limits = yield* AuthLimitsConfig
+    const sessions = yield* SessionsRepo
+    const sessionsConfig = yield* SessionsConfig
+    const refreshTtlMs = Duration.toMillis(sessionsConfig.refreshTtl)
+    const refreshGraceMs = Duration.toMillis(sessionsConfig.refreshGrace)
 
     // Unknown emails are checked against this hash, so that they cost the same time as a wrong password.
     const decoyHash = yield* hasher.hash(Redacted.make("decoy-password-never-matches"))
@@ -102,15 +121,114 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
         limiter.reset(delayed.bucket, email)
       ], { discard: true })
 
-    const sessionFor = (user: User) =>
-      Effect.map(tokens.issue({ sub: user.id, role: user.role }), ({ expiresIn, token }): Session => ({
+    /** An access token for the session and its (new) refresh token. */
+    const pairFor = (user: User, session: StoredSession, refreshToken: string) =>
+      Effect.map(tokens.issue({ sub: user.id, role: user.role, sid: session.id }), ({ expiresIn, token }): Session => ({
         accessToken: token,
         tokenType: "Bearer",
         expiresIn,
+        refreshToken,
+        refreshExpiresIn: Math.max(0, Math.floor((session.expiresAt.getTime() - Date.now()) / 1000)),
+        sessionId: session.id,
         user
       }))
 
-    const register = Effect.fn("Auth.register")(function*(input: Registration, origin: Origin) {
+    /** A new device session for a sign-in. */
+    const sessionFor = (user: User, deviceName: string | undefined) =>
+      Effect.gen(function*() {
+        const refreshToken = randomBytes(32).toString("base64url")
+        const session = yield* sessions.create({
+          userId: user.id,
+          deviceName: deviceName ?? null,
+          refreshHash: hashOf(refreshToken),
+          expiresAt: new Date(Date.now() + refreshTtlMs)
+        })
+        return yield* pairFor(user, session, refreshToken)
+      })
+
+    /** Ends one session: its refresh token stops working, its access tokens and sockets at once, everywhere. */
+    const endSession = (session: StoredSession) =>
+      Effect.zipRight(
+        sessions.revoke(session.id),
+        bus.publish({ _tag: "SessionRevoked", userId: session.userId, sessionId: session.id })
+      )
+
+    const invalidRefresh = new Unauthorized({ message: "Invalid or expired refresh token: sign in again" })
+
+    /**
+     * A new pair for a refresh token; the token given stops working (rotation). The same token again within
+     * `REFRESH_GRACE` of its rotation (the answer was lost) gets the same successor back; later, or once its
+     * successor was used in turn, it was stolen: the session ends.
+     */
+    const refresh = Effect.fn("Auth.refresh")(function*(token: Redacted.Redacted<string>) {
+      const presented = Redacted.value(token)
+      const hash = hashOf(presented)
+      const successor = tokens.successor(presented)
+      let session = yield* sessions.rotate(hash, hashOf(successor), new Date(Date.now() + refreshTtlMs))
+      if (Option.isNone(session)) {
+        const previous = yield* sessions.findByPrevious(hash)
+        if (Option.isNone(previous) || previous.value.revokedAt !== null || previous.value.expiresAt.getTime() <= Date.now()) {
+          return yield* invalidRefresh
+        }
+        const s = previous.value
+        const retried = s.refreshHash === hashOf(successor) && s.rotatedAt !== null &&
+          Date.now() - s.rotatedAt.getTime() <= refreshGraceMs
+        if (!retried) {
+          yield* Effect.logWarning("Refresh token reused after rotation: session ended").pipe(
+            Effect.annotateLogs({ sessionId: s.id, userId: s.userId })
+          )
+          yield* endSession(s)
+          return yield* new Unauthorized({ message: "Refresh token already used: the session is ended; sign in again" })
+        }
+        session = previous
+      }
+      const user = yield* repo.findById(session.value.userId)
+      if (Option.isNone(user) || !user.value.isActive) {
+        yield* endSession(session.value)
+        return yield* invalidRefresh
+      }
+      return yield* pairFor(user.value, session.value, successor)
+    })
+
+    const view = (s: StoredSession, current: string | undefined) =>
+      new SessionJson({
+        id: s.id,
+        deviceName: s.deviceName,
+        createdAt: DateTime.unsafeFromDate(s.createdAt),
+        lastUsedAt: DateTime.unsafeFromDate(s.lastUsedAt),
+        expiresAt: DateTime.unsafeFromDate(s.expiresAt),
+        current: s.id === current
+      })
+
+    const listSessions = Effect.fn("Auth.listSessions")(function*(user: User, current: string | undefined) {
+      return (yield* sessions.list(user.id)).map((s) => view(s, current))
+    })
+
+    const revokeSession = Effect.fn("Auth.revokeSession")(function*(user: User, id: SessionId) {
+      const ended = yield* sessions.revoke(id, user.id)
+      if (Option.isNone(ended)) return yield* new SessionNotFound({ id })
+      yield* bus.publish({ _tag: "SessionRevoked", userId: user.id, sessionId: id })
+    })
+
+    /** This session ends; a token from before sessions has none to end. */
+    const logout = Effect.fn("Auth.logout")(function*(user: User, current: string | undefined) {
+      if (current === undefined) return
+      const ended = yield* sessions.revoke(current as SessionId, user.id)
+      if (Option.isSome(ended)) yield* bus.publish({ _tag: "SessionRevoked", userId: user.id, sessionId: current })
+    })
+
+    /** Every session of the user ends, and every access token issued so far (those from before sessions too). */
+    const logoutAll = Effect.fn("Auth.logoutAll")(function*(user: User) {
+      const ended = yield* sessions.revokeAll(user.id)
+      const now = yield* DateTime.now
+      yield* repo.update(user.id, { tokensValidAfter: DateTime.unsafeMake(Math.floor(DateTime.toEpochMillis(now) / 1000) * 1000) })
+      yield* bus.publish({ _tag: "UserChanged", userId: user.id })
+      yield* Effect.forEach(ended, (sessionId) => bus.publish({ _tag: "SessionRevoked", userId: user.id, sessionId }), {
+        discard: true
+      })
+    })
+
+    const register = Effect.fn("Auth.register")(function*(input: Registration, origin: Origin, deviceName?: string) {
       yield* limit("register", origin, input.email)
       const passwordHash = yield* hasher.hash(input.password)
       const user = yield* repo.insert({
@@ -121,10 +239,10 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
         role: "user",
         avatar: null
       })
-      return yield* sessionFor(user)
+      return yield* sessionFor(user, deviceName)
     })
 
-    const login = Effect.fn("Auth.login")(function*(input: Credentials, origin: Origin) {
+    const login = Effect.fn("Auth.login")(function*(input: Credentials, origin: Origin, deviceName?: string) {
       yield* admitLogin(origin, input.email)
       const found = yield* repo.findByEmail(input.email)
       const matches = yield* hasher.verify(Option.match(found, {
@@ -138,7 +256,7 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
       yield* loginSucceeded(origin, input.email)
       const user = found.value
       if (!user.isActive) return yield* new AccountInactive()
-      return yield* sessionFor(user)
+      return yield* sessionFor(user, deviceName)
     })
 
     /** The user behind a bearer token, as the database knows them now: deleted or deactivated users are out. */
@@ -149,8 +267,15 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
     const users = yield* Cache.make({ capacity: 100_000, timeToLive: yield* UserCacheTtl, lookup: repo.findById })
     const forget = (userId: UserId) => users.invalidate(userId)
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    // Sessions likewise: a live one is remembered a few seconds, an ended one forgotten at once everywhere.
+    const liveSessions = yield* Cache.make({
+      capacity: 100_000,
+      timeToLive: yield* UserCacheTtl,
+      lookup: (id: string) => sessions.live(id as SessionId)
+    })
     yield* bus.subscribe((event) => {
       if (event._tag === "UserChanged" || event._tag === "UserRevoked") runFork(forget(event.userId))
+      else if (event._tag === "SessionRevoked") runFork(liveSessions.invalidate(event.sessionId))
     })
 
     const session = Effect.fnUntraced(function*(token: string) {
@@ -162,7 +287,12 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
       if (validAfter !== null && claims.iat * 1000 < DateTime.toEpochMillis(validAfter)) {
         return yield* new Unauthorized({ message: "Token revoked: sign in again" })
       }
-      return { user: user.value, expiresAt: claims.exp }
+      const sid = claims.sid
+      if (sid !== undefined) {
+        const live = yield* Effect.onError(liveSessions.get(sid), () => liveSessions.invalidate(sid))
+        if (!live) return yield* new Unauthorized({ message: "Session ended: sign in again" })
+      }
+      return { user: user.value, expiresAt: claims.exp, sessionId: sid }
     })
 
     const authenticate = (token: string) => Effect.map(session(token), ({ user }) => user)
@@ -191,6 +321,18 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
       }
     )
 
-    return { register, login, authenticate, session, ensureAdmin, forget } as const
+    return {
+      register,
+      login,
+      refresh,
+      logout,
+      logoutAll,
+      listSessions,
+      revokeSession,
+      authenticate,
+      session,
+      ensureAdmin,
+      forget
+    } as const
   })
 }) {}

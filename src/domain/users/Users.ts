@@ -4,6 +4,7 @@ import { Bus } from "../ports/Bus.js"
 import { ConversationsRepo } from "../ports/ConversationsRepo.js"
 import { Forbidden } from "../Errors.js"
 import { PasswordHasher } from "../ports/PasswordHasher.js"
+import { SessionsRepo } from "../ports/SessionsRepo.js"
 import { type Page, type UserPatch, UsersRepo } from "../ports/UsersRepo.js"
 import { InvalidAssignment, UserNotFound, WrongCurrentPassword } from "./Errors.js"
 import type { Email, Role, User, UserId } from "./Model.js"
@@ -42,6 +43,7 @@ export class Users extends Effect.Service<Users>()("Users/Users", {
     const conversations = yield* ConversationsRepo
     const bus = yield* Bus
     const auth = yield* Auth
+    const sessions = yield* SessionsRepo
 
     /** The user changed: this instance forgets it now, the others when they hear of it. */
     const changed = (userId: UserId) => Effect.zipRight(auth.forget(userId), bus.publish({ _tag: "UserChanged", userId }))
@@ -118,6 +120,8 @@ export class Users extends Effect.Service<Users>()("Users/Users", {
       const updated = yield* repo.update(id, patch).pipe(
         Effect.flatMap(Option.match({ onNone: () => Effect.fail(notFound(id)), onSome: Effect.succeed }))
       )
+      // Deactivated, or a new password: every device session ends (refresh tokens included).
+      if (input.isActive === false || input.password !== undefined) yield* sessions.revokeAll(id)
       yield* changed(id)
       if (input.isActive === false) yield* bus.publish({ _tag: "UserRevoked", userId: id, reason: "deactivated" })
       if (input.password !== undefined) yield* bus.publish({ _tag: "UserRevoked", userId: id, reason: "credentials" })

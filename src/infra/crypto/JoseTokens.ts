@@ -1,6 +1,6 @@
 import { Config, Duration, Effect, Layer, Redacted, Schema } from "effect"
 import { errors, jwtVerify, SignJWT } from "jose"
-import { createSecretKey } from "node:crypto"
+import { createHmac, createSecretKey } from "node:crypto"
 import { Unauthorized } from "../../domain/Errors.js"
 import { TokenIssuer } from "../../domain/ports/TokenIssuer.js"
 import { Role, UserId } from "../../domain/users/Model.js"
@@ -9,16 +9,23 @@ import * as JwtSecret from "./JwtSecret.js"
 export const issuer = "trainer-chat"
 export const audience = "trainer-chat-api"
 
-const Claims = Schema.Struct({ sub: UserId, role: Role, exp: Schema.Number, iat: Schema.Number })
+const Claims = Schema.Struct({
+  sub: UserId,
+  role: Role,
+  sid: Schema.optionalWith(Schema.String, { exact: true }),
+  exp: Schema.Number,
+  iat: Schema.Number
+})
 const decodeClaims = Schema.decodeUnknown(Claims)
 
-/** HS256 tokens from `JWT_SECRET`, living `JWT_TTL` (default one day). */
+/** HS256 access tokens from `JWT_SECRET`, living `JWT_TTL` (default 15 minutes: sessions refresh them). */
 export const layer = Layer.effect(
   TokenIssuer,
   Effect.gen(function*() {
     // A KeyObject made once: given raw bytes, jose would import the key again on every call.
-    const secret = createSecretKey(Buffer.from(Redacted.value(yield* JwtSecret.load), "utf8"))
-    const ttl = yield* Config.duration("JWT_TTL").pipe(Config.withDefault(Duration.days(1)))
+    const secretText = Redacted.value(yield* JwtSecret.load)
+    const secret = createSecretKey(Buffer.from(secretText, "utf8"))
+    const ttl = yield* Config.duration("JWT_TTL").pipe(Config.withDefault(Duration.minutes(15)))
     const ttlSeconds = Math.max(1, Math.floor(Duration.toSeconds(ttl)))
 
     // A token verified once stays valid until it expires (its signature and claims cannot change): clients
@@ -29,7 +36,7 @@ export const layer = Layer.effect(
     return TokenIssuer.of({
       issue: (claims) =>
         Effect.promise(() =>
-          new SignJWT({ role: claims.role })
+          new SignJWT(claims.sid === undefined ? { role: claims.role } : { role: claims.role, sid: claims.sid })
             .setProtectedHeader({ alg: "HS256", typ: "JWT" })
             .setSubject(claims.sub)
             .setIssuer(issuer)
@@ -61,7 +68,9 @@ export const layer = Layer.effect(
               })
             )
           )
-        })
+        }),
+      successor: (refreshToken) =>
+        createHmac("sha256", secretText).update(`refresh-successor:${refreshToken}`).digest("base64url")
     })
   })
 )

@@ -9,6 +9,7 @@ import AppendMessagesKeyed from "./migrations/0006_append_messages_keyed.js"
 import AppendReturnsLess from "./migrations/0007_append_returns_less.js"
 import Push from "./migrations/0008_push.js"
 import Webhooks from "./migrations/0009_webhooks.js"
+import Sessions from "./migrations/0010_sessions.js"
 
 const table = "effect_sql_migrations"
 
@@ -22,7 +23,8 @@ const loader = Migrator.fromRecord({
   "0006_append_messages_keyed": AppendMessagesKeyed,
   "0007_append_returns_less": AppendReturnsLess,
   "0008_push": Push,
-  "0009_webhooks": Webhooks
+  "0009_webhooks": Webhooks,
+  "0010_sessions": Sessions
 })
 
 /** Readiness flag: set once this process has seen the schema up to date. */

@@ -1,0 +1,77 @@
+import { SqlClient } from "@effect/sql"
+import { Effect, Layer, Option } from "effect"
+import { SessionsRepo, type StoredSession } from "../../domain/ports/SessionsRepo.js"
+
+type Row = { readonly [K in keyof StoredSession]: StoredSession[K] extends Date ? Date | string : StoredSession[K] extends Date | null ? Date | string | null : StoredSession[K] }
+
+const date = (d: Date | string) => new Date(d)
+const session = (row: Row): StoredSession => ({
+  ...row,
+  rotatedAt: row.rotatedAt === null ? null : date(row.rotatedAt),
+  createdAt: date(row.createdAt),
+  lastUsedAt: date(row.lastUsedAt),
+  expiresAt: date(row.expiresAt),
+  revokedAt: row.revokedAt === null ? null : date(row.revokedAt)
+})
+
+export const layer = Layer.effect(
+  SessionsRepo,
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const one = (rows: ReadonlyArray<Row>) => Option.map(Option.fromNullable(rows[0]), session)
+    const orDie = <A, E>(name: string, effect: Effect.Effect<A, E>) =>
+      effect.pipe(Effect.orDie, Effect.withSpan(`SessionsRepo.${name}`))
+
+    return SessionsRepo.of({
+      create: (s) =>
+        orDie(
+          "create",
+          sql<Row>`
+            INSERT INTO sessions (user_id, device_name, refresh_hash, expires_at)
+            VALUES (${s.userId}, ${s.deviceName}, ${s.refreshHash}, ${s.expiresAt.toISOString()}::timestamptz)
+            RETURNING *`.pipe(Effect.map((rows) => session(rows[0]!)))
+        ),
+      rotate: (oldHash, newHash, expiresAt) =>
+        orDie(
+          "rotate",
+          sql<Row>`
+            UPDATE sessions SET refresh_hash = ${newHash}, previous_hash = refresh_hash, rotated_at = now(),
+              last_used_at = now(), expires_at = ${expiresAt.toISOString()}::timestamptz
+            WHERE refresh_hash = ${oldHash} AND revoked_at IS NULL AND expires_at > now()
+            RETURNING *`.pipe(Effect.map(one))
+        ),
+      findByPrevious: (hash) =>
+        orDie("findByPrevious", sql<Row>`SELECT * FROM sessions WHERE previous_hash = ${hash}`.pipe(Effect.map(one))),
+      revoke: (id, userId) =>
+        orDie(
+          "revoke",
+          sql<Row>`
+            UPDATE sessions SET revoked_at = now()
+            WHERE id = ${id} AND revoked_at IS NULL ${userId === undefined ? sql`` : sql`AND user_id = ${userId}`}
+            RETURNING *`.pipe(Effect.map(one))
+        ),
+      revokeAll: (userId) =>
+        orDie(
+          "revokeAll",
+          sql<Row>`UPDATE sessions SET revoked_at = now() WHERE user_id = ${userId} AND revoked_at IS NULL RETURNING id`.pipe(
+            Effect.map((rows) => rows.map((r) => r.id))
+          )
+        ),
+      list: (userId) =>
+        orDie(
+          "list",
+          sql<Row>`
+            SELECT * FROM sessions WHERE user_id = ${userId} AND revoked_at IS NULL AND expires_at > now()
+            ORDER BY created_at, id`.pipe(Effect.map((rows) => rows.map(session)))
+        ),
+      live: (id) =>
+        orDie(
+          "live",
+          sql<{ readonly n: number }>`
+            SELECT count(*)::int AS n FROM sessions WHERE id = ${id} AND revoked_at IS NULL AND expires_at > now()`.pipe(
+            Effect.map((rows) => (rows[0]?.n ?? 0) > 0)
+          )
+        )
+    })
+  })
+)
