@@ -236,14 +236,16 @@ export const mountSocketIo = async (app: Uws.TemplatedApp, options: SocketIoOpti
     maxBackpressure: config.maxBackpressureBytes * 4
   } as Parameters<IoServer["attachApp"]>[1])
 
-  // The handshake: `auth.token`, `Authorization: Bearer`, or `?token=`; refused with a `connect_error` whose
+  // The handshake: `auth.token` (or `auth.ticket`), `Authorization: Bearer`, or `?token=` (`?ticket=`); refused with a `connect_error` whose
   // `data` is the native error (`Forbidden`, `Unavailable` with `retryAfterMs`, `TooManyConnections`, …).
   io.use((socket, next) => {
-    const auth = socket.handshake.auth as { token?: unknown } | undefined
+    const auth = socket.handshake.auth as { token?: unknown; ticket?: unknown } | undefined
     const header = socket.handshake.headers.authorization
-    const query = socket.handshake.query.token
+    const { ticket, token: query } = socket.handshake.query
     const token = (typeof auth?.token === "string" ? auth.token.trim() : "") ||
+      (typeof auth?.ticket === "string" ? auth.ticket.trim() : "") ||
       tokenOf(typeof header === "string" ? header : "", "") ||
+      (typeof ticket === "string" ? ticket.trim() : "") ||
       (typeof query === "string" ? query.trim() : "")
     let gone = false
     socket.conn.once("close", () => {

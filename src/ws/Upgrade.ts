@@ -12,11 +12,12 @@ import { errorFrame, type Socket, type SocketData } from "./Socket.js"
 import { TokenBucket } from "./TokenBucket.js"
 import type { Work } from "./Work.js"
 
-/** The bearer token of `Authorization`, or else `?token=`. */
+/** The bearer token of `Authorization`, or else `?ticket=` (one-time, from POST /auth/ws-ticket) or `?token=`. */
 export const tokenOf = (authorization: string, query: string) => {
   const bearer = /^bearer\s+(.+)$/i.exec(authorization.trim())
   if (bearer?.[1] !== undefined) return bearer[1].trim()
-  return new URLSearchParams(query).get("token")?.trim() ?? ""
+  const params = new URLSearchParams(query)
+  return params.get("ticket")?.trim() || (params.get("token")?.trim() ?? "")
 }
 
 const refuse = (
@@ -78,7 +79,7 @@ export const makeSocketLife = (options: Omit<SocketsOptions, "onMessage">): Sock
       return done(refused("503 Service Unavailable", { code: "ShuttingDown", message: "The server is shutting down" }))
     }
     if (token === "") return done(refused("401 Unauthorized", { code: "Forbidden", message: "Missing token" }))
-    run(auth.session(token).pipe(
+    run(auth.socketSession(token).pipe(
       Effect.exit,
       Effect.flatMap((exit) =>
         Effect.sync(() => {

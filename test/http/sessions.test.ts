@@ -4,7 +4,9 @@ import { Effect } from "effect"
 import * as TestApp from "../support/TestApp.js"
 import { TestServer } from "../support/TestApp.js"
 import { createUser } from "../support/Users.js"
-import { connect } from "../support/Ws.js"
+import { connectIo, refusedIo } from "../support/SocketIo.js"
+import { connect, refusedUpgrade } from "../support/Ws.js"
+import WebSocket from "ws"
 
 const request = (method: string, path: string, options: TestApp.RequestOptions = {}) =>
   Effect.flatMap(TestServer, (server) => server.request(method, path, options))
@@ -145,6 +147,46 @@ describe("device sessions", () => {
         })
         expect(changed.status).toBe(200)
         expect((yield* refresh(current.refreshToken)).status).toBe(401)
+      }))
+
+    it.effect("a WebSocket ticket opens one socket, once, within 30 s; the socket lives as its token", () =>
+      Effect.gen(function*() {
+        const server = yield* TestServer
+        const user = yield* createUser("user")
+        const session = yield* login(user.email, user.password)
+        const ticketOf = Effect.map(request("POST", "/auth/ws-ticket", { token: session.accessToken }), (r) => {
+          expect(r.status).toBe(200)
+          expect(r.body.expiresIn).toBe(30)
+          return r.body.ticket as string
+        })
+        expect((yield* request("POST", "/auth/ws-ticket", {})).status).toBe(401)
+        // `?ticket=` on the native door.
+        const ticket = yield* ticketOf
+        const url = `${server.url.replace(/^http/, "ws")}/ws?ticket=${encodeURIComponent(ticket)}`
+        const opened = yield* Effect.async<number>((resume) => {
+          const ws = new WebSocket(url)
+          ws.once("open", () => {
+            ws.close()
+            resume(Effect.succeed(101))
+          })
+          ws.once("unexpected-response", (_, response) => resume(Effect.succeed(response.statusCode ?? 0)))
+        })
+        expect(opened).toBe(101)
+        // Used: refused, whichever way it comes.
+        expect((yield* refusedUpgrade(ticket, { via: "query" })).message).toContain("401")
+        // On the Socket.IO door too.
+        const forIo = yield* ticketOf
+        yield* Effect.scoped(connectIo(forIo))
+        expect((yield* refusedIo(forIo)).data).toMatchObject({ code: "Forbidden" })
+        // Expired.
+        const late = yield* ticketOf
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`UPDATE ws_tickets SET expires_at = now() - interval '1 second'`
+        expect((yield* refusedUpgrade(late, { via: "query" })).message).toContain("401")
+        // A ticket of an ended session opens nothing.
+        const orphan = yield* ticketOf
+        expect((yield* request("POST", "/auth/logout", { token: session.accessToken })).status).toBe(204)
+        expect((yield* refusedUpgrade(orphan, { via: "query" })).message).toContain("401")
       }))
 
     it.effect("a tampered access token is 401", () =>

@@ -35,4 +35,16 @@ export class SessionsRepo extends Context.Tag("Ports/SessionsRepo")<SessionsRepo
   readonly list: (userId: UserId) => Effect.Effect<ReadonlyArray<StoredSession>>
   /** Whether the session is live (not ended, not expired). */
   readonly live: (id: SessionId) => Effect.Effect<boolean>
+  /** Stores a WebSocket ticket (its hash), forgetting expired ones. */
+  readonly createTicket: (ticket: {
+    readonly hash: string
+    readonly userId: UserId
+    readonly sessionId: SessionId | null
+    readonly expiresAt: Date
+    readonly tokenExpiresAt: Date
+  }) => Effect.Effect<void>
+  /** Takes an unexpired ticket (once: it is deleted); none when unknown, used or expired. */
+  readonly redeemTicket: (hash: string) => Effect.Effect<
+    Option.Option<{ readonly userId: UserId; readonly sessionId: SessionId | null; readonly tokenExpiresAt: Date }>
+  >
 }>() {}

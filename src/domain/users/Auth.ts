@@ -47,6 +47,10 @@ export const SessionsConfig = Config.all({
 
 const hashOf = (token: string) => createHash("sha256").update(token).digest("base64url")
 
+/** WebSocket tickets start so (access tokens, JWTs, never do) and live this long. */
+const ticketPrefix = "wst_"
+const ticketTtlSeconds = 30
+
 export const AuthLimitsConfig = Config.all({
   perIp: Config.integer("AUTH_RATE_LIMIT_PER_IP").pipe(Config.withDefault(30)),
   perEmail: Config.integer("AUTH_RATE_LIMIT_PER_EMAIL").pipe(Config.withDefault(10)),
@@ -297,6 +301,37 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
 
     const authenticate = (token: string) => Effect.map(session(token), ({ user }) => user)
 
+    /** A one-time ticket for a browser's WebSocket, valid `ticketTtl`: no long-lived credential in a URL. */
+    const issueTicket = Effect.fn("Auth.issueTicket")(function*(token: string) {
+      const { expiresAt, sessionId, user } = yield* session(token)
+      const ticket = `${ticketPrefix}${randomBytes(32).toString("base64url")}`
+      yield* sessions.createTicket({
+        hash: hashOf(ticket),
+        userId: user.id,
+        sessionId: (sessionId ?? null) as SessionId | null,
+        expiresAt: new Date(Date.now() + ticketTtlSeconds * 1000),
+        tokenExpiresAt: new Date(expiresAt * 1000)
+      })
+      return { ticket, expiresIn: ticketTtlSeconds }
+    })
+
+    /** A ticket, taken once: who it is for, as a token's session would say. */
+    const redeemTicket = Effect.fnUntraced(function*(ticket: string) {
+      const found = yield* sessions.redeemTicket(hashOf(ticket))
+      if (Option.isNone(found)) return yield* new Unauthorized({ message: "Invalid, used or expired ticket" })
+      const { sessionId, tokenExpiresAt, userId } = found.value
+      const user = yield* Effect.onError(users.get(userId), () => users.invalidate(userId))
+      if (Option.isNone(user) || !user.value.isActive) return yield* new Unauthorized()
+      if (sessionId !== null && !(yield* liveSessions.get(sessionId))) {
+        return yield* new Unauthorized({ message: "Session ended: sign in again" })
+      }
+      return { user: user.value, expiresAt: Math.floor(tokenExpiresAt.getTime() / 1000), sessionId: sessionId ?? undefined }
+    })
+
+    /** A socket's credential: a ticket (`wst_…`) or an access token. */
+    const socketSession = (credential: string) =>
+      credential.startsWith(ticketPrefix) ? redeemTicket(credential) : session(credential)
+
     /** Creates the first admin from configuration when no admin exists yet. */
     const ensureAdmin = Effect.fn("Auth.ensureAdmin")(
       function*(email: Email, password: Redacted.Redacted<string>) {
@@ -331,6 +366,8 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
       revokeSession,
       authenticate,
       session,
+      issueTicket,
+      socketSession,
       ensureAdmin,
       forget
     } as const

@@ -87,6 +87,11 @@ export class AuthApi extends HttpApiGroup.make("auth")
 
 const sessionId = HttpApiSchema.param("id", SessionId)
 
+export class WsTicket extends Schema.Class<WsTicket>("WsTicket")({
+  ticket: Schema.String,
+  expiresIn: Schema.Int.annotations({ description: "Seconds the ticket can be used in (once)" })
+}) {}
+
 /** Signed in: the caller's device sessions. */
 export class SessionsApi extends HttpApiGroup.make("sessions")
   .add(
@@ -98,6 +103,15 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
     HttpApiEndpoint.post("logoutAll", "/logout-all")
       .addSuccess(HttpApiSchema.NoContent)
       .annotate(OpenApi.Summary, "End every session of the caller, this one included, and every token issued so far")
+  )
+  .add(
+    HttpApiEndpoint.post("wsTicket", "/ws-ticket")
+      .addSuccess(WsTicket)
+      .annotate(
+        OpenApi.Summary,
+        "A one-time ticket for /ws?ticket= (or Socket.IO's auth: { ticket }), valid 30 s: browsers need not put a " +
+          "token in a URL. The socket lives as long as the access token that asked for it"
+      )
   )
   .add(
     HttpApiEndpoint.get("listSessions", "/sessions")

@@ -32,6 +32,9 @@ export const SessionsLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
 
     return handlers
       .handle("logout", () => Effect.flatMap(Effect.zip(CurrentUser, current), ([user, sid]) => auth.logout(user, sid)))
+      .handle("wsTicket", () =>
+        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+          auth.issueTicket(bearerOf(request.headers.authorization))))
       .handle("logoutAll", () => Effect.flatMap(CurrentUser, (user) => auth.logoutAll(user)))
       .handle("listSessions", () =>
         Effect.flatMap(Effect.zip(CurrentUser, current), ([user, sid]) => auth.listSessions(user, sid)))

@@ -1,6 +1,8 @@
 import { SqlClient } from "@effect/sql"
 import { Effect, Layer, Option } from "effect"
 import { SessionsRepo, type StoredSession } from "../../domain/ports/SessionsRepo.js"
+import type { UserId } from "../../domain/users/Model.js"
+import type { SessionId } from "../../domain/users/Sessions.js"
 
 type Row = { readonly [K in keyof StoredSession]: StoredSession[K] extends Date ? Date | string : StoredSession[K] extends Date | null ? Date | string | null : StoredSession[K] }
 
@@ -63,6 +65,28 @@ export const layer = Layer.effect(
           sql<Row>`
             SELECT * FROM sessions WHERE user_id = ${userId} AND revoked_at IS NULL AND expires_at > now()
             ORDER BY created_at, id`.pipe(Effect.map((rows) => rows.map(session)))
+        ),
+      createTicket: (t) =>
+        orDie(
+          "createTicket",
+          Effect.zipRight(
+            sql`DELETE FROM ws_tickets WHERE expires_at < now()`,
+            sql`
+              INSERT INTO ws_tickets (hash, user_id, session_id, expires_at, token_expires_at)
+              VALUES (${t.hash}, ${t.userId}, ${t.sessionId}, ${t.expiresAt.toISOString()}::timestamptz,
+                      ${t.tokenExpiresAt.toISOString()}::timestamptz)`
+          ).pipe(Effect.asVoid)
+        ),
+      redeemTicket: (hash) =>
+        orDie(
+          "redeemTicket",
+          sql<{ readonly userId: UserId; readonly sessionId: SessionId | null; readonly tokenExpiresAt: Date | string }>`
+            DELETE FROM ws_tickets WHERE hash = ${hash} AND expires_at > now()
+            RETURNING user_id, session_id, token_expires_at`.pipe(
+            Effect.map((rows) =>
+              Option.map(Option.fromNullable(rows[0]), (r) => ({ ...r, tokenExpiresAt: new Date(r.tokenExpiresAt) }))
+            )
+          )
         ),
       live: (id) =>
         orDie(

@@ -4,7 +4,8 @@ import { Effect } from "effect"
 /**
  * Device sessions: each sign-in is a session with a rotating refresh token, stored only as its SHA-256. The
  * token it replaced is kept (`previous_hash`) to tell a retry of the same refresh (within a short grace) from a
- * stolen token presented after it was rotated (which ends the session).
+ * stolen token presented after it was rotated (which ends the session). WebSocket tickets: one-time, short-lived
+ * credentials for `/ws?ticket=` (hashes too), redeemed by deleting them.
  */
 export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
   sql`
@@ -23,5 +24,15 @@ export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
     CREATE UNIQUE INDEX sessions_refresh_key ON sessions (refresh_hash);
     CREATE INDEX sessions_previous_idx ON sessions (previous_hash) WHERE previous_hash IS NOT NULL;
     CREATE INDEX sessions_user_idx ON sessions (user_id, created_at) WHERE revoked_at IS NULL;
+
+    CREATE TABLE ws_tickets (
+      hash text PRIMARY KEY,
+      user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+      session_id uuid REFERENCES sessions (id) ON DELETE CASCADE,
+      expires_at timestamptz NOT NULL,
+      -- When the access token the ticket was asked with expires: the socket ends then, as with that token.
+      token_expires_at timestamptz NOT NULL
+    );
+    CREATE INDEX ws_tickets_expires_idx ON ws_tickets (expires_at);
   `
 )
