@@ -18,6 +18,7 @@ import * as JoseTokens from "./infra/crypto/JoseTokens.js"
 import * as JwtSecret from "./infra/crypto/JwtSecret.js"
 import * as Env from "./infra/Env.js"
 import * as Logging from "./infra/Logging.js"
+import * as SmtpMailer from "./infra/mail/Smtp.js"
 import * as SharpImages from "./infra/media/Sharp.js"
 import * as PushSenders from "./infra/push/Senders.js"
 import * as WebhookSender from "./infra/webhooks/Sender.js"
@@ -79,6 +80,7 @@ export const InfraLive = Layer.mergeAll(
   JoseTokens.layer,
   Storage.layer,
   SharpImages.layer,
+  SmtpMailer.layer,
   SharedLive
 ).pipe(
   Layer.provideMerge(DatabaseLive),

@@ -43,6 +43,10 @@ export class SessionsRepo extends Context.Tag("Ports/SessionsRepo")<SessionsRepo
     readonly expiresAt: Date
     readonly tokenExpiresAt: Date
   }) => Effect.Effect<void>
+  /** Stores a password reset token (its hash), forgetting expired ones. */
+  readonly createReset: (reset: { readonly hash: string; readonly userId: UserId; readonly expiresAt: Date }) => Effect.Effect<void>
+  /** Uses an unused, unexpired reset token (once); the user it is for. */
+  readonly useReset: (hash: string) => Effect.Effect<Option.Option<UserId>>
   /** Takes an unexpired ticket (once: it is deleted); none when unknown, used or expired. */
   readonly redeemTicket: (hash: string) => Effect.Effect<
     Option.Option<{ readonly userId: UserId; readonly sessionId: SessionId | null; readonly tokenExpiresAt: Date }>

@@ -1,13 +1,14 @@
 import { Cache, Config, DateTime, Duration, Effect, Option, Redacted, Runtime } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import { Bus } from "../ports/Bus.js"
-import { Unauthorized } from "../Errors.js"
+import { Forbidden, ServiceUnavailable, Unauthorized } from "../Errors.js"
+import { Mailer } from "../ports/Mailer.js"
 import { PasswordHasher } from "../ports/PasswordHasher.js"
 import { RateLimiter } from "../ports/RateLimiter.js"
 import { SessionsRepo, type StoredSession } from "../ports/SessionsRepo.js"
 import { TokenIssuer } from "../ports/TokenIssuer.js"
 import { UsersRepo } from "../ports/UsersRepo.js"
-import { AccountInactive, InvalidCredentials } from "./Errors.js"
+import { AccountInactive, InvalidCredentials, InvalidResetToken, UserNotFound } from "./Errors.js"
 import type { Email, User, UserId } from "./Model.js"
 import { type SessionId, SessionJson, SessionNotFound } from "./Sessions.js"
 
@@ -45,6 +46,12 @@ export const SessionsConfig = Config.all({
   refreshGrace: Config.duration("REFRESH_GRACE").pipe(Config.withDefault(Duration.seconds(10)))
 })
 
+/** Where reset links point (the app's page that takes `?token=`), and whether this is production. */
+export const ResetConfig = Config.all({
+  publicUrl: Config.string("PUBLIC_URL").pipe(Config.withDefault("http://localhost:3000")),
+  production: Config.string("NODE_ENV").pipe(Config.withDefault("development"), Config.map((env) => env === "production"))
+})
+
 const hashOf = (token: string) => createHash("sha256").update(token).digest("base64url")
 
 /** WebSocket tickets start so (access tokens, JWTs, never do) and live this long. */
@@ -72,6 +79,10 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
     const limiter = yield* RateLimiter
     const limits = yield* AuthLimitsConfig
     const sessions = yield* SessionsRepo
+    const mailer = yield* Mailer
+    const reset = yield* ResetConfig
+    // Reset mails per address and window: enough for a lost one, not a mail bomb.
+    const resetPerEmail = 3
     const sessionsConfig = yield* SessionsConfig
     const refreshTtlMs = Duration.toMillis(sessionsConfig.refreshTtl)
     const refreshGraceMs = Duration.toMillis(sessionsConfig.refreshGrace)
@@ -79,7 +90,7 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
     // Unknown emails are checked against this hash, so that they cost the same time as a wrong password.
     const decoyHash = yield* hasher.hash(Redacted.make("decoy-password-never-matches"))
 
-    const perIp = (action: "login" | "register", origin: Origin) =>
+    const perIp = (action: "login" | "register" | "reset", origin: Origin) =>
       Option.match(origin.ip, {
         onNone: () => Effect.void,
         onSome: (ip) => Effect.asVoid(limiter.hit({ bucket: `${action}:ip`, max: limits.perIp, window: limits.window }, ip))
@@ -332,6 +343,76 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
     const socketSession = (credential: string) =>
       credential.startsWith(ticketPrefix) ? redeemTicket(credential) : session(credential)
 
+    /**
+     * Password reset, asked for by email: always the same answer whatever the address (no account is
+     * revealed), the work done in the background so that it takes the same time too. A known, active account gets
+     * a one-time link valid 30 minutes. Without SMTP in production there is no way to deliver it: 503 for all.
+     */
+    const requestReset = Effect.fn("Auth.requestReset")(function*(email: Email, origin: Origin) {
+      if (!mailer.configured && reset.production) {
+        return yield* new ServiceUnavailable({
+          message: "Password reset is not available on this server (no SMTP_URL): ask an administrator"
+        })
+      }
+      yield* Effect.all([
+        perIp("reset", origin),
+        limiter.hit({ bucket: "reset:email", max: resetPerEmail, window: limits.window }, email)
+      ], { discard: true })
+      runFork(
+        Effect.flatMap(repo.findByEmail(email), (found) =>
+          Option.isSome(found) && found.value.isActive ? sendResetLink(found.value) : Effect.void).pipe(
+            Effect.catchAllCause((cause) => Effect.logWarning("Password reset mail failed", cause))
+          )
+      )
+    })
+
+    const sendResetLink = (user: User) =>
+      Effect.gen(function*() {
+        const token = randomBytes(32).toString("base64url")
+        yield* sessions.createReset({ hash: hashOf(token), userId: user.id, expiresAt: new Date(Date.now() + 30 * 60_000) })
+        const link = `${reset.publicUrl.replace(/\/+$/, "")}/reset-password?token=${token}`
+        yield* mailer.send({
+          to: user.email,
+          subject: "Reset your Trainer Chat password",
+          text: `Hello ${user.firstName},\n\nsomeone (hopefully you) asked to reset your Trainer Chat password. ` +
+            `Open this link within 30 minutes to choose a new one:\n\n${link}\n\n` +
+            "If it was not you, ignore this mail: your password stays as it is.\n"
+        })
+      })
+
+    /** An admin sends a user a reset link (awaited: the admin hears whether the mail went). */
+    const sendReset = Effect.fn("Auth.sendReset")(function*(actor: User, userId: UserId) {
+      if (actor.role !== "admin") return yield* new Forbidden({ message: "Only admins can send reset links" })
+      if (!mailer.configured && reset.production) {
+        return yield* new ServiceUnavailable({ message: "Password reset is not available on this server (no SMTP_URL)" })
+      }
+      const user = yield* repo.findById(userId)
+      if (Option.isNone(user)) return yield* new UserNotFound({ id: userId })
+      yield* sendResetLink(user.value).pipe(
+        Effect.catchAll((error) =>
+          Effect.zipRight(
+            Effect.logWarning("Password reset mail failed", error),
+            new ServiceUnavailable({ message: "The mail could not be sent: try again later" })
+          )
+        )
+      )
+    })
+
+    /** A reset link used: the new password is set, every session and token ends, the link is spent. */
+    const confirmReset = Effect.fn("Auth.confirmReset")(function*(token: Redacted.Redacted<string>, password: Redacted.Redacted<string>) {
+      const userId = yield* sessions.useReset(hashOf(Redacted.value(token)))
+      if (Option.isNone(userId)) return yield* new InvalidResetToken()
+      const passwordHash = yield* hasher.hash(password)
+      const now = yield* DateTime.now
+      yield* repo.update(userId.value, {
+        passwordHash,
+        tokensValidAfter: DateTime.unsafeMake(Math.floor(DateTime.toEpochMillis(now) / 1000) * 1000)
+      })
+      yield* sessions.revokeAll(userId.value)
+      yield* forget(userId.value)
+      yield* bus.publish({ _tag: "UserRevoked", userId: userId.value, reason: "credentials" })
+    })
+
     /** Creates the first admin from configuration when no admin exists yet. */
     const ensureAdmin = Effect.fn("Auth.ensureAdmin")(
       function*(email: Email, password: Redacted.Redacted<string>) {
@@ -368,6 +449,9 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
       session,
       issueTicket,
       socketSession,
+      requestReset,
+      sendReset,
+      confirmReset,
       ensureAdmin,
       forget
     } as const

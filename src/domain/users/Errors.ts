@@ -38,3 +38,9 @@ export class InvalidAssignment extends Schema.TaggedError<InvalidAssignment>()(
   { message: Schema.String },
   HttpApiSchema.annotations({ status: 400 })
 ) {}
+
+export class InvalidResetToken extends Schema.TaggedError<InvalidResetToken>()(
+  "InvalidResetToken",
+  { message: message("This reset link is invalid, used or expired: ask for a new one") },
+  HttpApiSchema.annotations({ status: 400 })
+) {}

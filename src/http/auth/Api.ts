@@ -3,9 +3,15 @@ import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
-import { RateLimited, Unauthorized } from "../../domain/Errors.js"
-import { AccountInactive, EmailTaken, InvalidCredentials } from "../../domain/users/Errors.js"
-import { Email, Name, Password, UserJson } from "../../domain/users/Model.js"
+import { Forbidden, RateLimited, ServiceUnavailable, Unauthorized } from "../../domain/Errors.js"
+import {
+  AccountInactive,
+  EmailTaken,
+  InvalidCredentials,
+  InvalidResetToken,
+  UserNotFound
+} from "../../domain/users/Errors.js"
+import { Email, Name, Password, UserId, UserJson } from "../../domain/users/Model.js"
 import { SessionId, SessionJson, SessionNotFound } from "../../domain/users/Sessions.js"
 import { optional, StrictStruct } from "../Schemas.js"
 import { Authentication } from "../Security.js"
@@ -30,6 +36,15 @@ export class LoginPayload extends Schema.Class<LoginPayload>("LoginPayload")(Str
   email: Email,
   password: Schema.Redacted(Schema.String.pipe(Schema.maxLength(256))),
   deviceName: optional(DeviceName)
+})) {}
+
+export class ResetRequestPayload extends Schema.Class<ResetRequestPayload>("PasswordResetRequest")(StrictStruct({
+  email: Email
+})) {}
+
+export class ResetConfirmPayload extends Schema.Class<ResetConfirmPayload>("PasswordResetConfirm")(StrictStruct({
+  token: Schema.Redacted(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(256))),
+  newPassword: Password
 })) {}
 
 export class RefreshPayload extends Schema.Class<RefreshPayload>("RefreshPayload")(StrictStruct({
@@ -80,8 +95,26 @@ export class AuthApi extends HttpApiGroup.make("auth")
           "way); later, it was stolen: the session ends (401)"
       )
   )
+  .add(
+    HttpApiEndpoint.post("requestPasswordReset", "/password-reset")
+      .setPayload(ResetRequestPayload)
+      .addSuccess(HttpApiSchema.Accepted)
+      .addError(RateLimited)
+      .addError(ServiceUnavailable)
+      .annotate(
+        OpenApi.Summary,
+        "Mail a one-time reset link (valid 30 minutes) to the account's address: 202 whether or not an account has " +
+          "it; 503 when the server cannot send mail (production without SMTP_URL)"
+      )
+  )
+  .add(
+    HttpApiEndpoint.post("confirmPasswordReset", "/password-reset/confirm")
+      .setPayload(ResetConfirmPayload)
+      .addSuccess(HttpApiSchema.NoContent)
+      .addError(InvalidResetToken)
+      .annotate(OpenApi.Summary, "Set a new password with a reset link's token; every session of the account ends")
+  )
   .prefix("/auth")
-
   .annotate(OpenApi.Title, "Auth")
 {}
 
@@ -112,6 +145,14 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
         "A one-time ticket for /ws?ticket= (or Socket.IO's auth: { ticket }), valid 30 s: browsers need not put a " +
           "token in a URL. The socket lives as long as the access token that asked for it"
       )
+  )
+  .add(
+    HttpApiEndpoint.post("sendPasswordReset")`/password-reset/users/${HttpApiSchema.param("userId", UserId)}`
+      .addSuccess(HttpApiSchema.Accepted)
+      .addError(Forbidden)
+      .addError(UserNotFound)
+      .addError(ServiceUnavailable)
+      .annotate(OpenApi.Summary, "Mail a user a reset link (admin)")
   )
   .add(
     HttpApiEndpoint.get("listSessions", "/sessions")

@@ -21,6 +21,9 @@ export const AuthLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
       .handle("login", ({ payload, request }) =>
         auth.login(payload, { ip: ipOf(request) }, payload.deviceName).pipe(withRetryAfter))
       .handle("refresh", ({ payload }) => auth.refresh(payload.refreshToken))
+      .handle("requestPasswordReset", ({ payload, request }) =>
+        auth.requestReset(payload.email, { ip: ipOf(request) }).pipe(withRetryAfter))
+      .handle("confirmPasswordReset", ({ payload }) => auth.confirmReset(payload.token, payload.newPassword))
   }))
 
 export const SessionsLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
@@ -35,6 +38,7 @@ export const SessionsLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
       .handle("wsTicket", () =>
         Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
           auth.issueTicket(bearerOf(request.headers.authorization))))
+      .handle("sendPasswordReset", ({ path }) => Effect.flatMap(CurrentUser, (user) => auth.sendReset(user, path.userId)))
       .handle("logoutAll", () => Effect.flatMap(CurrentUser, (user) => auth.logoutAll(user)))
       .handle("listSessions", () =>
         Effect.flatMap(Effect.zip(CurrentUser, current), ([user, sid]) => auth.listSessions(user, sid)))

@@ -88,6 +88,24 @@ export const layer = Layer.effect(
             )
           )
         ),
+      createReset: (r) =>
+        orDie(
+          "createReset",
+          Effect.zipRight(
+            sql`DELETE FROM password_resets WHERE expires_at < now() - interval '1 day'`,
+            sql`
+              INSERT INTO password_resets (hash, user_id, expires_at)
+              VALUES (${r.hash}, ${r.userId}, ${r.expiresAt.toISOString()}::timestamptz)`
+          ).pipe(Effect.asVoid)
+        ),
+      useReset: (hash) =>
+        orDie(
+          "useReset",
+          sql<{ readonly userId: UserId }>`
+            UPDATE password_resets SET used_at = now()
+            WHERE hash = ${hash} AND used_at IS NULL AND expires_at > now()
+            RETURNING user_id`.pipe(Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), (r) => r.userId)))
+        ),
       live: (id) =>
         orDie(
           "live",

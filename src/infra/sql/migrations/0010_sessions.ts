@@ -5,7 +5,7 @@ import { Effect } from "effect"
  * Device sessions: each sign-in is a session with a rotating refresh token, stored only as its SHA-256. The
  * token it replaced is kept (`previous_hash`) to tell a retry of the same refresh (within a short grace) from a
  * stolen token presented after it was rotated (which ends the session). WebSocket tickets: one-time, short-lived
- * credentials for `/ws?ticket=` (hashes too), redeemed by deleting them.
+ * credentials for `/ws?ticket=` (hashes too), redeemed by deleting them. Password reset tokens (hashes), used once.
  */
 export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
   sql`
@@ -34,5 +34,15 @@ export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
       token_expires_at timestamptz NOT NULL
     );
     CREATE INDEX ws_tickets_expires_idx ON ws_tickets (expires_at);
+
+    -- Password reset tokens (hashes), one use each.
+    CREATE TABLE password_resets (
+      hash text PRIMARY KEY,
+      user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+      expires_at timestamptz NOT NULL,
+      used_at timestamptz,
+      created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX password_resets_expires_idx ON password_resets (expires_at);
   `
 )
