@@ -4,7 +4,7 @@ import { history, pair, send } from "../support/Chat.js"
 import { freshDatabase, freshRedis } from "../support/Database.js"
 import { startInstance } from "../support/Instances.js"
 import { TestServer } from "../support/TestApp.js"
-import { assign, createUser, signInAdmin } from "../support/Users.js"
+import { assign, createUser, signIn, signInAdmin } from "../support/Users.js"
 import { connect, is } from "../support/Ws.js"
 
 // Several instances share one Postgres and one Redis; PGlite is one process's database.
@@ -110,4 +110,26 @@ it.live.skipIf(!ready)(`a crashed instance's users go offline for the others (${
     const killedAt = Date.now()
     expect((yield* watcher.next(is("presence", (p) => !p.online), 10_000)).data.userId).toBe(user.id)
     expect(Date.now() - killedAt).toBeLessThan(5000)
+  }).pipe(Effect.scoped, Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))), 60_000)
+
+it.live.skipIf(!ready)(`logout on one instance: that session's sockets close on every instance, at once; others stay (${why})`, () =>
+  Effect.gen(function*() {
+    const env = { ...(yield* freshDatabase), ...(yield* freshRedis) }
+    const [a, b] = yield* Effect.all([startInstance(env), startInstance(env)], { concurrency: 2 })
+    const user = yield* Effect.provideService(createUser("user"), TestServer, a.server)
+    // Two sessions of one user: the phone's sockets on both instances, the laptop's on B.
+    const phone = yield* Effect.provideService(signIn(user.email, user.password), TestServer, a.server)
+    const laptop = yield* Effect.provideService(signIn(user.email, user.password), TestServer, b.server)
+    const phoneOnA = yield* Effect.provideService(connect(phone.token), TestServer, a.server)
+    const phoneOnB = yield* Effect.provideService(connect(phone.token), TestServer, b.server)
+    const laptopOnB = yield* Effect.provideService(connect(laptop.token), TestServer, b.server)
+    const loggedOutAt = Date.now()
+    expect((yield* a.server.request("POST", "/auth/logout", { token: phone.token })).status).toBe(204)
+    expect((yield* phoneOnA.closed).code).toBe(4005)
+    expect((yield* phoneOnB.closed).code).toBe(4005)
+    expect(Date.now() - loggedOutAt).toBeLessThan(1000)
+    // The token is refused on the other instance at once, not after its cache's few seconds.
+    expect((yield* b.server.request("GET", "/auth/sessions", { token: phone.token })).status).toBe(401)
+    expect((yield* b.server.request("GET", "/auth/sessions", { token: laptop.token })).status).toBe(200)
+    expect(laptopOnB.socket.readyState).toBe(laptopOnB.socket.OPEN)
   }).pipe(Effect.scoped, Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))), 60_000)
