@@ -16,7 +16,8 @@ const tokenIn = (text: string) => {
   return match![1]!
 }
 
-const withSmtp = Layer.unwrapScoped(Effect.map(smtpFake, (smtp) =>
+// A slow mail server: a reset that waited for it would answer known addresses half a second later.
+const withSmtp = Layer.unwrapScoped(Effect.map(smtpFake(500), (smtp) =>
   TestApp.layer({ SMTP_URL: smtp.url, MAIL_FROM: "Trainer Chat <chat@example.test>", PUBLIC_URL: "https://app.example.test" })
     .pipe(Layer.provideMerge(Layer.succeed(Smtp, smtp)))))
 
@@ -70,6 +71,23 @@ describe("password reset", () => {
           for (let i = 0; i < 3; i++) statuses.push((yield* request("POST", "/auth/password-reset", { body: { email } })).status)
           expect(statuses).toEqual(email === known.email ? [202, 202, 429] : [202, 202, 429])
         }
+      }))
+
+    it.effect("known and unknown addresses answer alike in time too: the mail is sent after the answer", () =>
+      Effect.gen(function*() {
+        const smtp = yield* Smtp
+        const users = yield* Effect.forEach([1, 2, 3], () => createUser("user"))
+        const timed = (email: string) =>
+          Effect.gen(function*() {
+            const started = Date.now()
+            expect((yield* request("POST", "/auth/password-reset", { body: { email } })).status).toBe(202)
+            return Date.now() - started
+          })
+        const known = yield* Effect.forEach(users, (u) => timed(u.email))
+        const unknown = yield* Effect.forEach([1, 2, 3], () => timed(uniqueEmail("nobody")))
+        // The mail server takes 500 ms per mail: an answer that waited for it could not be this close.
+        expect(Math.max(...known)).toBeLessThan(Math.min(...unknown) + 250)
+        for (const u of users) yield* smtp.next(u.email)
       }))
 
     it.effect("an admin sends a user a link; others may not", () =>

@@ -6,7 +6,9 @@ import { TestServer } from "../support/TestApp.js"
 import { createUser } from "../support/Users.js"
 import { connectIo, refusedIo } from "../support/SocketIo.js"
 import { connect, refusedUpgrade } from "../support/Ws.js"
+import { SignJWT } from "jose"
 import WebSocket from "ws"
+import { audience, issuer } from "../../src/infra/crypto/JoseTokens.js"
 
 const request = (method: string, path: string, options: TestApp.RequestOptions = {}) =>
   Effect.flatMap(TestServer, (server) => server.request(method, path, options))
@@ -188,6 +190,26 @@ describe("device sessions", () => {
         expect((yield* request("POST", "/auth/logout", { token: session.accessToken })).status).toBe(204)
         expect((yield* refusedUpgrade(orphan, { via: "query" })).message).toContain("401")
       }))
+
+    it.effect("a token from before sessions (no sid) keeps working until it expires", () =>
+      Effect.gen(function*() {
+        const user = yield* createUser("user")
+        const legacy = yield* Effect.promise(() =>
+          new SignJWT({ role: "user" })
+            .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+            .setSubject(user.id)
+            .setIssuer(issuer)
+            .setAudience(audience)
+            .setIssuedAt()
+            .setExpirationTime("1 day")
+            .sign(new TextEncoder().encode(TestApp.jwtSecret)))
+        expect((yield* request("GET", "/users/me", { token: legacy })).status).toBe(200)
+        // Logging out with it ends nothing and refuses nothing.
+        expect((yield* request("POST", "/auth/logout", { token: legacy })).status).toBe(204)
+        expect((yield* request("GET", "/users/me", { token: legacy })).status).toBe(200)
+        const socket = yield* connect(legacy)
+        expect(socket.socket.readyState).toBe(socket.socket.OPEN)
+      }).pipe(Effect.scoped))
 
     it.effect("a tampered access token is 401", () =>
       Effect.gen(function*() {

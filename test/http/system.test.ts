@@ -36,7 +36,7 @@ layer(TestApp.layer(), { excludeTestServices: true })("system", (it) => {
       expect(validation.valid).toBe(true)
       expect(reply.body).toEqual(JSON.parse(JSON.stringify(OpenApi.fromApi(Api))))
 
-      const publicOps = new Set(["system.health", "system.ready", "auth.register", "auth.login", "auth.refresh"])
+      const publicOps = new Set(["system.health", "system.ready", "auth.register", "auth.login", "auth.refresh", "auth.requestPasswordReset", "auth.confirmPasswordReset"])
       for (const [path, item] of Object.entries<Record<string, any>>(reply.body.paths)) {
         for (const method of methods) {
           const op = item[method]

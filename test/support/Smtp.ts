@@ -20,8 +20,8 @@ export interface SmtpFake {
 const unquote = (raw: string) =>
   raw.replace(/=\r?\n/g, "").replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)))
 
-/** An SMTP server on loopback (plain, no auth) that keeps every mail it is given. */
-export const smtpFake: Effect.Effect<SmtpFake, never, Scope.Scope> = Effect.gen(function*() {
+/** An SMTP server on loopback (plain, no auth) that keeps every mail it is given, answering each after `delayMs`. */
+export const smtpFake = (delayMs = 0): Effect.Effect<SmtpFake, never, Scope.Scope> => Effect.gen(function*() {
   const received: Array<ReceivedMail> = []
   const { waitFor, wake } = makeWaiting(received, { items: "mails", one: "a mail" })
   const taken = new Set<number>()
@@ -39,7 +39,7 @@ export const smtpFake: Effect.Effect<SmtpFake, never, Scope.Scope> = Effect.gen(
           text: unquote(Buffer.concat(chunks).toString("utf8"))
         })
         wake()
-        callback()
+        setTimeout(() => callback(), delayMs)
       })
     }
   })
