@@ -4,7 +4,7 @@ import { Effect } from "effect"
 import * as TestApp from "../support/TestApp.js"
 import { TestServer } from "../support/TestApp.js"
 import { createUser } from "../support/Users.js"
-import { connectIo, refusedIo } from "../support/SocketIo.js"
+import { connectIo, isEvent, refusedIo } from "../support/SocketIo.js"
 import { connect, refusedUpgrade } from "../support/Ws.js"
 import { SignJWT } from "jose"
 import WebSocket from "ws"
@@ -98,9 +98,13 @@ describe("device sessions", () => {
         const phone = yield* login(user.email, user.password)
         const laptop = yield* login(user.email, user.password)
         const phoneSocket = yield* connect(phone.accessToken)
+        const phoneIo = yield* connectIo(phone.accessToken)
         const laptopSocket = yield* connect(laptop.accessToken)
         expect((yield* request("POST", "/auth/logout", { token: phone.accessToken })).status).toBe(204)
         expect((yield* phoneSocket.closed).code).toBe(4005)
+        // Socket.IO: told why, then disconnected by the server (it does not reconnect by itself).
+        expect((yield* phoneIo.next(isEvent("error"))).data).toMatchObject({ code: "SocketClosed", closeCode: 4005 })
+        expect(yield* phoneIo.disconnected).toBe("io server disconnect")
         expect(yield* me(phone.accessToken)).toBe(401)
         expect((yield* refresh(phone.refreshToken)).status).toBe(401)
         expect(yield* me(laptop.accessToken)).toBe(200)

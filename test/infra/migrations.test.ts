@@ -32,7 +32,8 @@ it.live("migrations create the schema once, even when instances start together",
     const after = yield* Effect.provide(Effect.zipRight(Migrations.run, schema), clientOn(database))
     expect(after.tables).toEqual([
       "attachments", "audit_log", "conversations", "effect_sql_migrations", "messages", "notification_settings",
-      "push_devices", "push_jobs", "push_sent", "sessions", "users", "webhook_deliveries", "webhook_jobs", "webhook_lines", "webhooks"
+      "password_resets", "push_devices", "push_jobs", "push_sent", "sessions", "users", "webhook_deliveries", "webhook_jobs",
+      "webhook_lines", "webhooks", "ws_tickets"
     ])
     expect(after.migrations).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
   }).pipe(Effect.scoped, Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))))
