@@ -1,6 +1,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { SqlClient } from "@effect/sql"
 import { Context, Effect, Layer } from "effect"
+import { EventTypes } from "../../src/domain/webhooks/Model.js"
 import { pair, send } from "../support/Chat.js"
 import * as TestApp from "../support/TestApp.js"
 import { TestServer } from "../support/TestApp.js"
@@ -13,15 +14,7 @@ class Receiver extends Context.Tag("Test/WebhookReceiver")<Receiver, WebhookRece
 const request = (method: string, path: string, options: TestApp.RequestOptions = {}) =>
   Effect.flatMap(TestServer, (server) => server.request(method, path, options))
 
-const allEvents = [
-  "message.created",
-  "message.read",
-  "conversation.created",
-  "conversation.closed",
-  "conversation.archived",
-  "user.created",
-  "user.deactivated"
-]
+const allEvents = EventTypes
 
 /** Registers a webhook to the receiver at `path`, and gives the receiver its secret. */
 const hook = (path: string, events: ReadonlyArray<string>) =>

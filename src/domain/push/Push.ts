@@ -1,6 +1,7 @@
-import { Duration, Effect, Exit, Option } from "effect"
+import { Duration, Effect, Option } from "effect"
 import { randomUUID } from "node:crypto"
 import { PresenceStore } from "../ports/PresenceStore.js"
+import { sweepForever } from "../Sweeps.js"
 import { type PushContext, type PushJob, PushRepo, PushSenders } from "../ports/PushRepo.js"
 import type { UserId } from "../users/Model.js"
 import { PushConfig, WebPushConfig } from "./Config.js"
@@ -174,22 +175,9 @@ export class Push extends Effect.Service<Push>()("Push/Push", {
       return jobs.length === batch
     })
 
-    // Sweeps every poll interval while they work. While they fail (the database is away), they back off up to
-    // 10 s and say so once, not at every poll: an outage is one warning, and its end one line more.
-    const pollMs = Duration.toMillis(config.poll)
-    let failures = 0
-    const cycle = Effect.gen(function*() {
-      const exit = yield* Effect.exit(Effect.repeat(sweep, { while: (more) => more }))
-      if (Exit.isSuccess(exit)) {
-        if (failures > 0) yield* Effect.logInfo("Push sweeps work again").pipe(Effect.annotateLogs({ failures }))
-        failures = 0
-        return yield* Effect.sleep(config.poll)
-      }
-      failures++
-      if (failures === 1) yield* Effect.logWarning("Push sweep failed; retrying with backoff until it works", exit.cause)
-      yield* Effect.sleep(Duration.millis(Math.min(10_000, pollMs * 2 ** Math.min(failures, 16))))
-    })
-    if (senders.platforms.size > 0) yield* cycle.pipe(Effect.forever, Effect.interruptible, Effect.forkScoped)
+    if (senders.platforms.size > 0) {
+      yield* sweepForever({ name: "Push", sweep, poll: config.poll }).pipe(Effect.interruptible, Effect.forkScoped)
+    }
 
     return {
       platforms: senders.platforms,

@@ -1,4 +1,4 @@
-import { DateTime, Duration, Effect, Exit, Option } from "effect"
+import { DateTime, Duration, Effect, Option } from "effect"
 import { randomUUID } from "node:crypto"
 import { AuditLog } from "../ports/AuditLog.js"
 import {
@@ -10,6 +10,7 @@ import {
   WebhooksRepo
 } from "../ports/WebhooksRepo.js"
 import { isPrivateHost } from "../push/Endpoints.js"
+import { sweepForever } from "../Sweeps.js"
 import type { User } from "../users/Model.js"
 import { WebhookConfig } from "./Config.js"
 import {
@@ -168,28 +169,18 @@ export class Webhooks extends Effect.Service<Webhooks>()("Webhooks/Webhooks", {
       return lines.length === batch || results.some((r) => r.failed === undefined && r.delivered.length === perLine)
     }).pipe(Effect.withSpan("Webhooks.sweep"))
 
-    const pollMs = Duration.toMillis(config.poll)
+    // The deliveries log is trimmed every prune interval, between sweeps.
     const pruneMs = Duration.toMillis(config.pruneInterval)
-    let failures = 0
     let pruned = 0
-    const cycle = Effect.gen(function*() {
-      const exit = yield* Effect.exit(Effect.repeat(sweep, { while: (more) => more }))
-      if (Exit.isSuccess(exit)) {
-        if (failures > 0) yield* Effect.logInfo("Webhook sweeps work again").pipe(Effect.annotateLogs({ failures }))
-        failures = 0
-        if (Date.now() - pruned >= pruneMs) {
-          pruned = Date.now()
-          yield* Effect.ignoreLogged(repo.prune(Math.max(0, config.deliveriesKept), new Date(Date.now() - 7 * 86_400_000)))
-        }
-        return yield* Effect.sleep(config.poll)
-      }
-      failures++
-      if (failures === 1) {
-        yield* Effect.logWarning("Webhook sweep failed; retrying with backoff until it works", exit.cause)
-      }
-      yield* Effect.sleep(Duration.millis(Math.min(10_000, pollMs * 2 ** Math.min(failures, 16))))
+    const prune = Effect.suspend(() => {
+      if (Date.now() - pruned < pruneMs) return Effect.void
+      pruned = Date.now()
+      return Effect.ignoreLogged(repo.prune(Math.max(0, config.deliveriesKept), new Date(Date.now() - 7 * 86_400_000)))
     })
-    yield* cycle.pipe(Effect.forever, Effect.interruptible, Effect.forkScoped)
+    yield* sweepForever({ name: "Webhook", sweep, poll: config.poll, idle: prune }).pipe(
+      Effect.interruptible,
+      Effect.forkScoped
+    )
 
     return {
       create,
