@@ -161,6 +161,8 @@ export interface FcmFake extends Script {
   /** Requests for this token are taken and never answered (a provider that hangs), and counted in `held`. */
   readonly hold: (token: string) => void
   readonly held: Array<string>
+  /** Answers the held requests now, with 200 (each then counts as received). */
+  readonly release: () => void
   /** The service account file's content (JSON), pointing `token_uri` here. */
   readonly serviceAccount: string
   readonly endpoint: string
@@ -178,6 +180,7 @@ export const fcmFake: Effect.Effect<FcmFake, never, Scope.Scope> = Effect.gen(fu
   const issued = new Set<string>()
   const holding = new Set<string>()
   const held: Array<string> = []
+  const waiting: Array<() => void> = []
   const received: Array<FcmReceived> = []
   const rejected: Array<string> = []
   const script = scripted()
@@ -209,6 +212,12 @@ export const fcmFake: Effect.Effect<FcmFake, never, Scope.Scope> = Effect.gen(fu
         if (holding.has(message.token)) {
           holding.delete(message.token)
           held.push(message.token)
+          waiting.push(() => {
+            received.push({ token: message.token, message })
+            response.writeHead(200, { "content-type": "application/json" }).end(
+              JSON.stringify({ name: `projects/${project}/messages/${received.length}` })
+            )
+          })
           return
         }
         const status = script.next(message.token)
@@ -245,6 +254,9 @@ export const fcmFake: Effect.Effect<FcmFake, never, Scope.Scope> = Effect.gen(fu
     answer: script.answer,
     hold: (token) => void holding.add(token),
     held,
+    release: () => {
+      for (const answer of waiting.splice(0)) answer()
+    },
     tokensIssued: () => issued.size
   }
 })

@@ -161,7 +161,15 @@ export class Push extends Effect.Service<Push>()("Push/Push", {
      * Claims up to 32 due jobs, reads what they are decided on and who is online in one go each, runs them, and
      * finishes those that are done in one statement; true when it found a full batch (more may be waiting).
      */
+    // Jobs done whose finish failed (the database went away after the sends): finished first next time, instead of
+    // staying claimed until their lease runs out and being pushed again.
+    let unfinished: ReadonlyArray<Done> = []
+
     const sweep = Effect.gen(function*() {
+      if (unfinished.length > 0) {
+        yield* repo.finish(unfinished, { delayMs, coalesceMs })
+        unfinished = []
+      }
       const jobs = yield* repo.claim(owner, batch, leaseMs)
       if (jobs.length === 0) return false
       const [contexts, viewing] = yield* Effect.all([repo.contexts(jobs), presence.viewing(jobs)])
@@ -171,7 +179,9 @@ export class Push extends Effect.Service<Push>()("Push/Push", {
         (job, i) => run(job, contexts.get(job.id), viewing[i] === true, now),
         { concurrency: 8 }
       )
-      yield* repo.finish(done.filter((d): d is Done => d !== undefined), { delayMs, coalesceMs })
+      unfinished = done.filter((d): d is Done => d !== undefined)
+      yield* repo.finish(unfinished, { delayMs, coalesceMs })
+      unfinished = []
       return jobs.length === batch
     })
 
