@@ -10,27 +10,35 @@ import { TestServer } from "../support/TestApp.js"
 import { tempDir } from "../support/TempDir.js"
 import { eventually, pollUntil } from "../support/Waiting.js"
 
-/**
- * Postgres away for a few seconds under an instance that pushes: the push runner says so once (it used to log a
- * warning at every poll, twenty a second with a 50 ms poll), and pushes come again once Postgres is back.
- */
-it.live("Postgres down: one warning from the push runner, not one per poll; pushes resume after it is back", () =>
+/** An instance on a Postgres of its own, pushing to a fake FCM quickly (short delay, coalescing and poll). */
+const pushingInstance = (extra: Record<string, string>, logs?: Array<string>) =>
   Effect.gen(function*() {
     const pg = yield* ownPostgres
     const fcm = yield* fcmFake
     const dir = yield* tempDir("push-faults-")
     const account = Path.join(dir, "fcm.json")
     yield* Effect.promise(() => Fs.writeFile(account, fcm.serviceAccount))
-    const logs: Array<string> = []
     const instance = yield* startInstance({
       DATABASE_URL: pg.url,
       PUSH_FCM_SERVICE_ACCOUNT_FILE: account,
       PUSH_FCM_ENDPOINT: fcm.endpoint,
       PUSH_DELAY: "100 millis",
       PUSH_COALESCE: "100 millis",
-      PUSH_POLL_INTERVAL: "50 millis"
-    }, { logs })
+      PUSH_POLL_INTERVAL: "50 millis",
+      ...extra
+    }, logs === undefined ? {} : { logs })
     const on = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provideService(effect, TestServer, instance.server)
+    return { pg, fcm, on }
+  })
+
+/**
+ * Postgres away for a few seconds under an instance that pushes: the push runner says so once (it used to log a
+ * warning at every poll, twenty a second with a 50 ms poll), and pushes come again once Postgres is back.
+ */
+it.live("Postgres down: one warning from the push runner, not one per poll; pushes resume after it is back", () =>
+  Effect.gen(function*() {
+    const logs: Array<string> = []
+    const { fcm, on, pg } = yield* pushingInstance({}, logs)
     const { conversationId, trainer, user } = yield* on(pair)
     const device = yield* on(Effect.flatMap(TestServer, (server) =>
       server.request("POST", "/devices", { token: trainer.token, body: { platform: "fcm", token: "through-outage" } })))
@@ -60,21 +68,7 @@ it.live("Postgres down: one warning from the push runner, not one per poll; push
  */
 it.live("Postgres down between a push and its record: recorded after the outage, not pushed twice", () =>
   Effect.gen(function*() {
-    const pg = yield* ownPostgres
-    const fcm = yield* fcmFake
-    const dir = yield* tempDir("push-faults-")
-    const account = Path.join(dir, "fcm.json")
-    yield* Effect.promise(() => Fs.writeFile(account, fcm.serviceAccount))
-    const instance = yield* startInstance({
-      DATABASE_URL: pg.url,
-      PUSH_FCM_SERVICE_ACCOUNT_FILE: account,
-      PUSH_FCM_ENDPOINT: fcm.endpoint,
-      PUSH_DELAY: "100 millis",
-      PUSH_COALESCE: "100 millis",
-      PUSH_POLL_INTERVAL: "50 millis",
-      PUSH_LEASE: "2 seconds"
-    })
-    const on = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provideService(effect, TestServer, instance.server)
+    const { fcm, on, pg } = yield* pushingInstance({ PUSH_LEASE: "2 seconds" })
     const { conversationId, trainer, user } = yield* on(pair)
     const device = yield* on(Effect.flatMap(TestServer, (server) =>
       server.request("POST", "/devices", { token: trainer.token, body: { platform: "fcm", token: "once-only" } })))

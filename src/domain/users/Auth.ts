@@ -52,6 +52,15 @@ export const ResetConfig = Config.all({
   production: Config.string("NODE_ENV").pipe(Config.withDefault("development"), Config.map((env) => env === "production"))
 })
 
+/**
+ * What `tokensValidAfter` is set to when every token issued so far must stop working: now, in whole seconds, as
+ * tokens carry their issue time (those of this very second stay).
+ */
+export const tokensValidAfterNow = Effect.map(
+  DateTime.now,
+  (now) => DateTime.unsafeMake(Math.floor(DateTime.toEpochMillis(now) / 1000) * 1000)
+)
+
 const hashOf = (token: string) => createHash("sha256").update(token).digest("base64url")
 
 /** WebSocket tickets start so (access tokens, JWTs, never do) and live this long. */
@@ -235,8 +244,7 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
     /** Every session of the user ends, and every access token issued so far (those from before sessions too). */
     const logoutAll = Effect.fn("Auth.logoutAll")(function*(user: User) {
       const ended = yield* sessions.revokeAll(user.id)
-      const now = yield* DateTime.now
-      yield* repo.update(user.id, { tokensValidAfter: DateTime.unsafeMake(Math.floor(DateTime.toEpochMillis(now) / 1000) * 1000) })
+      yield* repo.update(user.id, { tokensValidAfter: yield* tokensValidAfterNow })
       yield* bus.publish({ _tag: "UserChanged", userId: user.id })
       yield* Effect.forEach(ended, (sessionId) => bus.publish({ _tag: "SessionRevoked", userId: user.id, sessionId }), {
         discard: true
@@ -403,11 +411,7 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
       const userId = yield* sessions.useReset(hashOf(Redacted.value(token)))
       if (Option.isNone(userId)) return yield* new InvalidResetToken()
       const passwordHash = yield* hasher.hash(password)
-      const now = yield* DateTime.now
-      yield* repo.update(userId.value, {
-        passwordHash,
-        tokensValidAfter: DateTime.unsafeMake(Math.floor(DateTime.toEpochMillis(now) / 1000) * 1000)
-      })
+      yield* repo.update(userId.value, { passwordHash, tokensValidAfter: yield* tokensValidAfterNow })
       yield* sessions.revokeAll(userId.value)
       yield* forget(userId.value)
       yield* bus.publish({ _tag: "UserRevoked", userId: userId.value, reason: "credentials" })

@@ -1,5 +1,5 @@
 import { SqlClient } from "@effect/sql"
-import { DateTime, Effect, Option, type Redacted } from "effect"
+import { Effect, Option, type Redacted } from "effect"
 import { Bus } from "../ports/Bus.js"
 import { ConversationsRepo } from "../ports/ConversationsRepo.js"
 import { Forbidden } from "../Errors.js"
@@ -8,7 +8,7 @@ import { SessionsRepo } from "../ports/SessionsRepo.js"
 import { type Page, type UserPatch, UsersRepo } from "../ports/UsersRepo.js"
 import { InvalidAssignment, UserNotFound, WrongCurrentPassword } from "./Errors.js"
 import type { Email, Role, User, UserId } from "./Model.js"
-import { Auth } from "./Auth.js"
+import { Auth, tokensValidAfterNow } from "./Auth.js"
 import { canView, isAdmin } from "./Policy.js"
 
 export interface CreateUser {
@@ -113,9 +113,8 @@ export class Users extends Effect.Service<Users>()("Users/Users", {
           return yield* new WrongCurrentPassword()
         }
         patch.passwordHash = yield* hasher.hash(input.password)
-        // Every token issued so far stops working (tokens carry whole seconds: those of this very second stay).
-        const now = yield* DateTime.now
-        patch.tokensValidAfter = DateTime.unsafeMake(Math.floor(DateTime.toEpochMillis(now) / 1000) * 1000)
+        // Every token issued so far stops working.
+        patch.tokensValidAfter = yield* tokensValidAfterNow
       }
       const updated = yield* repo.update(id, patch).pipe(
         Effect.flatMap(Option.match({ onNone: () => Effect.fail(notFound(id)), onSome: Effect.succeed }))

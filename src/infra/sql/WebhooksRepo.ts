@@ -3,6 +3,7 @@ import { Effect, Layer, Option } from "effect"
 import type { ClaimedLine, DeliveryRow, LineResult, StoredWebhook, WebhookJob } from "../../domain/ports/WebhooksRepo.js"
 import { WebhooksRepo } from "../../domain/ports/WebhooksRepo.js"
 import type { EventType, WebhookId } from "../../domain/webhooks/Model.js"
+import { arrayLiteral } from "./MessagesRepo.js"
 
 interface WebhookRow extends Omit<StoredWebhook, "createdAt"> {
   readonly createdAt: Date | string
@@ -31,9 +32,6 @@ interface JobRow {
 /** A Postgres array literal of values that need no quoting (ids, numbers, booleans). */
 const plain = (values: ReadonlyArray<string | number | boolean>) => `{${values.join(",")}}`
 
-/** A Postgres array literal of arbitrary text, each element quoted, nulls as NULL. */
-const texts = (values: ReadonlyArray<string | null>) =>
-  `{${values.map((v) => v === null ? "NULL" : `"${v.replace(/[\\"]/g, "\\$&")}"`).join(",")}}`
 
 export const layer = Layer.effect(
   WebhooksRepo,
@@ -105,9 +103,9 @@ export const layer = Layer.effect(
               ${plain(attempts.map((a) => a.job.eventId))}::uuid[],
               ${plain(attempts.map((a) => a.job.type))}::text[],
               ${plain(attempts.map((a) => a.job.attempts + 1))}::int[],
-              ${texts(attempts.map((a) => a.attempt.status === null ? null : String(a.attempt.status)))}::int[],
+              ${arrayLiteral(attempts.map((a) => a.attempt.status === null ? null : String(a.attempt.status)))}::int[],
               ${plain(attempts.map((a) => Math.round(a.attempt.latencyMs)))}::int[],
-              ${texts(attempts.map((a) => a.attempt._tag === "Failed" ? a.attempt.error.slice(0, 500) : null))}::text[],
+              ${arrayLiteral(attempts.map((a) => a.attempt._tag === "Failed" ? a.attempt.error.slice(0, 500) : null))}::text[],
               ${plain(attempts.map((a) => a.attempt._tag === "Delivered"))}::boolean[]
             )`
         }
@@ -118,13 +116,13 @@ export const layer = Layer.effect(
           yield* sql`
             UPDATE webhook_jobs j SET attempts = j.attempts + 1, last_error = f.error,
               state = CASE WHEN f.buried THEN 'dead' ELSE 'pending' END
-            FROM unnest(${plain(failed.map((f) => f.job.id))}::bigint[], ${texts(failed.map((f) => f.error.slice(0, 500)))}::text[],
+            FROM unnest(${plain(failed.map((f) => f.job.id))}::bigint[], ${arrayLiteral(failed.map((f) => f.error.slice(0, 500)))}::text[],
                         ${plain(failed.map((f) => f.buried))}::boolean[]) AS f(id, error, buried)
             WHERE j.id = f.id`
         }
         const keys = sql`
           unnest(${plain(results.map((r) => r.webhookId))}::uuid[], ${plain(results.map((r) => r.orderKey))}::uuid[],
-                 ${texts(results.map((r) => r.runAt.toISOString()))}::timestamptz[]) AS k(webhook_id, order_key, run_at)`
+                 ${arrayLiteral(results.map((r) => r.runAt.toISOString()))}::timestamptz[]) AS k(webhook_id, order_key, run_at)`
         yield* sql`
           SELECT 1 FROM webhook_lines l, ${keys}
           WHERE l.webhook_id = k.webhook_id AND l.order_key = k.order_key
