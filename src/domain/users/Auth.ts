@@ -301,21 +301,29 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
       else if (event._tag === "SessionRevoked") runFork(liveSessions.invalidate(event.sessionId))
     })
 
-    const session = Effect.fnUntraced(function*(token: string) {
-      const claims = yield* tokens.verify(token)
+    /**
+     * Who a credential signs in, as the database knows them now: an active user, tokens issued after their last
+     * revocation (when the issue time is known), a live session (when it has one).
+     */
+    const signedIn = Effect.fnUntraced(function*(userId: UserId, sid: string | undefined, issuedAt: number | undefined) {
       // A lookup that failed (the database away) is forgotten at once: the next request asks again.
-      const user = yield* Effect.onError(users.get(claims.sub), () => users.invalidate(claims.sub))
+      const user = yield* Effect.onError(users.get(userId), () => users.invalidate(userId))
       if (Option.isNone(user) || !user.value.isActive) return yield* new Unauthorized()
       const validAfter = user.value.tokensValidAfter
-      if (validAfter !== null && claims.iat * 1000 < DateTime.toEpochMillis(validAfter)) {
+      if (issuedAt !== undefined && validAfter !== null && issuedAt * 1000 < DateTime.toEpochMillis(validAfter)) {
         return yield* new Unauthorized({ message: "Token revoked: sign in again" })
       }
-      const sid = claims.sid
       if (sid !== undefined) {
         const live = yield* Effect.onError(liveSessions.get(sid), () => liveSessions.invalidate(sid))
         if (!live) return yield* new Unauthorized({ message: "Session ended: sign in again" })
       }
-      return { user: user.value, expiresAt: claims.exp, sessionId: sid }
+      return user.value
+    })
+
+    const session = Effect.fnUntraced(function*(token: string) {
+      const claims = yield* tokens.verify(token)
+      const user = yield* signedIn(claims.sub, claims.sid, claims.iat)
+      return { user, expiresAt: claims.exp, sessionId: claims.sid }
     })
 
     const authenticate = (token: string) => Effect.map(session(token), ({ user }) => user)
@@ -339,12 +347,8 @@ export class Auth extends Effect.Service<Auth>()("Users/Auth", {
       const found = yield* sessions.redeemTicket(hashOf(ticket))
       if (Option.isNone(found)) return yield* new Unauthorized({ message: "Invalid, used or expired ticket" })
       const { sessionId, tokenExpiresAt, userId } = found.value
-      const user = yield* Effect.onError(users.get(userId), () => users.invalidate(userId))
-      if (Option.isNone(user) || !user.value.isActive) return yield* new Unauthorized()
-      if (sessionId !== null && !(yield* liveSessions.get(sessionId))) {
-        return yield* new Unauthorized({ message: "Session ended: sign in again" })
-      }
-      return { user: user.value, expiresAt: Math.floor(tokenExpiresAt.getTime() / 1000), sessionId: sessionId ?? undefined }
+      const user = yield* signedIn(userId, sessionId ?? undefined, undefined)
+      return { user, expiresAt: Math.floor(tokenExpiresAt.getTime() / 1000), sessionId: sessionId ?? undefined }
     })
 
     /** A socket's credential: a ticket (`wst_…`) or an access token. */

@@ -77,7 +77,8 @@ export const layer = Layer.scoped(
     // Who views a conversation: `viewing:<conversation>:<user>` maps instance → lease end, and the key itself
     // expires with the lease (a dead instance's views vanish without a sweep).
     const viewKey = (conversationId: ConversationId, userId: UserId) => `${prefix}viewing:${conversationId}:${userId}`
-    const views = new Map<string, { readonly conversationId: ConversationId; readonly userId: UserId }>()
+    /** The viewing keys this instance holds a lease in. */
+    const views = new Set<string>()
     const connectRun = script(redis.client, connectScript)
     const disconnectRun = script(redis.client, disconnectScript)
     const sweepRun = script(redis.client, sweepScript)
@@ -93,7 +94,7 @@ export const layer = Layer.scoped(
       Effect.zipRight(
         Effect.forEach(held, (id) =>
           call("release", () => disconnectRun([userKey(id), leases, seenKey(id)], [instance, Date.now(), member(id)]), Schema.Unknown, null)),
-        Effect.forEach(views.keys(), (key) => call("release view", () => redis.client.hdel(key, instance), Schema.Unknown, null))
+        Effect.forEach(views, (key) => call("release view", () => redis.client.hdel(key, instance), Schema.Unknown, null))
       )
     )
 
@@ -125,7 +126,7 @@ export const layer = Layer.scoped(
         const until = Date.now() + leaseMs
         const pipeline = redis.client.pipeline()
         for (const id of held) pipeline.hset(userKey(id), instance, until).zadd(leases, until, member(id))
-        for (const [key] of views) pipeline.hset(key, instance, until).pexpire(key, leaseMs)
+        for (const key of views) pipeline.hset(key, instance, until).pexpire(key, leaseMs)
         return call("heartbeat", () => pipeline.exec(), Schema.Unknown, null).pipe(Effect.asVoid)
       }),
       sweep: Effect.suspend(() => {
@@ -138,7 +139,7 @@ export const layer = Layer.scoped(
         Effect.suspend(() => {
           const key = viewKey(conversationId, userId)
           if (viewing) {
-            views.set(key, { conversationId, userId })
+            views.add(key)
             const until = Date.now() + leaseMs
             return call("view", () => redis.client.pipeline().hset(key, instance, until).pexpire(key, leaseMs).exec(), Schema.Unknown, null)
               .pipe(Effect.asVoid)
