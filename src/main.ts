@@ -44,7 +44,45 @@ import * as SqlSessionsRepo from "./infra/sql/SessionsRepo.js"
 import * as SqlUsersRepo from "./infra/sql/UsersRepo.js"
 import * as SqlWebhooksRepo from "./infra/sql/WebhooksRepo.js"
 import * as Storage from "./infra/storage/Storage.js"
+import * as TelemetryMetrics from "./infra/telemetry/Metrics.js"
+import * as Tracing from "./infra/telemetry/Tracing.js"
 import * as Listener from "./server/Listener.js"
+import { Api } from "./http/Api.js"
+import { ClientEvents, ErrorCode } from "./ws/Protocol.js"
+import type { ChatEvent } from "./domain/chat/Events.js"
+import * as HttpApi from "@effect/platform/HttpApi"
+
+/** Every bus event's name (a metric label): the record makes the compiler insist on each. */
+const busEvents: Record<ChatEvent["_tag"], null> = {
+  MessageCreated: null,
+  MessagesRead: null,
+  ConversationClosed: null,
+  ConversationArchived: null,
+  UserTyping: null,
+  UserJoined: null,
+  UserLeft: null,
+  PresenceChanged: null,
+  UserChanged: null,
+  UserRevoked: null,
+  SessionRevoked: null
+}
+
+/** The REST API's route templates, for the request metrics' `route` label. */
+const routeTemplates = () => {
+  const routes: Array<string> = []
+  HttpApi.reflect(Api, { onGroup: () => {}, onEndpoint: ({ endpoint }) => void routes.push(endpoint.path) })
+  return routes
+}
+
+/** Prometheus metrics on `METRICS_PORT` (see infra/telemetry/Metrics.ts); with `METRICS_PORT=0`, none. */
+export const MetricsLive = Layer.suspend(() =>
+  TelemetryMetrics.layer({
+    routes: routeTemplates(),
+    clientEvents: Object.keys(ClientEvents),
+    errorCodes: ErrorCode.literals,
+    busEvents: Object.keys(busEvents)
+  })
+)
 
 /** Database chosen by config (Postgres or embedded PGlite), migrated before anything reads it. */
 export const DatabaseLive = Migrations.layer.pipe(Layer.provideMerge(SqlClientLive.layer))
@@ -56,9 +94,19 @@ export const DatabaseLive = Migrations.layer.pipe(Layer.provideMerge(SqlClientLi
 export const SharedLive = Layer.unwrapEffect(
   Effect.map(Redis.RedisConfig, Option.match({
     onNone: () =>
-      Layer.mergeAll(MemoryRateLimiter.layer, MemoryBus.layer, MemoryPresenceStore.layer, MemoryPageVersions.layer),
+      Layer.mergeAll(
+        TelemetryMetrics.countRejections(MemoryRateLimiter.layer),
+        Tracing.tracedBus(MemoryBus.layer),
+        MemoryPresenceStore.layer,
+        MemoryPageVersions.layer
+      ),
     onSome: (settings) =>
-      Layer.mergeAll(RedisRateLimiter.layer, RedisBus.layer, RedisPresenceStore.layer, RedisPageVersions.layer).pipe(
+      Layer.mergeAll(
+        TelemetryMetrics.countRejections(RedisRateLimiter.layer),
+        Tracing.tracedBus(RedisBus.layer),
+        RedisPresenceStore.layer,
+        RedisPageVersions.layer
+      ).pipe(
         Layer.provideMerge(Layer.scoped(Redis.RedisConnection, Redis.make(settings)))
       )
   }))
@@ -84,6 +132,7 @@ export const InfraLive = Layer.mergeAll(
   SharedLive
 ).pipe(
   Layer.provideMerge(DatabaseLive),
+  Layer.provideMerge(MetricsLive),
   Layer.provideMerge(NodeContext.layer)
 )
 
@@ -119,8 +168,8 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathS
   const program = Effect.zipRight(JwtSecret.load, Layer.launch(AppLive)).pipe(
     // A second process on the same embedded database: one line naming the holder, exit code 1.
     Effect.catchTag("DataDirInUse", Env.refuse),
-    // No tracer is exported from this process: spans would be made and dropped on every request.
-    Effect.withTracerEnabled(false),
+    // OpenTelemetry's tracer with OTEL_EXPORTER_OTLP_ENDPOINT; without, the tracer is disabled (no span made).
+    Effect.provide(Tracing.layer),
     Effect.provide(NodeContext.layer),
     Effect.provide(Logging.layer),
     Effect.provide(Env.layer)

@@ -1,4 +1,5 @@
 import { Effect } from "effect"
+import { Metrics } from "../domain/ports/Metrics.js"
 import { RateLimited, Unauthorized } from "../domain/Errors.js"
 
 /**
@@ -30,6 +31,16 @@ export const missingBearer = new Unauthorized({ message: "Missing bearer token" 
 export const retryAfterOf = (error: unknown): string | undefined =>
   error instanceof RateLimited ? String(error.retryAfterSeconds) : undefined
 
-/** The one log line per request: method and path (never the query string or headers, where tokens travel). */
+/**
+ * The one log line per request: method and path (never the query string or headers, where tokens travel); and
+ * its metrics (by route template, see infra/telemetry/Metrics.ts).
+ */
 export const logRequest = (method: string, path: string, status: number, start: number) =>
-  Effect.logInfo(`${method} ${path} ${status}`).pipe(Effect.annotateLogs({ ms: Date.now() - start }))
+  Effect.flatMap(Metrics, (metrics) => {
+    const ms = Date.now() - start
+    metrics.httpRequest(method, path, status, ms / 1000)
+    if (status === 413) metrics.httpRefused(413, "body_too_large")
+    else if (status === 429) metrics.httpRefused(429, "rate_limited")
+    else if (status === 503) metrics.httpRefused(503, "unavailable")
+    return Effect.logInfo(`${method} ${path} ${status}`).pipe(Effect.annotateLogs({ ms }))
+  })

@@ -1,4 +1,7 @@
 import { Cause, Effect, Either, Exit, FiberSet, Option, type ParseResult, Schema } from "effect"
+import { Metrics } from "../domain/ports/Metrics.js"
+import { TracingEnabled } from "../domain/ports/Tracing.js"
+import { httpServerSpan } from "../infra/telemetry/Tracing.js"
 import { Messages } from "../domain/chat/Messages.js"
 import { HistoryJson } from "../infra/sql/HistoryJson.js"
 import { encodeMessage, historyPageJson } from "../infra/wire/MessageJson.js"
@@ -28,6 +31,7 @@ import type { TemplatedApp } from "./Uws.js"
 const utf8 = new TextDecoder()
 
 const sendPath = "/chat/messages"
+const historyRoute = "/chat/conversations/:id/messages"
 
 /**
  * `POST /chat/messages` and `GET /chat/conversations/:id/messages`, served on uWS directly instead of
@@ -54,6 +58,7 @@ export const serveFastRoutes = (
     const messages = yield* Messages
     const pages = yield* HistoryJson
     const run = yield* FiberSet.runtime(options.fibers)<never>()
+    const tracing = yield* TracingEnabled
     const { inFlight, maxBodyBytes } = options
 
     const send = ChatApi.endpoints.sendMessage
@@ -66,6 +71,7 @@ export const serveFastRoutes = (
     const paramsSchema = yield* Effect.orDie(history.urlParamsSchema)
     const decodeParams = Schema.decodeUnknownEither(paramsSchema)
     const errorReply = makeErrorReply()
+    const metrics = yield* Metrics
     const corsFor = makeCors(options.frontendUrl)
 
     /** The body HttpApiDecodeError.fromParseError gives, encoded as the API encodes it. */
@@ -89,13 +95,19 @@ export const serveFastRoutes = (
       return reply === undefined ? Effect.succeed(unencodable) : logged(x, reply)
     }
 
-    const serve = (x: Exchange, work: Effect.Effect<Reply, unknown>) => {
+    /** With tracing on, the request in a server span (its log line inside it). */
+    const traced = (x: Exchange, traceparent: string, answered: Effect.Effect<Reply>) =>
+      tracing
+        ? httpServerSpan({ method: x.method, path: x.path, route: x.method === "POST" ? sendPath : historyRoute, traceparent }, answered)
+        : answered
+
+    const serve = (x: Exchange, work: Effect.Effect<Reply, unknown>, traceparent: string) => {
       if (!x.admit()) return
       x.start = Date.now()
-      const fiber = run(Effect.matchCauseEffect(work, {
+      const fiber = run(traced(x, traceparent, Effect.matchCauseEffect(work, {
         onSuccess: (reply) => logged(x, reply),
         onFailure: (cause) => fromCause(x, cause)
-      }))
+      })))
       fiber.addObserver((exit) => x.answer(Exit.isSuccess(exit) ? exit.value : interrupted))
     }
 
@@ -103,6 +115,7 @@ export const serveFastRoutes = (
     const onThrow = (error: unknown) => void run(Effect.logError(`HTTP handler threw: ${describeThrow(error)}`))
 
     const sendWork = (token: string, text: string): Effect.Effect<Reply, unknown> => {
+      const arrived = performance.now()
       // The order of the HttpApp: authentication first, then the body.
       if (token === "") return Effect.fail(missingBearer)
       return Effect.flatMap(auth.authenticate(token), (actor) => {
@@ -119,7 +132,10 @@ export const serveFastRoutes = (
         }
         return Effect.map(
           messages.send(actor, payload.right),
-          ({ created, message }) => json(created ? 201 : 200, encodeMessage(message))
+          ({ created, message }) => {
+            metrics.messageSent("rest", (performance.now() - arrived) / 1000, created)
+            return json(created ? 201 : 200, encodeMessage(message))
+          }
         )
       })
     }
@@ -148,6 +164,7 @@ export const serveFastRoutes = (
       const x = new Exchange(res, "POST", sendPath, corsFor(headers.origin), inFlight)
       state.release = () => x.release()
       const token = bearerOf(headers.authorization)
+      const traceparent = tracing ? req.getHeader("traceparent") : ""
       res.onAborted(() => {
         state.aborted = true
         x.aborted()
@@ -158,12 +175,15 @@ export const serveFastRoutes = (
         declaredLength: headers.contentLength === "" ? undefined : Number(headers.contentLength),
         streamed: false,
         // Decoded during the callback: the bytes need no copy.
-        onBody: (bytes) => serve(x, sendWork(token, utf8.decode(bytes))),
+        onBody: (bytes) => serve(x, sendWork(token, utf8.decode(bytes)), traceparent),
         onStream: () => undefined
       }, {
         isDone: () => x.done,
         gone: () => x.gone,
-        onTooLarge: () => void (x.done = true),
+        onTooLarge: () => {
+          x.done = true
+          inFlight.onRefused(413, "body_too_large")
+        },
         onAbort: () => undefined,
         crash: (error) => {
           onThrow(error)
@@ -172,7 +192,7 @@ export const serveFastRoutes = (
       })
     }))
 
-    app.get("/chat/conversations/:id/messages", guarded(onThrow, (res, req, state) => {
+    app.get(historyRoute, guarded(onThrow, (res, req, state) => {
       const id = req.getParameter(0)
       const query = req.getQuery() || ""
       const path = req.getUrl()
@@ -190,6 +210,6 @@ export const serveFastRoutes = (
         state.aborted = true
         x.aborted()
       })
-      serve(x, historyWork(bearerOf(headers.authorization), id, query))
+      serve(x, historyWork(bearerOf(headers.authorization), id, query), tracing ? req.getHeader("traceparent") : "")
     }))
   })

@@ -75,9 +75,13 @@ export const refuseShuttingDown = (res: HttpResponse) =>
  * (shutdown, or every slot busy). A request that passes takes its slot only once its body is in (`admit`).
  */
 export const refusedAtHead = (res: HttpResponse, inFlight: InFlight): boolean => {
-  if (!inFlight.accepting) refuseShuttingDown(res)
-  else if (inFlight.size >= inFlight.max) refuseOverloaded(res, inFlight)
-  else return false
+  if (!inFlight.accepting) {
+    inFlight.onRefused(503, "shutting_down")
+    refuseShuttingDown(res)
+  } else if (inFlight.size >= inFlight.max) {
+    inFlight.onRefused(503, "in_flight_limit")
+    refuseOverloaded(res, inFlight)
+  } else return false
   return true
 }
 

@@ -144,6 +144,7 @@ export const make = (app: TemplatedApp, address: HttpServer.Address, options: Op
           onTooLarge: () => {
             exchange.done = true
             exchange.release()
+            inFlight.onRefused(413, "body_too_large")
           },
           onAbort: (hook) => void onAbort.push(hook),
           crash: (error) => {

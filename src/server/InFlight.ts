@@ -10,6 +10,8 @@ export class InFlight {
   private readonly count = new InFlightCount()
   /** False once shutdown began. */
   accepting = true
+  /** Told of every request refused before it reached a handler (413, 503). */
+  onRefused: (status: 413 | 503, reason: "body_too_large" | "in_flight_limit" | "shutting_down") => void = () => {}
   /** Refusals of the last few seconds, decaying (a backlog measure for the retry hint): from 1 s, at most 30 s. */
   private readonly pressure: Pressure
 

@@ -8,6 +8,7 @@ import * as WsDoor from "../ws/Door.js"
 import { serveFastRoutes } from "./FastRoutes.js"
 import { describeThrow } from "./Guards.js"
 import * as UwsHttpServer from "./HttpServer.js"
+import { Metrics } from "../domain/ports/Metrics.js"
 import { InFlight } from "./InFlight.js"
 import * as Uws from "./Uws.js"
 
@@ -43,6 +44,8 @@ export const layer = Layer.scoped(
 
     // One limit for every REST request, whichever door answers it.
     const inFlight = new InFlight(config.httpMaxInFlight)
+    const metrics = yield* Metrics
+    inFlight.onRefused = metrics.httpRefused
     const fibers = yield* FiberSet.make<unknown, unknown>()
     const run = yield* FiberSet.runtime(fibers)<never>()
     const onThrow = (error: unknown) => void run(Effect.logError(`HTTP handler threw: ${describeThrow(error)}`))
@@ -99,6 +102,7 @@ export const layer = Layer.scoped(
       })
     )
 
+    metrics.gauges({ httpInFlight: () => inFlight.size, connections: ws.connectionsByTransport })
     return Listener.of({ port: address.port, connections: ws.connections })
   })
 )

@@ -12,7 +12,7 @@ import {
   nestsDeeperThan,
   sendMessageFast
 } from "./Protocol.js"
-import type { Sessions } from "./Sessions.js"
+import { type Sessions, transportOf } from "./Sessions.js"
 import { type Handler, isClientEvent, type Socket } from "./Socket.js"
 
 const tooDeep = `Frames nest at most ${MaxDepth} levels of objects and arrays`
@@ -30,8 +30,10 @@ export type Handlers = { readonly [K in ClientEventName]: Handler<K> }
  * code; twenty bad frames in a row close the socket.
  */
 export const makeDispatch = (config: WsConfig, sessions: Sessions, handlers: Handlers) => {
+  const metrics = sessions.metrics
   const badFrame = (ws: Socket, id: string | undefined, code: ErrorCode, message: string) => {
     const data = ws.getUserData()
+    metrics.frameReceived(transportOf(ws), "invalid")
     sessions.sendError(ws, id, code, message)
     if (++data.badFrames >= 20) ws.end(CloseCodes.abuse, "too many bad frames")
   }
@@ -69,6 +71,7 @@ export const makeDispatch = (config: WsConfig, sessions: Sessions, handlers: Han
 
   const route = (ws: Socket, { data, event, id }: typeof ClientEnvelope.Type) => {
     if (!isClientEvent(event)) return badFrame(ws, id, "UnknownEvent", unknownEvent)
+    metrics.frameReceived(transportOf(ws), event)
     routes[event](ws, id, event, data)
   }
 
@@ -82,7 +85,10 @@ export const makeDispatch = (config: WsConfig, sessions: Sessions, handlers: Han
   }
 
   const onFrame = (ws: Socket, buffer: ArrayBuffer, isBinary: boolean): void => {
-    if (buffer.byteLength > config.maxPayloadBytes) return ws.end(CloseCodes.messageTooBig, "message too big")
+    if (buffer.byteLength > config.maxPayloadBytes) {
+      metrics.frameReceived(transportOf(ws), "invalid")
+      return ws.end(CloseCodes.messageTooBig, "message too big")
+    }
     if (isBinary) return badFrame(ws, undefined, "BadFrame", "Frames are JSON text")
     if (buffer.byteLength > config.maxFrameBytes) {
       return badFrame(ws, undefined, "FrameTooLarge", `Frames are at most ${config.maxFrameBytes} bytes`)

@@ -2,10 +2,12 @@ import { Effect, FiberSet } from "effect"
 import { Live } from "../domain/chat/Live.js"
 import { Messages } from "../domain/chat/Messages.js"
 import { Bus } from "../domain/ports/Bus.js"
+import { Metrics, type Transport } from "../domain/ports/Metrics.js"
 import { Presence } from "../domain/presence/Presence.js"
 import { Auth } from "../domain/users/Auth.js"
 import type * as Uws from "../server/Uws.js"
 import { HttpConfig } from "../http/Server.js"
+import { tracedDelivery } from "../infra/telemetry/Tracing.js"
 import { WsConfig } from "./Config.js"
 import { makeDispatch } from "./Dispatch.js"
 import type { EventContext } from "./events/Context.js"
@@ -16,7 +18,7 @@ import { sendMessage } from "./events/sendMessage.js"
 import { typing } from "./events/typing.js"
 import { FanOut } from "./FanOut.js"
 import { Failures } from "./Failures.js"
-import { Sessions } from "./Sessions.js"
+import { Sessions, transportOf } from "./Sessions.js"
 import { mountSocketIo } from "./SocketIo.js"
 import { makeSocketLife, serveSockets } from "./Upgrade.js"
 import { Work } from "./Work.js"
@@ -24,6 +26,7 @@ import { Work } from "./Work.js"
 /** What the listener needs of the WebSocket door: its count, and the steps of its shutdown. */
 export interface WsDoor {
   readonly connections: () => number
+  readonly connectionsByTransport: () => Record<Transport, number>
   /** New frames get `ShuttingDown`, new upgrades 503; what is in flight goes on. */
   readonly stopAccepting: () => void
   /** Done when no work started by a socket is in flight. */
@@ -51,7 +54,7 @@ export const mount = (app: Uws.TemplatedApp) =>
     const fibers = yield* FiberSet.make<unknown, unknown>()
     const run = yield* FiberSet.runtime(fibers)<never>()
 
-    const sessions = new Sessions(app, config.maxBackpressureBytes)
+    const sessions = new Sessions(app, config.maxBackpressureBytes, yield* Metrics)
     const failures = new Failures(run)
     const work = new Work(sessions, failures, run, config.wsMaxInFlight)
     const fanOut = new FanOut(sessions, messages, run, () => work.isShuttingDown)
@@ -65,7 +68,8 @@ export const mount = (app: Uws.TemplatedApp) =>
       markAsRead: markAsRead(context)
     })
 
-    yield* bus.subscribe(fanOut.deliver, () => fanOut.resync())
+    // With tracing on, an event carrying its publisher's trace context is delivered in a span of that trace.
+    yield* bus.subscribe(yield* tracedDelivery("FanOut.deliver", fanOut.deliver), () => fanOut.resync())
     const options = { config, sessions, work, failures, auth, live, presence, run, onMessage: dispatch.onFrame }
     const life = makeSocketLife(options)
     serveSockets(app, options, life)
@@ -78,6 +82,11 @@ export const mount = (app: Uws.TemplatedApp) =>
 
     return {
       connections: () => sessions.sockets.size,
+      connectionsByTransport: () => {
+        const open = { websocket: 0, socketio: 0 }
+        for (const ws of sessions.sockets) open[transportOf(ws)]++
+        return open
+      },
       stopAccepting: () => work.stopAccepting(),
       idle: Effect.zipRight(work.idle, FiberSet.awaitEmpty(fibers)),
       // uWS writes published frames at the end of the loop's turn; the close frame goes after them. Sockets

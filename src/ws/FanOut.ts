@@ -135,6 +135,7 @@ export class FanOut {
     for (const ws of sessions.pendingByConversation.get(message.conversationId) ?? []) {
       ws.getUserData().pending.get(message.conversationId)?.held.push(message)
     }
+    let notified = 0
     if (message.receiverId !== null) {
       let notification: string | undefined
       for (const ws of sessions.socketsOf(message.receiverId)) {
@@ -142,7 +143,14 @@ export class FanOut {
         if (data.joined.has(message.conversationId) || data.pending.has(message.conversationId)) continue
         notification ??= frameAround("newMessageNotification", `{"conversationId":"${message.conversationId}","message":${json}}`)
         sessions.send(ws, notification)
+        notified++
       }
+    }
+    const metrics = sessions.metrics
+    if (metrics.enabled) {
+      const lag = (Date.now() - message.createdAt.epochMillis) / 1000
+      if (room !== undefined && room.size > 0) metrics.delivered("room", room.size, lag)
+      if (notified > 0) metrics.delivered("notification", notified, lag)
     }
   }
 

@@ -1,7 +1,8 @@
 import type { ConversationId } from "../domain/chat/Model.js"
+import type { MetricsShape, Transport } from "../domain/ports/Metrics.js"
 import type { UserId } from "../domain/users/Model.js"
 import type * as Uws from "../server/Uws.js"
-import { CloseCodes, type ErrorCode } from "./Protocol.js"
+import { CloseCodes, type ErrorCode, type ErrorData } from "./Protocol.js"
 import { errorFrame, frameOf, type Socket, topicOf } from "./Socket.js"
 
 /**
@@ -22,7 +23,11 @@ export class Sessions {
   private readonly socketIoRooms = new Map<ConversationId, Set<Socket>>()
   private static readonly none: ReadonlySet<Socket> = new Set()
 
-  constructor(private readonly app: Uws.TemplatedApp, private readonly maxBackpressureBytes: number) {}
+  constructor(
+    private readonly app: Uws.TemplatedApp,
+    private readonly maxBackpressureBytes: number,
+    readonly metrics: MetricsShape
+  ) {}
 
   /** A socket opened; true when it is its user's first on this instance. */
   add(ws: Socket): boolean {
@@ -87,6 +92,7 @@ export class Sessions {
   /** A socket that does not read is cut off (4009), never buffered without bound. */
   tooSlow(ws: Socket): boolean {
     if (ws.getUserData().closed || ws.getBufferedAmount() <= this.maxBackpressureBytes) return false
+    this.metrics.slowConsumer(transportOf(ws))
     ws.end(CloseCodes.tooSlow, "too slow")
     return true
   }
@@ -106,7 +112,19 @@ export class Sessions {
   }
 
   sendError(ws: Socket, id: string | undefined, code: ErrorCode, message: string, retryAfterMs?: number): void {
-    this.send(ws, errorFrame({ code, message, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }, id))
+    this.sendErrorData(ws, { code, message, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }, id)
+  }
+
+  /** A socket's own rate limit refused a frame: `RateLimited` with the wait, counted by bucket. */
+  limited(ws: Socket, id: string | undefined, bucket: string, message: string, retryAfterMs: number): void {
+    this.metrics.rateLimited(bucket)
+    this.sendError(ws, id, "RateLimited", message, retryAfterMs)
+  }
+
+  /** Every `error` frame leaves here (and is counted by its code). */
+  sendErrorData(ws: Socket, data: ErrorData, id: string | undefined): void {
+    this.metrics.errorFrame(data.code)
+    this.send(ws, errorFrame(data, id))
   }
 
   /** Acks carry plain JSON data (messages already in wire form); a frame without id gets none. */
@@ -114,3 +132,6 @@ export class Sessions {
     if (id !== undefined) this.send(ws, frameOf("ack", data, id))
   }
 }
+
+/** Which door a socket came through. */
+export const transportOf = (ws: Socket): Transport => ws.deliver === undefined ? "websocket" : "socketio"

@@ -6,7 +6,7 @@ import type { WsConfig } from "./Config.js"
 import { answerQuietly, type Failures, internalError } from "./Failures.js"
 import { CloseCodes, type ErrorData } from "./Protocol.js"
 import type { Sessions } from "./Sessions.js"
-import { errorFrame, type Socket, type SocketData } from "./Socket.js"
+import type { Socket, SocketData } from "./Socket.js"
 import { type SocketLife, tokenOf } from "./Upgrade.js"
 
 /** Where Socket.IO clients connect (its default: `io("https://host")` needs no path). */
@@ -41,6 +41,8 @@ export class SocketIoConnection implements Socket {
   /** Packets of this turn, not written yet. */
   private outbox: Array<string> = []
   private outboxBytes = 0
+  /** The close code the server ended it with, if it did. */
+  closeCode: number | undefined
 
   constructor(readonly io: IoSocket, private readonly data: SocketData, private readonly later: (ws: SocketIoConnection) => void) {}
 
@@ -78,6 +80,7 @@ export class SocketIoConnection implements Socket {
    */
   end(code = 1000, reason = ""): void {
     if (this.data.closed || !this.io.connected) return
+    this.closeCode = code
     this.write("error", JSON.stringify({ code: "SocketClosed", message: reason, closeCode: code }))
     this.flush()
     if (reconnects.has(code)) this.io.conn.close()
@@ -256,6 +259,7 @@ export const mountSocketIo = async (app: Uws.TemplatedApp, options: SocketIoOpti
         ;(socket.data as { socket?: SocketData }).socket = admission.data
         return next()
       }
+      sessions.metrics.connectionRefused("socketio", admission.error.code)
       next(Object.assign(new Error(admission.error.message), { data: admission.error satisfies ErrorData }))
     }, () => gone)
   })
@@ -272,9 +276,10 @@ export const mountSocketIo = async (app: Uws.TemplatedApp, options: SocketIoOpti
         return socket.disconnect(true)
       }
       life.open(ws)
-      socket.on("disconnect", () => {
+      socket.on("disconnect", (reason: string) => {
         try {
-          life.close(ws)
+          // Closed by the server with a code, or by the client (1000), or lost (1006).
+          life.close(ws, ws.closeCode ?? (reason === "client namespace disconnect" ? 1000 : 1006))
         } catch (error) {
           failures.failed("socket.io close", Cause.die(error))
         }
@@ -290,7 +295,7 @@ export const mountSocketIo = async (app: Uws.TemplatedApp, options: SocketIoOpti
           onEvent(ws, String(args[0]), id, args[1])
         } catch (error) {
           failures.failed("socket.io message", Cause.die(error))
-          answerQuietly(() => sessions.send(ws, errorFrame(internalError, undefined)))
+          answerQuietly(() => sessions.sendErrorData(ws, internalError, undefined))
         }
       }
     } catch (error) {

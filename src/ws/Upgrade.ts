@@ -7,8 +7,8 @@ import type * as Uws from "../server/Uws.js"
 import type { WsConfig } from "./Config.js"
 import { answerQuietly, type Failures, internalError, unavailableError, unavailableRetryMs } from "./Failures.js"
 import { CloseCodes, type ErrorData } from "./Protocol.js"
-import type { Sessions } from "./Sessions.js"
-import { errorFrame, type Socket, type SocketData } from "./Socket.js"
+import { type Sessions, transportOf } from "./Sessions.js"
+import type { Socket, SocketData } from "./Socket.js"
 import { TokenBucket } from "./TokenBucket.js"
 import type { Work } from "./Work.js"
 
@@ -60,7 +60,8 @@ export interface SocketLife {
   /** Checks the token and the user's sockets; `done` hears the outcome once (unless the client left first). */
   readonly admit: (token: string, done: (admission: Admission) => void, aborted: () => boolean) => void
   readonly open: (ws: Socket) => void
-  readonly close: (ws: Socket) => void
+  /** The socket closed, with this close code. */
+  readonly close: (ws: Socket, code: number) => void
 }
 
 export const makeSocketLife = (options: Omit<SocketsOptions, "onMessage">): SocketLife => {
@@ -139,6 +140,7 @@ export const makeSocketLife = (options: Omit<SocketsOptions, "onMessage">): Sock
   const open = (ws: Socket) => {
     const data = ws.getUserData()
     ws.subscribe(data.topic)
+    sessions.metrics.connectionOpened(transportOf(ws))
     if (sessions.add(ws)) run(presence.connected(data.live.user.id))
     const left = data.expiresAt * 1000 - Date.now()
     data.expiry = setTimeout(() => {
@@ -146,10 +148,11 @@ export const makeSocketLife = (options: Omit<SocketsOptions, "onMessage">): Sock
     }, Math.min(Math.max(left, 0), 2 ** 31 - 1))
   }
 
-  const close = (ws: Socket) => {
+  const close = (ws: Socket, code: number) => {
     const data = ws.getUserData()
     if (data.closed) return
     data.closed = true
+    sessions.metrics.connectionClosed(transportOf(ws), code)
     clearTimeout(data.expiry)
     if (sessions.remove(ws)) run(presence.disconnected(data.live.user.id))
     // The counterparts hear this device is gone from its conversations.
@@ -178,7 +181,10 @@ export const serveSockets = (app: Uws.TemplatedApp, options: SocketsOptions, lif
       aborted = true
     })
     life.admit(token, (admission) => {
-      if (admission._tag === "Refused") return refuse(res, admission.status, admission.error, admission.headers)
+      if (admission._tag === "Refused") {
+        sessions.metrics.connectionRefused("websocket", admission.error.code)
+        return refuse(res, admission.status, admission.error, admission.headers)
+      }
       // `open` runs within `upgrade`: the count of the user's sockets includes every one upgraded before.
       res.cork(() => res.upgrade(admission.data, key, protocol, extensions, context))
     }, () => aborted)
@@ -214,12 +220,12 @@ export const serveSockets = (app: Uws.TemplatedApp, options: SocketsOptions, lif
         options.onMessage(ws, buffer, isBinary)
       } catch (error) {
         failures.failed("message", Cause.die(error))
-        answerQuietly(() => sessions.send(ws, errorFrame(internalError, undefined)))
+        answerQuietly(() => sessions.sendErrorData(ws, internalError, undefined))
       }
     },
-    close: (ws) => {
+    close: (ws, code) => {
       try {
-        life.close(ws)
+        life.close(ws, code)
       } catch (error) {
         failures.failed("close", Cause.die(error))
       }

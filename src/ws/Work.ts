@@ -4,7 +4,7 @@ import { isUnavailable, retryAfterMs } from "../infra/Unavailable.js"
 import { type Failures, internalError, unavailableError, unavailableRetryMs } from "./Failures.js"
 import { InFlightCount, Pressure } from "./Overload.js"
 import type { Sessions } from "./Sessions.js"
-import { errorFrame, type Socket } from "./Socket.js"
+import type { Socket } from "./Socket.js"
 
 interface Waiting {
   readonly ws: Socket
@@ -150,12 +150,12 @@ export class Work {
   private failure(ws: Socket, id: string | undefined, cause: Cause.Cause<unknown>) {
     if (isUnavailable(cause)) {
       this.failures.unavailable("handler", cause)
-      return this.sessions.send(ws, errorFrame({ ...unavailableError, retryAfterMs: retryAfterMs(unavailableRetryMs, 2) }, id))
+      return this.sessions.sendErrorData(ws, { ...unavailableError, retryAfterMs: retryAfterMs(unavailableRetryMs, 2) }, id)
     }
     const failure = Cause.failureOption(cause)
     const answer = Option.isSome(failure) ? answerOf(failure.value) : undefined
-    if (answer !== undefined) return this.sessions.send(ws, errorFrame(answer, id))
+    if (answer !== undefined) return this.sessions.sendErrorData(ws, answer, id)
     this.failures.failed("handler", cause)
-    this.sessions.send(ws, errorFrame(internalError, id))
+    this.sessions.sendErrorData(ws, internalError, id)
   }
 }

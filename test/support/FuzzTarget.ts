@@ -36,6 +36,7 @@ const spawnServer = (env: Record<string, string>, port: number, output: Array<st
       LOG_LEVEL: "Warn",
       LOG_FORMAT: "json",
       HOST: "127.0.0.1",
+      METRICS_PORT: "0",
       JWT_SECRET: jwtSecret,
       ADMIN_EMAIL: admin.email,
       ADMIN_PASSWORD: admin.password,

@@ -48,6 +48,7 @@ export const startInstance = (
             NODE_ENV: "test",
             LOG_LEVEL: "Warn",
             HOST: "127.0.0.1",
+            METRICS_PORT: "0",
             JWT_SECRET: jwtSecret,
             ADMIN_EMAIL: admin.email,
             ADMIN_PASSWORD: admin.password,

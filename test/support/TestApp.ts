@@ -82,6 +82,8 @@ export const layer = (config: Record<string, string> = {}, options: { readonly l
         new Map(Object.entries({
           PORT: "0",
           HOST: "127.0.0.1",
+          // Metrics off unless a test asks for them (a fixed port would be shared by every suite).
+          METRICS_PORT: "0",
           NODE_ENV: "test",
           JWT_SECRET: jwtSecret,
           ADMIN_EMAIL: admin.email,

@@ -7,8 +7,15 @@ import { ConversationId, MessageId, MessageJson, Seq } from "./Model.js"
  * status changes) and ephemeral signals (typing, joins). Every instance
  * turns them into frames for its own sockets.
  */
+
+/**
+ * The W3C `traceparent` of the span that published the event: only with tracing on and that span sampled (see
+ * `infra/telemetry/Tracing.ts`), so that a delivery on any instance is part of its publisher's trace.
+ */
+const traced = { traceparent: Schema.optional(Schema.String) }
+
 /** Also published again for a retried send (its first publisher may have died before publishing): subscribers deliver each seq once. */
-export const MessageCreated = Schema.TaggedStruct("MessageCreated", { message: MessageJson })
+export const MessageCreated = Schema.TaggedStruct("MessageCreated", { message: MessageJson, ...traced })
 
 export const MessagesRead = Schema.TaggedStruct("MessagesRead", {
   conversationId: ConversationId,
@@ -18,20 +25,23 @@ export const MessagesRead = Schema.TaggedStruct("MessagesRead", {
   /** One message marked read, or everything up to `upToSeq`. */
   messageId: Schema.NullOr(MessageId),
   upToSeq: Schema.NullOr(Seq),
-  readAt: Schema.DateTimeUtc
+  readAt: Schema.DateTimeUtc,
+  ...traced
 })
 
 export const ConversationClosed = Schema.TaggedStruct("ConversationClosed", {
   conversationId: ConversationId,
   userId: UserId,
   trainerId: UserId,
-  reason: Schema.NullOr(Schema.String)
+  reason: Schema.NullOr(Schema.String),
+  ...traced
 })
 
 export const ConversationArchived = Schema.TaggedStruct("ConversationArchived", {
   conversationId: ConversationId,
   userId: UserId,
-  trainerId: UserId
+  trainerId: UserId,
+  ...traced
 })
 
 /** Signals from one participant to the other (`recipientId`), never stored. */
@@ -39,18 +49,21 @@ export const UserTyping = Schema.TaggedStruct("UserTyping", {
   conversationId: ConversationId,
   userId: UserId,
   recipientId: UserId,
-  isTyping: Schema.Boolean
+  isTyping: Schema.Boolean,
+  ...traced
 })
 
 export const UserJoined = Schema.TaggedStruct("UserJoined", {
   conversationId: ConversationId,
   userId: UserId,
-  recipientId: UserId
+  recipientId: UserId,
+  ...traced
 })
 export const UserLeft = Schema.TaggedStruct("UserLeft", {
   conversationId: ConversationId,
   userId: UserId,
-  recipientId: UserId
+  recipientId: UserId,
+  ...traced
 })
 
 /** A user came online or went offline (everywhere); told to the people they talk with. */
@@ -58,21 +71,23 @@ export const PresenceChanged = Schema.TaggedStruct("PresenceChanged", {
   userId: UserId,
   online: Schema.Boolean,
   lastSeenAt: Schema.NullOr(Schema.DateTimeUtc),
-  recipientIds: Schema.Array(UserId)
+  recipientIds: Schema.Array(UserId),
+  ...traced
 })
 
 /** A user's record changed (profile, assignment, active flag): instances forget what they cached of it. */
-export const UserChanged = Schema.TaggedStruct("UserChanged", { userId: UserId })
+export const UserChanged = Schema.TaggedStruct("UserChanged", { userId: UserId, ...traced })
 
 /** The user can no longer be signed in (deactivated): their sockets close. */
 export const UserRevoked = Schema.TaggedStruct("UserRevoked", {
   userId: UserId,
   /** Deactivated, or signed out everywhere by a password change. */
-  reason: Schema.Literal("deactivated", "credentials")
+  reason: Schema.Literal("deactivated", "credentials"),
+  ...traced
 })
 
 /** One device session ended (signed out, revoked, its refresh token reused): its sockets close. */
-export const SessionRevoked = Schema.TaggedStruct("SessionRevoked", { userId: UserId, sessionId: Schema.String })
+export const SessionRevoked = Schema.TaggedStruct("SessionRevoked", { userId: UserId, sessionId: Schema.String, ...traced })
 
 export const ChatEvent = Schema.Union(
   MessageCreated,

@@ -2,6 +2,7 @@ import * as Crypto from "node:crypto"
 import { Config, Effect, Exit, FiberSet } from "effect"
 import { Forbidden } from "../Errors.js"
 import { Bus } from "../ports/Bus.js"
+import type { Transport } from "../ports/Metrics.js"
 import { PresenceStore } from "../ports/PresenceStore.js"
 import type { ChatEvent } from "./Events.js"
 import type { History } from "../ports/MessagesRepo.js"
@@ -124,11 +125,11 @@ export class LiveSession {
   }
 
   /** `send` without a fiber (see `Messages.submit`): `done` hears the outcome once. */
-  submit(command: SendMessage, done: (exit: Exit.Exit<Sent, SendError>) => void): void {
+  submit(command: SendMessage, done: (exit: Exit.Exit<Sent, SendError>) => void, door: Transport): void {
     this.core.messages.submit(this.user, this.identified(command), (exit) => {
       if (this.typingIn !== undefined && Exit.isSuccess(exit)) this.stopTyping(command.conversationId, true)
       done(exit)
-    })
+    }, door)
   }
 
   private identified(command: SendMessage): SendMessage {

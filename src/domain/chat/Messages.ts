@@ -1,10 +1,12 @@
 import { SqlClient } from "@effect/sql"
-import { Config, DateTime, Duration, Effect, Either, Exit, FiberSet, Option } from "effect"
+import { Config, DateTime, Duration, Effect, Either, Exit, FiberSet, Option, type Tracer } from "effect"
 import { AttachmentNotFound, AttachmentUnavailable } from "../attachments/Errors.js"
 import { type AttachmentId, urlOf } from "../attachments/Model.js"
 import { AttachmentsRepo } from "../ports/AttachmentsRepo.js"
 import { RateLimiter } from "../ports/RateLimiter.js"
 import { Bus } from "../ports/Bus.js"
+import { type Door, Metrics } from "../ports/Metrics.js"
+import { TracingEnabled } from "../ports/Tracing.js"
 import { Forbidden, type RateLimited } from "../Errors.js"
 import * as GroupCommit from "../GroupCommit.js"
 import { AuditLog } from "../ports/AuditLog.js"
@@ -13,6 +15,7 @@ import { type HistoryQuery, MessagesRepo, type NewMessage } from "../ports/Messa
 import { PageVersions } from "../ports/PageVersions.js"
 import type { User, UserId } from "../users/Model.js"
 import { ConversationNotActive, ConversationNotFound, MessageNotFound } from "./Errors.js"
+import type { ChatEvent } from "./Events.js"
 import {
   type ConversationId,
   counterpartOf,
@@ -57,6 +60,8 @@ interface Sending {
   readonly content: string
   readonly type: SendableType
   readonly clientMessageId: string | null
+  /** With tracing on: the sender's span waiting for the commit, under which its batch's steps and its publish are traced. */
+  readonly span?: Tracer.AnySpan
 }
 
 const newMessageOf = (sending: Sending): NewMessage => ({
@@ -82,6 +87,7 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
     const repo = yield* MessagesRepo
     const audit = yield* AuditLog
     const bus = yield* Bus
+    const metrics = yield* Metrics
     const limiter = yield* RateLimiter
     const sendLimit = yield* SendLimitConfig
     const perSender = { bucket: "send:user", max: sendLimit.max, window: sendLimit.window }
@@ -90,6 +96,7 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
     const versions = yield* PageVersions
     // Sends of conversations not seen yet, and with attachments, when submitted without a fiber.
     const runFork = yield* FiberSet.makeRuntime<never>()
+    const tracing = yield* TracingEnabled
 
     // Who is in a conversation never changes, so the hot path need not ask the database again (a plain
     // map: this is asked on every send). Only found conversations are kept: an unknown id is asked again.
@@ -178,23 +185,36 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
           : `${sending.conversationId}/${sending.actor.id}/${sending.clientMessageId}`,
       // A retry in the same batch as its first attempt: the first is stored, the retry gets it back.
       repeat: (answer) => Either.map(answer, (sent): Sent => ({ message: sent.message, created: false })),
-      flush: (batch) => sendBatch(batch)
+      flush: (batch) => metrics.enabled ? timedBatch(batch) : sendBatch(batch)
     })
 
+    /** A flush, counted and timed. */
+    const timedBatch = (batch: ReadonlyArray<Sending>) =>
+      Effect.suspend(() => {
+        const began = performance.now()
+        return Effect.ensuring(
+          sendBatch(batch),
+          Effect.sync(() => metrics.appendBatch(batch.length, (performance.now() - began) / 1000))
+        )
+      })
+
     const sendBatch = Effect.fnUntraced(function*(batch: ReadonlyArray<Sending>) {
-      const counted = yield* limiter.hitAll(
+      const counted = yield* inBatch("Messages.rateLimit", batch, limiter.hitAll(
         perSender,
         batch.map((sending) => sending.actor.id)
-      )
+      ))
       const admitted = batch.filter((_, i) => typeof counted[i] === "number")
-      const appended = admitted.length === 0 ? [] : yield* repo.appendMany(admitted.map(newMessageOf))
+      const appended = admitted.length === 0
+        ? []
+        : yield* inBatch("Messages.append", admitted, repo.appendMany(admitted.map(newMessageOf)))
       const touched = new Set<ConversationId>()
       for (const answer of appended) if (answer._tag !== "Rejected") touched.add(answer.message.conversationId)
       // Committed: now (and only now) the world may hear of them. A retry is announced again (its first
       // attempt's publisher may have died between its commit and its publish; subscribers deliver each seq once).
-      if (touched.size > 0) yield* versions.bumpAll([...touched])
-      for (const answer of appended) {
-        if (answer._tag !== "Rejected") yield* bus.publish({ _tag: "MessageCreated", message: answer.message })
+      if (touched.size > 0) yield* inBatch("Messages.pageVersions", admitted, versions.bumpAll([...touched]))
+      for (let i = 0; i < appended.length; i++) {
+        const answer = appended[i]!
+        if (answer._tag !== "Rejected") yield* publishAs(admitted[i]!, { _tag: "MessageCreated", message: answer.message })
       }
       const answers: Array<Either.Either<Sent, SendError>> = []
       let next = 0
@@ -214,6 +234,37 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
       return answers
     })
 
+    /**
+     * With tracing on, one step of a batch: a span under each sampled sender's span, all ending together (the
+     * step's own spans, its SQL statement's, go under the first). Untraced, `effect` itself.
+     */
+    const inBatch = <A, E>(name: string, batch: ReadonlyArray<Sending>, effect: Effect.Effect<A, E>): Effect.Effect<A, E> => {
+      if (!tracing) return effect
+      const parents: Array<Tracer.AnySpan> = []
+      for (const sending of batch) if (sending.span?.sampled === true) parents.push(sending.span)
+      if (parents.length === 0) return effect
+      return Effect.flatMap(
+        Effect.forEach(parents, (parent) =>
+          Effect.makeSpan(name, { parent, captureStackTrace: false, attributes: { "chat.batch.size": batch.length } })),
+        (spans) =>
+          Effect.onExit(Effect.withParentSpan(effect, spans[0]!), (exit) =>
+            Effect.clockWith((clock) =>
+              Effect.sync(() => {
+                const now = clock.unsafeCurrentTimeNanos()
+                for (const span of spans) span.end(now, exit)
+              })
+            ))
+      )
+    }
+
+    /** A message announced as its sender's (with tracing on, its publish is part of the sender's trace). */
+    const publishAs = (sending: Sending, event: ChatEvent) =>
+      sending.span === undefined ? bus.publish(event) : Effect.withParentSpan(bus.publish(event), sending.span)
+
+    /** With tracing on, a step of a send in a span of its own. */
+    const step = <A, E>(name: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      tracing ? Effect.withSpan(effect, name, { captureStackTrace: false }) : effect
+
     /** Why a send was left out: the conversation is gone or no longer active. */
     const notActive = (id: ConversationId) =>
       Effect.map(conversations.findById(id), (conversation): SendError =>
@@ -223,9 +274,12 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
 
     /** A send with an attachment: alone, in its own transaction (see `withAttachment`). */
     const sendAlone = Effect.fnUntraced(function*(actor: User, command: SendMessage) {
-      const members = yield* participantOnly(actor, command.conversationId)
-      yield* limiter.hit(perSender, actor.id)
-      const appended = yield* withAttachment(actor, command, command.attachmentId!, counterpartOf(members, actor.id))
+      const members = yield* step("Messages.access", participantOnly(actor, command.conversationId))
+      yield* step("Messages.rateLimit", limiter.hit(perSender, actor.id))
+      const appended = yield* step(
+        "Messages.append",
+        withAttachment(actor, command, command.attachmentId!, counterpartOf(members, actor.id))
+      )
       if (appended._tag === "Rejected") return yield* Effect.flip(notActive(command.conversationId))
       yield* versions.bump(command.conversationId)
       yield* bus.publish({ _tag: "MessageCreated", message: appended.message })
@@ -244,19 +298,42 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
     const fromBatch = (answer: Either.Either<Sent, SendError>): Exit.Exit<Sent, SendError> =>
       Either.isRight(answer) ? Exit.succeed(answer.right) : Exit.fail(answer.left)
 
-    /** Sends a message: once committed, published, and answered (a retry of a stored one gets it back). */
-    const send = (actor: User, command: SendMessage): Effect.Effect<Sent, SendError> =>
+    const sendSteps = (actor: User, command: SendMessage): Effect.Effect<Sent, SendError> =>
       command.attachmentId !== undefined
         ? sendAlone(actor, command)
-        : Effect.flatMap(participantOnly(actor, command.conversationId), (members) =>
-          Effect.flatMap(sends.enqueue(sendingOf(actor, command, members)), fromBatch))
+        : Effect.flatMap(step("Messages.access", participantOnly(actor, command.conversationId)), (members) =>
+          Effect.flatMap(commit(sendingOf(actor, command, members)), fromBatch))
+
+    /** The wait for the batch: with tracing on, a span that the batch's steps and the publish go under. */
+    const commit = (sending: Sending) =>
+      tracing
+        ? Effect.useSpan("Messages.commit", { captureStackTrace: false }, (span) => sends.enqueue({ ...sending, span }))
+        : sends.enqueue(sending)
+
+    /**
+     * Sends a message: once committed, published, and answered (a retry of a stored one gets it back). With
+     * tracing on, in a span "Messages.send" naming the door it came through.
+     */
+    const send = (actor: User, command: SendMessage, door: Door = "rest"): Effect.Effect<Sent, SendError> =>
+      tracing
+        ? Effect.withSpan(sendSteps(actor, command), "Messages.send", {
+          captureStackTrace: false,
+          attributes: { "chat.door": door, "chat.conversation_id": command.conversationId }
+        })
+        : sendSteps(actor, command)
 
     /**
      * `send` for doors that hold many connections, without a fiber per message: `done` is called once with
      * the outcome (from the batch's worker; it must be quick). A conversation not seen yet here, or an
-     * attachment, takes the fiber path.
+     * attachment, takes the fiber path; so does every send with tracing on (spans live in fibers).
      */
-    const submit = (actor: User, command: SendMessage, done: (exit: Exit.Exit<Sent, SendError>) => void): void => {
+    const submit = (
+      actor: User,
+      command: SendMessage,
+      done: (exit: Exit.Exit<Sent, SendError>) => void,
+      door: Door = "websocket"
+    ): void => {
+      if (tracing) return void runFork(send(actor, command, door)).addObserver(done)
       const members = command.attachmentId === undefined ? known.get(command.conversationId) : undefined
       if (members === undefined) return void runFork(send(actor, command)).addObserver(done)
       if (accessOf(actor, members) !== "participant") {

@@ -1,4 +1,5 @@
 import { Duration, Effect, Option } from "effect"
+import { Metrics } from "../ports/Metrics.js"
 import { randomUUID } from "node:crypto"
 import { PresenceStore } from "../ports/PresenceStore.js"
 import { sweepForever } from "../Sweeps.js"
@@ -46,6 +47,7 @@ export const notificationOf = (job: PushJob, ctx: PushContext, now: Date): Notif
 export class Push extends Effect.Service<Push>()("Push/Push", {
   scoped: Effect.gen(function*() {
     const repo = yield* PushRepo
+    const metrics = yield* Metrics
     const senders = yield* PushSenders
     const presence = yield* PresenceStore
     const config = yield* PushConfig
@@ -96,8 +98,14 @@ export class Push extends Effect.Service<Push>()("Push/Push", {
     const run = (job: PushJob, ctx: PushContext | undefined, viewing: boolean, now: Date) =>
       Effect.gen(function*(): Effect.fn.Return<Done | undefined> {
         // The conversation or the recipient is gone.
-        if (ctx === undefined) return { job, sent: false, coveredSeq: Number.MAX_SAFE_INTEGER }
-        const done = (sent: boolean): Done => ({ job, sent, coveredSeq: ctx.lastSeq })
+        if (ctx === undefined) {
+          metrics.pushJob("skipped")
+          return { job, sent: false, coveredSeq: Number.MAX_SAFE_INTEGER }
+        }
+        const done = (sent: boolean): Done => {
+          metrics.pushJob(sent ? "sent" : "skipped")
+          return { job, sent, coveredSeq: ctx.lastSeq }
+        }
         // Nothing to say: read meanwhile, not active, deactivated, muted, or shown already: a device of the
         // recipient has the conversation open (on any instance).
         if (
@@ -143,10 +151,12 @@ export class Push extends Effect.Service<Push>()("Push/Push", {
         if (job.attempts >= config.maxAttempts) {
           yield* Effect.logWarning("Push job given up").pipe(Effect.annotateLogs({ jobId: job.id, attempts: job.attempts, error }))
           yield* repo.bury(job, error)
+          metrics.pushJob("dead")
           return undefined
         }
         const wait = Math.max(backoffMs(job.attempts), ...retries.map((r) => r.afterMs ?? 0))
         yield* repo.retry(job, new Date(Date.now() + wait), reached, error)
+        metrics.pushJob("retried")
         return undefined
       }).pipe(
         Effect.catchAllCause((cause) =>

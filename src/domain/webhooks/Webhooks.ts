@@ -1,4 +1,5 @@
 import { DateTime, Duration, Effect, Option } from "effect"
+import { Metrics } from "../ports/Metrics.js"
 import { randomUUID } from "node:crypto"
 import { AuditLog } from "../ports/AuditLog.js"
 import {
@@ -49,6 +50,7 @@ export const bodyOf = (job: { readonly eventId: string; readonly type: string; r
 export class Webhooks extends Effect.Service<Webhooks>()("Webhooks/Webhooks", {
   scoped: Effect.gen(function*() {
     const repo = yield* WebhooksRepo
+    const metrics = yield* Metrics
     const sender = yield* WebhookSender
     const audit = yield* AuditLog
     const config = yield* WebhookConfig
@@ -130,10 +132,12 @@ export class Webhooks extends Effect.Service<Webhooks>()("Webhooks/Webhooks", {
           const attempt = yield* sender.send(line.webhook.url, headers, body)
           attempts.push({ job, attempt })
           if (attempt._tag === "Delivered") {
+            metrics.webhookDelivery("delivered")
             delivered.push(job.id)
             continue
           }
           const buried = Date.now() - job.createdAt.getTime() >= retryForMs
+          metrics.webhookDelivery(buried ? "given_up" : "retried")
           if (buried) {
             yield* Effect.logWarning("Webhook event given up").pipe(
               Effect.annotateLogs({ webhookId: line.webhook.id, eventId: job.eventId, attempts: job.attempts + 1, error: attempt.error })

@@ -1,4 +1,5 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import { Metrics } from "../../domain/ports/Metrics.js"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect } from "effect"
 import { Conversations } from "../../domain/chat/Conversations.js"
@@ -61,6 +62,7 @@ export const ChatLive = HttpApiBuilder.group(Api, "chat", (handlers) =>
   Effect.gen(function*() {
     const conversations = yield* Conversations
     const messages = yield* Messages
+    const metrics = yield* Metrics
     const pages = yield* HistoryJson
 
     return handlers
@@ -97,8 +99,10 @@ export const ChatLive = HttpApiBuilder.group(Api, "chat", (handlers) =>
         Effect.flatMap(CurrentUser, (actor) => messages.markConversationRead(actor, path.id, payload.upToSeq)))
       .handle("sendMessage", ({ payload }) =>
         Effect.gen(function*() {
+          const arrived = performance.now()
           const actor = yield* CurrentUser
           const { created, message } = yield* withRetryAfter(messages.send(actor, payload))
+          metrics.messageSent("rest", (performance.now() - arrived) / 1000, created)
           return HttpServerResponse.unsafeJson(encodeMessage(message), { status: created ? 201 : 200 })
         }))
       .handle("markMessageRead", ({ path }) => Effect.flatMap(CurrentUser, (actor) => messages.markRead(actor, path.id)))

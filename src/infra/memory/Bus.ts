@@ -1,6 +1,7 @@
 import { Cause, Effect, Layer, Runtime } from "effect"
 import type { ChatEvent } from "../../domain/chat/Events.js"
 import { Bus } from "../../domain/ports/Bus.js"
+import { Metrics } from "../../domain/ports/Metrics.js"
 
 /**
  * This process's subscribers, called in turn for each event as it is published (no queue, no fiber hop:
@@ -32,9 +33,13 @@ export const makeLocalHub = Effect.gen(function*() {
 /** One instance, no Redis: the bus is this process's memory. */
 export const layer = Layer.scoped(
   Bus,
-  Effect.map(makeLocalHub, (hub) =>
+  Effect.map(Effect.zip(makeLocalHub, Metrics), ([hub, metrics]) =>
     Bus.of({
-      publish: (event) => Effect.sync(() => hub.publish(event)),
+      publish: (event) =>
+        Effect.sync(() => {
+          metrics.busPublished(event._tag)
+          hub.publish(event)
+        }),
       // Nothing published here can be missed: no gaps, `onGap` is never called.
       subscribe: (onEvent) => hub.subscribe(onEvent)
     }))

@@ -1,12 +1,14 @@
 import { DateTime, Effect, Layer, Option } from "effect"
+import { Metrics } from "../../domain/ports/Metrics.js"
 import { type PresenceState, PresenceStore } from "../../domain/ports/PresenceStore.js"
 import type { UserId } from "../../domain/users/Model.js"
 
 /** One instance: presence is which users this process holds sockets of. */
-export const layer = Layer.sync(PresenceStore, () => {
+export const layer = Layer.effect(PresenceStore, Effect.gen(function*() {
   const online = new Set<UserId>()
   const lastSeen = new Map<UserId, DateTime.Utc>()
   const views = new Set<string>()
+  ;(yield* Metrics).gauges({ presenceLeases: () => online.size + views.size })
   return PresenceStore.of({
     connect: (userId) =>
       Effect.sync(() => {
@@ -33,4 +35,4 @@ export const layer = Layer.sync(PresenceStore, () => {
       }),
     viewing: (pairs) => Effect.sync(() => pairs.map((p) => views.has(`${p.conversationId}|${p.userId}`)))
   })
-})
+}))

@@ -3,6 +3,7 @@ import * as Crypto from "node:crypto"
 import { ChatEvent } from "../../domain/chat/Events.js"
 import { encodeMessage } from "../wire/MessageJson.js"
 import { Bus } from "../../domain/ports/Bus.js"
+import { Metrics } from "../../domain/ports/Metrics.js"
 import { makeLocalHub } from "../memory/Bus.js"
 import { batched } from "./Batched.js"
 import { RedisConnection } from "./Redis.js"
@@ -13,7 +14,8 @@ import { RedisConnection } from "./Redis.js"
  * the others.
  */
 const Envelope = Schema.parseJson(Schema.Union(
-  Schema.Struct({ from: Schema.String, events: Schema.Array(ChatEvent) }),
+  // `at`: when it was published (epoch ms), for the bus lag metric; absent from earlier versions.
+  Schema.Struct({ from: Schema.String, at: Schema.optional(Schema.Number), events: Schema.Array(ChatEvent) }),
   Schema.Struct({ from: Schema.String, event: ChatEvent }),
   // The sender could not publish for a while (its events since are lost to the others): a gap for them.
   Schema.Struct({ from: Schema.String, gap: Schema.Literal(true) })
@@ -41,9 +43,11 @@ export const layer = Layer.scoped(
     // the receiving side decodes with the schema); every other event through the schema.
     const encode = (event: ChatEvent) =>
       JSON.stringify(
-        event._tag === "MessageCreated"
+        event._tag !== "MessageCreated"
+          ? encodeEvent(event)
+          : event.traceparent === undefined
           ? { _tag: "MessageCreated", message: encodeMessage(event.message) }
-          : encodeEvent(event)
+          : { _tag: "MessageCreated", message: encodeMessage(event.message), traceparent: event.traceparent }
       )
     const decode = Schema.decodeUnknownEither(Envelope)
     const runtime = yield* Effect.runtime<never>()
@@ -51,6 +55,10 @@ export const layer = Layer.scoped(
 
     // The subscriber may queue its SUBSCRIBE until Redis is there; it resubscribes after every reconnect.
     const subscriber = yield* redis.duplicate("subscriber", { enableOfflineQueue: true, maxRetriesPerRequest: null })
+    const metrics = yield* Metrics
+    metrics.gauges({
+      redisConnected: () => ({ commands: redis.client.status === "ready", subscriber: subscriber.status === "ready" })
+    })
     subscriber.on("message", (from: string, text: string) => {
       if (from !== channel || text.startsWith(own)) return
       const decoded = decode(text)
@@ -60,7 +68,12 @@ export const layer = Layer.scoped(
       const envelope = decoded.right
       if (envelope.from === instance) return
       if ("gap" in envelope) return gap()
-      for (const event of "events" in envelope ? envelope.events : [envelope.event]) hub.publish(event)
+      const events = "events" in envelope ? envelope.events : [envelope.event]
+      if (metrics.enabled) {
+        const lag = "at" in envelope && envelope.at !== undefined ? (Date.now() - envelope.at) / 1000 : undefined
+        for (const event of events) metrics.busReceived(event._tag, lag)
+      }
+      for (const event of events) hub.publish(event)
     })
     yield* Effect.promise(() => subscriber.subscribe(channel)).pipe(Effect.forkScoped)
 
@@ -104,7 +117,7 @@ export const layer = Layer.scoped(
     // this instance's events of the outage are lost to them (their own link may never have dropped).
     let degraded = false
     const publishTurn = batched((events: ReadonlyArray<string>) =>
-      redis.client.publish(channel, `${own}"events":[${events.join(",")}]}`).then(() => events)
+      redis.client.publish(channel, `${own}"at":${Date.now()},"events":[${events.join(",")}]}`).then(() => events)
     )
     const publishRemote = (event: ChatEvent) =>
       Effect.sync(() => {
@@ -127,7 +140,10 @@ export const layer = Layer.scoped(
     return Bus.of({
       publish: (event) =>
         Effect.zipRight(
-          Effect.sync(() => hub.publish(event)),
+          Effect.sync(() => {
+            metrics.busPublished(event._tag)
+            hub.publish(event)
+          }),
           publishRemote(event)
         ),
       subscribe: (onEvent, onGap) =>

@@ -1,4 +1,5 @@
 import { Config, DateTime, Effect, Layer, Option, Schema } from "effect"
+import { Metrics } from "../../domain/ports/Metrics.js"
 import * as Crypto from "node:crypto"
 import type { ConversationId } from "../../domain/chat/Model.js"
 import { type PresenceState, PresenceStore } from "../../domain/ports/PresenceStore.js"
@@ -74,6 +75,7 @@ export const layer = Layer.scoped(
     const seenKey = (id: UserId) => `${prefix}seen:${id}`
     const member = (id: UserId) => `${id}|${instance}`
     const held = new Set<UserId>()
+    ;(yield* Metrics).gauges({ presenceLeases: () => held.size + views.size })
     // Who views a conversation: `viewing:<conversation>:<user>` maps instance → lease end, and the key itself
     // expires with the lease (a dead instance's views vanish without a sweep).
     const viewKey = (conversationId: ConversationId, userId: UserId) => `${prefix}viewing:${conversationId}:${userId}`

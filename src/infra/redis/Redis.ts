@@ -1,6 +1,7 @@
 import { Config, Context, Effect, Option, Redacted, type Scope } from "effect"
 import { Redis as IoRedis, type RedisOptions } from "ioredis"
 import * as Crypto from "node:crypto"
+import { Metrics } from "../../domain/ports/Metrics.js"
 
 /** Redis when `REDIS_URL` or `REDIS_HOST` is set; otherwise none (one instance, in-memory layers). */
 export const RedisConfig = Config.all({
@@ -50,13 +51,23 @@ export const script = (client: IoRedis, lua: string) => {
     )
 }
 
+/** Every command of the connection that fails is told to `failed` (a metric). */
+const countFailures = (client: IoRedis, failed: () => void) => {
+  const send = client.sendCommand.bind(client)
+  client.sendCommand = (command, stream) => {
+    command.promise.catch(failed)
+    return send(command, stream)
+  }
+}
+
 /** An ioredis connection as a scoped resource: quit on release, disconnect if quitting fails. */
-export const connect = (settings: RedisSettings, name: string, options: RedisOptions = {}) =>
+export const connect = (settings: RedisSettings, name: string, options: RedisOptions = {}, failed?: () => void) =>
   Effect.acquireRelease(
     Effect.sync(() => {
       const client = new IoRedis(settings.url, { ...optionsOf(settings, name), ...options })
       // Errors are reported through commands and readiness; the event must have a listener or Node throws.
       client.on("error", () => {})
+      if (failed !== undefined) countFailures(client, failed)
       return client
     }),
     (client) =>
@@ -73,5 +84,9 @@ export const connect = (settings: RedisSettings, name: string, options: RedisOpt
  * versions and publishes) into one write: on the hot path every round trip costs both processes.
  */
 export const make = (settings: RedisSettings) =>
-  Effect.map(connect(settings, "commands", { enableAutoPipelining: true }), (client) =>
-    RedisConnection.of({ client, settings, duplicate: (name, options) => connect(settings, name, options) }))
+  Effect.gen(function*() {
+    const metrics = yield* Metrics
+    const failed = metrics.enabled ? metrics.redisCommandFailed : undefined
+    const client = yield* connect(settings, "commands", { enableAutoPipelining: true }, failed)
+    return RedisConnection.of({ client, settings, duplicate: (name, options) => connect(settings, name, options, failed) })
+  })

@@ -1,4 +1,5 @@
 import { Migrator, SqlClient } from "@effect/sql"
+import { Metrics } from "../../domain/ports/Metrics.js"
 import { Effect, Layer } from "effect"
 import Init from "./migrations/0001_create_users_conversations_messages.js"
 import ReadStateAndAudit from "./migrations/0002_read_state_and_audit_log.js"
@@ -54,6 +55,11 @@ export const run = Effect.gen(function*() {
   yield* Effect.logInfo(
     completed.length === 0 ? "Migrations: up to date" : `Migrations: ran ${completed.map(([id, name]) => `${id}_${name}`).join(", ")}`
   )
+  const metrics = yield* Metrics
+  if (metrics.enabled) {
+    const [applied] = yield* sql<{ readonly count: number }>`SELECT count(*)::int AS count FROM ${sql(table)}`
+    metrics.gauges({ migrationsApplied: () => applied?.count ?? 0 })
+  }
 }).pipe(Effect.withSpan("Migrations.run"))
 
 export const layer = Layer.effect(MigrationsDone, Effect.as(run, new MigrationsDone({ done: true })))

@@ -1,4 +1,5 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
+import { Metrics } from "../../domain/ports/Metrics.js"
 import { SqlClient, SqlError, Statement } from "@effect/sql"
 import type { Connection } from "@effect/sql/SqlConnection"
 import { PgClient } from "@effect/sql-pg"
@@ -52,9 +53,18 @@ export const make = (config: PgliteConfig) =>
       (db) => Effect.promise(() => db.close())
     )
     const session = yield* Effect.makeSemaphore(1)
-    const fail = (cause: unknown) => new SqlError.SqlError({ cause, message: "Failed to execute statement" })
+    const metrics = yield* Metrics
+    const fail = (cause: unknown) => {
+      metrics.queryFailed()
+      return new SqlError.SqlError({ cause, message: "Failed to execute statement" })
+    }
+    // One session: a statement running holds it, the others wait for it.
+    let running = 0
+    metrics.gauges({ dbPool: () => ({ in_use: running, idle: 1 - running, waiting: 0 }) })
 
     const run = (sql: string, params: ReadonlyArray<unknown>, rowMode: "object" | "array" = "object") =>
+      Effect.acquireUseRelease(Effect.sync(() => running = 1), () => statement(sql, params, rowMode), () => Effect.sync(() => running = 0))
+    const statement = (sql: string, params: ReadonlyArray<unknown>, rowMode: "object" | "array") =>
       Effect.tryPromise({
         // Statements without parameters go through the simple protocol, which runs several at once (migrations).
         try: () =>

@@ -12,7 +12,7 @@ export const join = ({ config, sessions, work }: EventContext): Handler<"joinCon
   const data = ws.getUserData()
   const { conversationId } = input
   const wait = data.joins.take()
-  if (wait > 0) return sessions.sendError(ws, id, "RateLimited", "Too many joins: slow down", wait)
+  if (wait > 0) return sessions.limited(ws, id, "ws:join", "Too many joins: slow down", wait)
   if (
     !data.joined.has(conversationId) && !data.pending.has(conversationId) &&
     data.joined.size + data.pending.size >= config.maxJoinedPerSocket

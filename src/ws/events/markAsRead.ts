@@ -5,7 +5,7 @@ import type { EventContext } from "./Context.js"
 export const markAsRead = ({ sessions, work }: EventContext): Handler<"markAsRead"> => (ws, id, input) => {
   const data = ws.getUserData()
   const wait = data.reads.take()
-  if (wait > 0) return sessions.sendError(ws, id, "RateLimited", "Too many read receipts: slow down", wait)
+  if (wait > 0) return sessions.limited(ws, id, "ws:read", "Too many read receipts: slow down", wait)
   if ("messageId" in input) {
     return work.handle(ws, id, data.live.markRead(input.messageId), (message) =>
       sessions.ack(ws, id, { messageId: message.id, isRead: message.isRead }))
