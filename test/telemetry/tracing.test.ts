@@ -8,6 +8,7 @@ import { pair } from "../support/Chat.js"
 import { freshDatabase, freshRedis } from "../support/Database.js"
 import { startInstance } from "../support/Instances.js"
 import { otlpReceiver, type OtlpReceiver, type ReceivedSpan } from "../support/OtlpReceiver.js"
+import { connectIo } from "../support/SocketIo.js"
 import { TestServer } from "../support/TestApp.js"
 import { connect, is } from "../support/Ws.js"
 
@@ -34,7 +35,11 @@ const eventually = <A>(receiver: OtlpReceiver, find: (spans: ReadonlyArray<Recei
   }).pipe(
     Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("15 seconds"))),
     Effect.orElse(() =>
-      Effect.dieMessage(`${what} never arrived; spans: ${receiver.spans.map((s) => `${s.service}/${s.name}`).join(", ")}`)
+      Effect.dieMessage(
+        `${what} never arrived; of ${receiver.spans.length} spans, the last: ${
+          receiver.spans.slice(-30).map((s) => `${s.service}/${s.name}`).join(", ")
+        }`
+      )
     )
   )
 
@@ -101,6 +106,51 @@ it.live("without OTEL_EXPORTER_OTLP_ENDPOINT the tracer is disabled and nothing 
     expect(receiver.spans[1]?.traceId).toBe(traceId)
   }).pipe(Effect.scoped))
 
+/** The chain of parents from `span` up to the first span named `until`, as "service/name". */
+const ancestry = (receiver: OtlpReceiver, span: ReceivedSpan, until: string) =>
+  Effect.gen(function*() {
+    const chain: Array<ReceivedSpan> = [span]
+    while (chain.at(-1)!.name !== until && chain.length < 10) {
+      const parentId = chain.at(-1)!.parentSpanId
+      if (parentId === undefined) break
+      chain.push(yield* eventually(receiver, (spans) => spans.find((s) => s.spanId === parentId), `span ${parentId}`))
+    }
+    return chain
+  })
+
+it.live("one instance without Redis: a Socket.IO send and its delivery to a WebSocket are one trace", () =>
+  Effect.gen(function*() {
+    const receiver = yield* otlpReceiver
+    const instance = yield* startInstance({
+      ...(yield* freshDatabase),
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_TRACES_SAMPLER_ARG: "1",
+      OTEL_BSP_SCHEDULE_DELAY: "100"
+    })
+    const { conversationId, trainer, user } = yield* Effect.provideService(pair, TestServer, instance.server)
+    const reader = yield* Effect.provideService(connect(trainer.token), TestServer, instance.server)
+    yield* reader.request("joinConversation", { conversationId })
+    const sender = yield* Effect.provideService(connectIo(user.token), TestServer, instance.server)
+    const ack = yield* sender.request("sendMessage", { conversationId, content: "over Socket.IO", clientMessageId: "io-1" })
+    yield* reader.next(is("newMessage", (m) => m.id === ack.message.id))
+
+    const send = yield* eventually(receiver, (spans) =>
+      spans.find((s) => s.name === "Messages.send" && s.attributes["chat.door"] === "socketio"), "the Socket.IO send's span")
+    const delivery = yield* eventually(
+      receiver,
+      (spans) => spans.find((s) => s.name === "FanOut.deliver" && s.traceId === send.traceId),
+      "the delivery's span"
+    )
+    const chain = yield* ancestry(receiver, delivery, "Messages.send")
+    expect(chain.map((s) => `${s.service}/${s.name}`)).toEqual([
+      "trainer-chat/FanOut.deliver",
+      "trainer-chat/Bus.publish",
+      "trainer-chat/Messages.commit",
+      "trainer-chat/Messages.send"
+    ])
+    expect(chain.at(-1)?.spanId).toBe(send.spanId)
+  }).pipe(Effect.scoped), 60_000)
+
 // Several instances share one Postgres and one Redis; PGlite is one process's database.
 const ready = process.env.DATABASE_URL && process.env.REDIS_URL
 const why = "needs DATABASE_URL and REDIS_URL: instances share a Postgres and a Redis"
@@ -163,11 +213,8 @@ it.live.skipIf(!ready)(`one trace follows a message from its send on instance A 
       "the delivery's span on B in the send's trace"
     )
     // The delivery on B descends from the send on A, through spans that all arrived.
-    const chain: Array<ReceivedSpan> = [delivery]
-    while (chain.at(-1)!.spanId !== send.spanId && chain.length < 10) {
-      const parentId = chain.at(-1)!.parentSpanId
-      chain.push(yield* eventually(receiver, (spans) => spans.find((s) => s.spanId === parentId), `span ${parentId}`))
-    }
+    const chain = yield* ancestry(receiver, delivery, "Messages.send")
+    expect(chain.at(-1)?.spanId).toBe(send.spanId)
     expect(chain.map((s) => `${s.service}/${s.name}`)).toEqual([
       "chat-b/FanOut.deliver",
       "chat-a/Bus.publish",
@@ -213,6 +260,9 @@ it.live.skipIf(!ready)(`one trace follows a message from its send on instance A 
     )
     const logLine = logsOfA.map((line) => JSON.parse(line)).find((line) => line.message === "POST /chat/messages 201")
     expect(logLine.annotations).toMatchObject({ traceId: clientTrace, spanId: request.spanId })
+    // Requests through the HttpApp have spans too; the probes (asked many times while the instances started) none.
+    expect(receiver.spans.some((s) => s.name === "http.server POST" && s.attributes["url.path"] === "/chat/conversations")).toBe(true)
+    expect(receiver.spans.filter((s) => s.attributes["url.path"] === "/ready" || s.attributes["url.path"] === "/health")).toEqual([])
 
     // An instance without an endpoint exports nothing, adds nothing to its events, and its log lines no ids.
     const fromC = yield* on(c, connect(trainer.token))

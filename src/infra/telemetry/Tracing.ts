@@ -83,7 +83,7 @@ export const layer = Layer.unwrapEffect(
 
 const traceparentPattern = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
 
-export const traceparentOf = (span: Tracer.AnySpan): string => `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
+const traceparentOf = (span: Tracer.AnySpan): string => `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
 
 /** The remote span a `traceparent` names; undefined when it names none (malformed, or all zeros). */
 export const parentOf = (traceparent: string): Tracer.ExternalSpan | undefined => {
@@ -106,6 +106,16 @@ export const tracedPublish = (publish: (event: ChatEvent) => Effect.Effect<void>
         (span) => publish(span.sampled ? { ...event, traceparent: traceparentOf(span) } : event)
       ))
 
+/** `layer`'s bus, whose events carry their publisher's trace context when tracing is on (see `tracedPublish`). */
+export const tracedBus = <E, R>(layer: Layer.Layer<Bus, E, R>): Layer.Layer<Bus, E, R> =>
+  Layer.effect(
+    Bus,
+    Effect.gen(function*() {
+      const bus = yield* Bus
+      return (yield* TracingEnabled) ? Bus.of({ ...bus, publish: tracedPublish(bus.publish) }) : bus
+    })
+  ).pipe(Layer.provide(layer))
+
 /**
  * A bus subscriber that runs, for an event carrying a `traceparent`, in a consumer span `name` whose parent is
  * the publisher's span (on this instance or another). With tracing off, `deliver` itself.
@@ -125,16 +135,6 @@ export const tracedDelivery = (name: string, deliver: (event: ChatEvent) => void
       }))
     }
   })
-
-/** `layer`'s bus, whose events carry their publisher's trace context when tracing is on (see `tracedPublish`). */
-export const tracedBus = <E, R>(layer: Layer.Layer<Bus, E, R>): Layer.Layer<Bus, E, R> =>
-  Layer.effect(
-    Bus,
-    Effect.gen(function*() {
-      const bus = yield* Bus
-      return (yield* TracingEnabled) ? Bus.of({ ...bus, publish: tracedPublish(bus.publish) }) : bus
-    })
-  ).pipe(Layer.provide(layer))
 
 /**
  * A request answered outside the HttpApp (uWS routes of its own), in a span like the one the HttpApp's tracer
