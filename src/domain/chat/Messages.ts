@@ -185,18 +185,20 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
           : `${sending.conversationId}/${sending.actor.id}/${sending.clientMessageId}`,
       // A retry in the same batch as its first attempt: the first is stored, the retry gets it back.
       repeat: (answer) => Either.map(answer, (sent): Sent => ({ message: sent.message, created: false })),
-      flush: (batch) => metrics.enabled ? timedBatch(batch) : sendBatch(batch)
+      flush: (batch) => sendBatch(batch)
     })
 
-    /** A flush, counted and timed. */
-    const timedBatch = (batch: ReadonlyArray<Sending>) =>
-      Effect.suspend(() => {
-        const began = performance.now()
-        return Effect.ensuring(
-          sendBatch(batch),
-          Effect.sync(() => metrics.appendBatch(batch.length, (performance.now() - began) / 1000))
-        )
-      })
+    /** A batch's one append statement; with metrics on, its rows and its duration counted. */
+    const append = (items: ReadonlyArray<NewMessage>) =>
+      metrics.enabled
+        ? Effect.suspend(() => {
+          const began = performance.now()
+          return Effect.ensuring(
+            repo.appendMany(items),
+            Effect.sync(() => metrics.appendBatch(items.length, (performance.now() - began) / 1000))
+          )
+        })
+        : repo.appendMany(items)
 
     const sendBatch = Effect.fnUntraced(function*(batch: ReadonlyArray<Sending>) {
       const counted = yield* inBatch("Messages.rateLimit", batch, limiter.hitAll(
@@ -206,7 +208,7 @@ export class Messages extends Effect.Service<Messages>()("Chat/Messages", {
       const admitted = batch.filter((_, i) => typeof counted[i] === "number")
       const appended = admitted.length === 0
         ? []
-        : yield* inBatch("Messages.append", admitted, repo.appendMany(admitted.map(newMessageOf)))
+        : yield* inBatch("Messages.append", admitted, append(admitted.map(newMessageOf)))
       const touched = new Set<ConversationId>()
       for (const answer of appended) if (answer._tag !== "Rejected") touched.add(answer.message.conversationId)
       // Committed: now (and only now) the world may hear of them. A retry is announced again (its first

@@ -47,7 +47,7 @@ export interface MetricsShape {
    * stored one (timed, not counted again).
    */
   readonly messageSent: (door: Door, seconds: number, created: boolean) => void
-  /** One group-commit flush: how many messages, how long. */
+  /** One group-commit append statement: how many messages, how long. */
   readonly appendBatch: (size: number, seconds: number) => void
   /** Message frames written to this instance's sockets, `lagSeconds` after the message's commit. */
   readonly delivered: (kind: "room" | "notification", frames: number, lagSeconds: number) => void

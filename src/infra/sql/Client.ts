@@ -59,6 +59,7 @@ const pool = (config: PgClient.PgClientConfig, metrics: MetricsShape) =>
       // Errors of idle connections are reported through the next statement; the event needs a listener.
       pool.on("error", () => {})
       if (metrics.enabled) {
+        countConnectFailures(pool, metrics.queryFailed)
         pool.on("connect", (client) => countFailures(client, metrics.queryFailed))
         metrics.gauges({
           dbPool: () => ({ in_use: pool.totalCount - pool.idleCount, idle: pool.idleCount, waiting: pool.waitingCount })
@@ -97,6 +98,26 @@ const countFailures = (client: Pg.PoolClient, failed: () => void) => {
         }
       }
       const answer = Reflect.apply(query, client, args)
+      if (answer instanceof Promise) answer.catch(failed)
+      return answer
+    }
+  })
+}
+
+/** A statement that could not get a connection (the database away) failed too. */
+const countConnectFailures = (pool: Pg.Pool, failed: () => void) => {
+  const connect: (...args: Array<unknown>) => unknown = pool.connect
+  Object.defineProperty(pool, "connect", {
+    configurable: true,
+    value: (...args: Array<unknown>) => {
+      const done = args[0]
+      if (typeof done === "function") {
+        return Reflect.apply(connect, pool, [(error: unknown, ...rest: Array<unknown>) => {
+          if (error) failed()
+          return Reflect.apply(done, undefined, [error, ...rest])
+        }])
+      }
+      const answer = Reflect.apply(connect, pool, args)
       if (answer instanceof Promise) answer.catch(failed)
       return answer
     }

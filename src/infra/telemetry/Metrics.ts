@@ -27,19 +27,31 @@ const statusClass = (status: number) => `${Math.floor(status / 100)}xx`
 const bounded = (allowed: ReadonlySet<string>) => (value: string) => allowed.has(value) ? value : "other"
 
 /**
- * A label set's child, made once: a counter's `inc` through its child is a field update, where `inc(labels)`
- * hashes the labels on every call (this is on the message path).
+ * A label set's child, made once and found again by one map lookup per label (no array, no joined key: this
+ * is on the message path), where `inc(labels)` would hash an object on every call.
  */
-const children = <C>(metric: { labels(...values: Array<string>): C }) => {
+const byOne = <C>(metric: { labels(a: string): C }) => {
   const made = new Map<string, C>()
-  return (...values: Array<string>): C => {
-    const key = values.join("\u0000")
-    let child = made.get(key)
-    if (child === undefined) {
-      child = metric.labels(...values)
-      made.set(key, child)
-    }
-    return child
+  return (a: string): C => {
+    let found = made.get(a)
+    if (found === undefined) made.set(a, found = metric.labels(a))
+    return found
+  }
+}
+const byTwo = <C>(metric: { labels(a: string, b: string): C }) => {
+  const made = new Map<string, (b: string) => C>()
+  return (a: string, b: string): C => {
+    let inner = made.get(a)
+    if (inner === undefined) made.set(a, inner = byOne({ labels: (b: string) => metric.labels(a, b) }))
+    return inner(b)
+  }
+}
+const byThree = <C>(metric: { labels(a: string, b: string, c: string): C }) => {
+  const made = new Map<string, (b: string, c: string) => C>()
+  return (a: string, b: string, c: string): C => {
+    let inner = made.get(a)
+    if (inner === undefined) made.set(a, inner = byTwo({ labels: (b: string, c: string) => metric.labels(a, b, c) }))
+    return inner(b, c)
   }
 }
 
@@ -89,28 +101,46 @@ export const make = (options: Options) => {
   const routeOf = routeMatcher(options.routes)
   const methods = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 
-  const httpDuration = children(histogram("chat_http_request_duration_seconds", "REST request duration, by method, route template and status class", latencyBuckets, ["method", "route", "status_class"]))
-  const httpRefused = children(counter("chat_http_refused_total", "REST requests answered 413, 429 or 503, by reason", ["status", "reason"]))
-  const opened = children(counter("chat_connections_opened_total", "Sockets opened", ["transport"]))
-  const closed = children(counter("chat_connections_closed_total", "Sockets closed, by close code", ["transport", "code"]))
-  const refused = children(counter("chat_connections_refused_total", "Socket upgrades and handshakes refused, by error code", ["transport", "code"]))
-  const frames = children(counter("chat_frames_received_total", "Client frames received, by event", ["transport", "event"]))
-  const errorFrames = children(counter("chat_error_frames_total", "Error frames sent, by error code", ["code"]))
-  const slow = children(counter("chat_slow_consumers_total", "Sockets cut off as too slow (close code 4009)", ["transport"]))
-  const sent = children(counter("chat_messages_sent_total", "Sends acked with their message, by door", ["door"]))
-  const sendDuration = children(histogram("chat_send_duration_seconds", "A send's arrival to its ack, by door", latencyBuckets, ["door"]))
+  const httpDuration = byThree(histogram("chat_http_request_duration_seconds", "REST request duration, by method, route template and status class", latencyBuckets, ["method", "route", "status_class"]))
+  const httpRefused = byTwo(counter("chat_http_refused_total", "REST requests answered 413, 429 or 503, by reason", ["status", "reason"]))
+  const opened = byOne(counter("chat_connections_opened_total", "Sockets opened", ["transport"]))
+  const closed = byTwo(counter("chat_connections_closed_total", "Sockets closed, by close code", ["transport", "code"]))
+  const refused = byTwo(counter("chat_connections_refused_total", "Socket upgrades and handshakes refused, by error code", ["transport", "code"]))
+  const frames = byTwo(counter("chat_frames_received_total", "Client frames received, by event", ["transport", "event"]))
+  const errorFrames = byOne(counter("chat_error_frames_total", "Error frames sent, by error code", ["code"]))
+  const slow = byOne(counter("chat_slow_consumers_total", "Sockets cut off as too slow (close code 4009)", ["transport"]))
+  const sent = byOne(counter("chat_messages_sent_total", "Sends acked with their message, by door", ["door"]))
+  const sendDurations = histogram("chat_send_duration_seconds", "A send's arrival to its ack, by door", latencyBuckets, ["door"])
+  const sendDuration = byOne(sendDurations)
   const batchSize = histogram("chat_append_batch_size", "Messages per group-commit flush", batchBuckets)
-  const batchDuration = histogram("chat_append_duration_seconds", "Duration of a group-commit flush (rate limits, append statement, publish)", latencyBuckets)
-  const deliveredFrames = children(counter("chat_messages_delivered_total", "Message frames written to this instance's sockets", ["kind"]))
+  const batchDuration = histogram("chat_append_duration_seconds", "Duration of a group-commit append statement (one per batch, committed)", latencyBuckets)
+  const deliveredFrames = byOne(counter("chat_messages_delivered_total", "Message frames written to this instance's sockets", ["kind"]))
   const deliveryLag = histogram("chat_delivery_lag_seconds", "A message's commit to its frames written on this instance", latencyBuckets)
-  const busPublished = children(counter("chat_bus_published_total", "Events published on the bus, by event", ["event"]))
-  const busReceived = children(counter("chat_bus_received_total", "Events received from other instances, by event", ["event"]))
+  const busPublished = byOne(counter("chat_bus_published_total", "Events published on the bus, by event", ["event"]))
+  const busReceived = byOne(counter("chat_bus_received_total", "Events received from other instances, by event", ["event"]))
   const busLag = histogram("chat_bus_lag_seconds", "An event's publish on another instance to its arrival here", latencyBuckets)
   const redisFailures = counter("chat_redis_command_failures_total", "Redis commands that failed")
   const queryFailures = counter("chat_db_query_failures_total", "Database statements that failed")
-  const rateLimited = children(counter("chat_rate_limited_total", "Rate-limit rejections, by bucket", ["bucket"]))
-  const pushJobs = children(counter("chat_push_jobs_total", "Push jobs handled, by outcome", ["outcome"]))
-  const webhookDeliveries = children(counter("chat_webhook_deliveries_total", "Webhook delivery attempts, by outcome", ["outcome"]))
+  const rateLimited = byOne(counter("chat_rate_limited_total", "Rate-limit rejections, by bucket", ["bucket"]))
+  const pushJobs = byOne(counter("chat_push_jobs_total", "Push jobs handled, by outcome", ["outcome"]))
+  const webhookDeliveries = byOne(counter("chat_webhook_deliveries_total", "Webhook delivery attempts, by outcome", ["outcome"]))
+
+  // Label sets known in advance start at zero, so that a rate or an `increase()` sees their first event.
+  for (const door of ["rest", "websocket", "socketio"]) {
+    sent(door).inc(0)
+    sendDurations.zero({ door })
+  }
+  for (const transport of ["websocket", "socketio"]) {
+    opened(transport).inc(0)
+    slow(transport).inc(0)
+  }
+  for (const kind of ["room", "notification"]) deliveredFrames(kind).inc(0)
+  for (const code of ["Internal", "Unavailable", "Overloaded", "RateLimited"]) errorFrames(code).inc(0)
+  for (const [status, reason] of [["413", "body_too_large"], ["429", "rate_limited"], ["503", "in_flight_limit"], ["503", "shutting_down"], ["503", "unavailable"]] as const) {
+    httpRefused(status, reason).inc(0)
+  }
+  for (const outcome of ["sent", "skipped", "retried", "dead"]) pushJobs(outcome).inc(0)
+  for (const outcome of ["delivered", "retried", "given_up"]) webhookDeliveries(outcome).inc(0)
 
   // Gauges: read at each scrape from whoever registered a reader.
   const readers: Partial<Gauges> = {}
