@@ -2,6 +2,7 @@ import { Config, Effect, Layer } from "effect"
 import * as Http from "node:http"
 import { performance } from "node:perf_hooks"
 import * as Prom from "prom-client"
+import { Counter, Histogram } from "./Instruments.js"
 import { type Gauges, Metrics, type MetricsShape, noMetrics } from "../../domain/ports/Metrics.js"
 import { RateLimited } from "../../domain/Errors.js"
 import { RateLimiter } from "../../domain/ports/RateLimiter.js"
@@ -23,36 +24,11 @@ const knownCloseCodes = new Set([1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008,
 const closeCodeLabel = (code: number) => knownCloseCodes.has(code) ? String(code) : "other"
 const statusClass = (status: number) => `${Math.floor(status / 100)}xx`
 
-/** Label values from outside a closed set become "other": a label never carries what a client chose. */
-const bounded = (allowed: ReadonlySet<string>) => (value: string) => allowed.has(value) ? value : "other"
-
-/**
- * A label set's child, made once and found again by one map lookup per label (no array, no joined key: this
- * is on the message path), where `inc(labels)` would hash an object on every call.
- */
-const byOne = <C>(metric: { labels(a: string): C }) => {
-  const made = new Map<string, C>()
-  return (a: string): C => {
-    let found = made.get(a)
-    if (found === undefined) made.set(a, found = metric.labels(a))
-    return found
-  }
-}
-const byTwo = <C>(metric: { labels(a: string, b: string): C }) => {
-  const made = new Map<string, (b: string) => C>()
-  return (a: string, b: string): C => {
-    let inner = made.get(a)
-    if (inner === undefined) made.set(a, inner = byOne({ labels: (b: string) => metric.labels(a, b) }))
-    return inner(b)
-  }
-}
-const byThree = <C>(metric: { labels(a: string, b: string, c: string): C }) => {
-  const made = new Map<string, (b: string, c: string) => C>()
-  return (a: string, b: string, c: string): C => {
-    let inner = made.get(a)
-    if (inner === undefined) made.set(a, inner = byTwo({ labels: (b: string, c: string) => metric.labels(a, b, c) }))
-    return inner(b, c)
-  }
+/** A cell per known label value, and one for any other ("other"): a label never carries what a client chose. */
+const table = <C>(values: ReadonlyArray<string>, cell: (value: string) => C) => {
+  const cells = new Map(values.map((value) => [value, cell(value)] as const))
+  const other = cell("other")
+  return (value: string): C => cells.get(value) ?? other
 }
 
 export interface Options {
@@ -90,58 +66,71 @@ export const routeMatcher = (templates: ReadonlyArray<string>) => {
 export const make = (options: Options) => {
   const registry = new Prom.Registry()
   const registers = [registry]
-  const counter = <L extends string>(name: string, help: string, labelNames: ReadonlyArray<L> = []) =>
-    new Prom.Counter({ name, help, labelNames, registers })
-  const histogram = <L extends string>(name: string, help: string, buckets: Array<number>, labelNames: ReadonlyArray<L> = []) =>
-    new Prom.Histogram({ name, help, labelNames, buckets, registers })
-
-  const event = bounded(new Set([...options.clientEvents, "invalid"]))
-  const errorCode = bounded(new Set(options.errorCodes))
-  const busEvent = bounded(new Set(options.busEvents))
+  // Counters and histograms are the project's own (see Instruments.ts); gauges and the runtime, prom-client's.
+  const families: Array<Counter | Histogram> = []
+  const counter = (name: string, help: string, labelNames: ReadonlyArray<string> = []) => {
+    const family = new Counter(name, help, labelNames)
+    families.push(family)
+    return family
+  }
+  const histogram = (name: string, help: string, bounds: ReadonlyArray<number>, labelNames: ReadonlyArray<string> = []) => {
+    const family = new Histogram(name, help, bounds, labelNames)
+    families.push(family)
+    return family
+  }
   const routeOf = routeMatcher(options.routes)
   const methods = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+  const transports = ["websocket", "socketio"] as const
 
-  const httpDuration = byThree(histogram("chat_http_request_duration_seconds", "REST request duration, by method, route template and status class", latencyBuckets, ["method", "route", "status_class"]))
-  const httpRefused = byTwo(counter("chat_http_refused_total", "REST requests answered 413, 429 or 503, by reason", ["status", "reason"]))
-  const opened = byOne(counter("chat_connections_opened_total", "Sockets opened", ["transport"]))
-  const closed = byTwo(counter("chat_connections_closed_total", "Sockets closed, by close code", ["transport", "code"]))
-  const refused = byTwo(counter("chat_connections_refused_total", "Socket upgrades and handshakes refused, by error code", ["transport", "code"]))
-  const frames = byTwo(counter("chat_frames_received_total", "Client frames received, by event", ["transport", "event"]))
-  const errorFrames = byOne(counter("chat_error_frames_total", "Error frames sent, by error code", ["code"]))
-  const slow = byOne(counter("chat_slow_consumers_total", "Sockets cut off as too slow (close code 4009)", ["transport"]))
-  const sent = byOne(counter("chat_messages_sent_total", "Sends acked with their message, by door", ["door"]))
-  const sendDurations = histogram("chat_send_duration_seconds", "A send's arrival to its ack, by door", latencyBuckets, ["door"])
-  const sendDuration = byOne(sendDurations)
-  const batchSize = histogram("chat_append_batch_size", "Messages per group-commit flush", batchBuckets)
-  const batchDuration = histogram("chat_append_duration_seconds", "Duration of a group-commit append statement (one per batch, committed)", latencyBuckets)
-  const deliveredFrames = byOne(counter("chat_messages_delivered_total", "Message frames written to this instance's sockets", ["kind"]))
-  const deliveryLag = histogram("chat_delivery_lag_seconds", "A message's commit to its frames written on this instance", latencyBuckets)
-  const busPublished = byOne(counter("chat_bus_published_total", "Events published on the bus, by event", ["event"]))
-  const busReceived = byOne(counter("chat_bus_received_total", "Events received from other instances, by event", ["event"]))
-  const busLag = histogram("chat_bus_lag_seconds", "An event's publish on another instance to its arrival here", latencyBuckets)
-  const redisFailures = counter("chat_redis_command_failures_total", "Redis commands that failed")
-  const queryFailures = counter("chat_db_query_failures_total", "Database statements that failed")
-  const rateLimited = byOne(counter("chat_rate_limited_total", "Rate-limit rejections, by bucket", ["bucket"]))
-  const pushJobs = byOne(counter("chat_push_jobs_total", "Push jobs handled, by outcome", ["outcome"]))
-  const webhookDeliveries = byOne(counter("chat_webhook_deliveries_total", "Webhook delivery attempts, by outcome", ["outcome"]))
+  const httpDuration = histogram("chat_http_request_duration_seconds", "REST request duration, by method, route template and status class", latencyBuckets, ["method", "route", "status_class"])
+  const httpRefused = counter("chat_http_refused_total", "REST requests answered 413, 429 or 503, by reason", ["status", "reason"])
+  const opened = counter("chat_connections_opened_total", "Sockets opened", ["transport"])
+  const closed = counter("chat_connections_closed_total", "Sockets closed, by close code", ["transport", "code"])
+  const refused = counter("chat_connections_refused_total", "Socket upgrades and handshakes refused, by error code", ["transport", "code"])
+  const frames = counter("chat_frames_received_total", "Client frames received, by event", ["transport", "event"])
+  const errorFrames = counter("chat_error_frames_total", "Error frames sent, by error code", ["code"])
+  const slow = counter("chat_slow_consumers_total", "Sockets cut off as too slow (close code 4009)", ["transport"])
+  const sent = counter("chat_messages_sent_total", "Sends acked with their message, by door", ["door"])
+  const sendDuration = histogram("chat_send_duration_seconds", "A send's arrival to its ack, by door", latencyBuckets, ["door"])
+  const batchSize = histogram("chat_append_batch_size", "Messages per group-commit statement", batchBuckets).cell()
+  const batchDuration = histogram("chat_append_duration_seconds", "Duration of a group-commit append statement (one per batch, committed)", latencyBuckets).cell()
+  const delivered = counter("chat_messages_delivered_total", "Message frames written to this instance's sockets", ["kind"])
+  const deliveryLag = histogram("chat_delivery_lag_seconds", "A message's commit to its frames written on this instance", latencyBuckets).cell()
+  const busPublished = counter("chat_bus_published_total", "Events published on the bus, by event", ["event"])
+  const busReceived = counter("chat_bus_received_total", "Events received from other instances, by event", ["event"])
+  const busLag = histogram("chat_bus_lag_seconds", "An event's publish on another instance to its arrival here", latencyBuckets).cell()
+  const redisFailures = counter("chat_redis_command_failures_total", "Redis commands that failed").cell()
+  const queryFailures = counter("chat_db_query_failures_total", "Database statements that failed").cell()
+  const rateLimited = counter("chat_rate_limited_total", "Rate-limit rejections, by bucket", ["bucket"])
+  const pushJobs = counter("chat_push_jobs_total", "Push jobs handled, by outcome", ["outcome"])
+  const webhookDeliveries = counter("chat_webhook_deliveries_total", "Webhook delivery attempts, by outcome", ["outcome"])
 
-  // Label sets known in advance start at zero, so that a rate or an `increase()` sees their first event.
-  for (const door of ["rest", "websocket", "socketio"]) {
-    sent(door).inc(0)
-    sendDurations.zero({ door })
+  // The message path's cells, found by a map lookup or a property read; label sets known in advance exist
+  // from the start (at zero), so that a rate or an `increase()` sees their first event.
+  const framesOf = {
+    websocket: table([...options.clientEvents, "invalid"], (event) => frames.cell("websocket", event)),
+    socketio: table([...options.clientEvents, "invalid"], (event) => frames.cell("socketio", event))
   }
-  for (const transport of ["websocket", "socketio"]) {
-    opened(transport).inc(0)
-    slow(transport).inc(0)
+  const errorFrameOf = table(options.errorCodes, (code) => errorFrames.cell(code))
+  const sentOf = { rest: sent.cell("rest"), websocket: sent.cell("websocket"), socketio: sent.cell("socketio") }
+  const sendDurationOf = {
+    rest: sendDuration.cell("rest"),
+    websocket: sendDuration.cell("websocket"),
+    socketio: sendDuration.cell("socketio")
   }
-  for (const kind of ["room", "notification"]) deliveredFrames(kind).inc(0)
-  for (const code of ["Internal", "Unavailable", "Overloaded", "RateLimited"]) errorFrames(code).inc(0)
+  const deliveredOf = { room: delivered.cell("room"), notification: delivered.cell("notification") }
+  const publishedOf = table(options.busEvents, (event) => busPublished.cell(event))
+  const receivedOf = table(options.busEvents, (event) => busReceived.cell(event))
+  const errorCode = table(options.errorCodes, (code) => code)
+  for (const transport of transports) {
+    opened.cell(transport)
+    slow.cell(transport)
+  }
   for (const [status, reason] of [["413", "body_too_large"], ["429", "rate_limited"], ["503", "in_flight_limit"], ["503", "shutting_down"], ["503", "unavailable"]] as const) {
-    httpRefused(status, reason).inc(0)
+    httpRefused.cell(status, reason)
   }
-  for (const outcome of ["sent", "skipped", "retried", "dead"]) pushJobs(outcome).inc(0)
-  for (const outcome of ["delivered", "retried", "given_up"]) webhookDeliveries(outcome).inc(0)
-
+  for (const outcome of ["sent", "skipped", "retried", "dead"]) pushJobs.cell(outcome)
+  for (const outcome of ["delivered", "retried", "given_up"]) webhookDeliveries.cell(outcome)
   // Gauges: read at each scrape from whoever registered a reader.
   const readers: Partial<Gauges> = {}
   const gauge = <L extends string>(name: string, help: string, labelNames: ReadonlyArray<L>, collect: (g: Prom.Gauge<L>) => void | Promise<void>) =>
@@ -185,44 +174,46 @@ export const make = (options: Options) => {
   const recorders: MetricsShape = {
     enabled: true,
     httpRequest: (method, path, status, seconds) => {
-      httpDuration(methods.has(method) ? method : "other", routeOf(path), statusClass(status)).observe(seconds)
+      httpDuration.cell(methods.has(method) ? method : "other", routeOf(path), statusClass(status)).observe(seconds)
     },
-    httpRefused: (status, reason) => httpRefused(String(status), reason).inc(),
-    connectionOpened: (transport) => opened(transport).inc(),
-    connectionClosed: (transport, code) => closed(transport, closeCodeLabel(code)).inc(),
-    connectionRefused: (transport, code) => refused(transport, errorCode(code)).inc(),
-    frameReceived: (transport, name) => frames(transport, event(name)).inc(),
-    errorFrame: (code) => errorFrames(errorCode(code)).inc(),
-    slowConsumer: (transport) => slow(transport).inc(),
+    httpRefused: (status, reason) => void httpRefused.cell(String(status), reason).value++,
+    connectionOpened: (transport) => void opened.cell(transport).value++,
+    connectionClosed: (transport, code) => void closed.cell(transport, closeCodeLabel(code)).value++,
+    connectionRefused: (transport, code) => void refused.cell(transport, errorCode(code)).value++,
+    frameReceived: (transport, name) => void framesOf[transport](name).value++,
+    errorFrame: (code) => void errorFrameOf(code).value++,
+    slowConsumer: (transport) => void slow.cell(transport).value++,
     messageSent: (door, seconds, created) => {
-      if (created) sent(door).inc()
-      sendDuration(door).observe(seconds)
+      if (created) sentOf[door].value++
+      sendDurationOf[door].observe(seconds)
     },
     appendBatch: (size, seconds) => {
       batchSize.observe(size)
       batchDuration.observe(seconds)
     },
     delivered: (kind, count, lagSeconds) => {
-      deliveredFrames(kind).inc(count)
+      deliveredOf[kind].value += count
       if (kind === "room") deliveryLag.observe(Math.max(0, lagSeconds))
     },
-    busPublished: (name) => busPublished(busEvent(name)).inc(),
+    busPublished: (name) => void publishedOf(name).value++,
     busReceived: (name, lagSeconds) => {
-      busReceived(busEvent(name)).inc()
+      receivedOf(name).value++
       if (lagSeconds !== undefined) busLag.observe(Math.max(0, lagSeconds))
     },
-    redisCommandFailed: () => redisFailures.inc(),
-    queryFailed: () => queryFailures.inc(),
-    rateLimited: (bucket) => rateLimited(bucket).inc(),
-    pushJob: (outcome, count = 1) => pushJobs(outcome).inc(count),
-    webhookDelivery: (outcome) => webhookDeliveries(outcome).inc(),
+    redisCommandFailed: () => void redisFailures.value++,
+    queryFailed: () => void queryFailures.value++,
+    rateLimited: (bucket) => void rateLimited.cell(bucket).value++,
+    pushJob: (outcome, count = 1) => void (pushJobs.cell(outcome).value += count),
+    webhookDelivery: (outcome) => void webhookDeliveries.cell(outcome).value++,
     gauges: (more) => void Object.assign(readers, more)
   }
-  return { registry, recorders }
+  /** The exposition: the project's counters and histograms, then prom-client's registry. */
+  const text = async () => `${families.map((family) => family.render()).join("\n")}\n${await registry.metrics()}`
+  return { registry, recorders, text, contentType: registry.contentType }
 }
 
 /** Serves the registry in Prometheus' text format at `/metrics` (anything else: 404). */
-const serve = (registry: Prom.Registry, host: string, port: number) =>
+const serve = (exposition: { readonly text: () => Promise<string>; readonly contentType: string }, host: string, port: number) =>
   Effect.acquireRelease(
     Effect.async<Http.Server | undefined>((resume) => {
       const server = Http.createServer((req, res) => {
@@ -230,8 +221,8 @@ const serve = (registry: Prom.Registry, host: string, port: number) =>
           res.writeHead(404, { "content-type": "text/plain" }).end("Not found: metrics are at /metrics\n")
           return
         }
-        registry.metrics().then(
-          (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
+        exposition.text().then(
+          (text) => res.writeHead(200, { "content-type": exposition.contentType }).end(text),
           () => res.writeHead(500, { "content-type": "text/plain" }).end("Could not collect metrics\n")
         )
       })
@@ -255,8 +246,9 @@ export const layer = (options: Options) =>
     Effect.gen(function*() {
       const config = yield* MetricsConfig
       if (config.port === 0) return noMetrics
-      const { recorders, registry } = make(options)
-      yield* serve(registry, config.host, config.port)
+      const made = make(options)
+      yield* serve(made, config.host, config.port)
+      const { recorders } = made
       return recorders
     })
   )
