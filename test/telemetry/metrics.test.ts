@@ -7,6 +7,7 @@ import { freePort } from "../support/Instances.js"
 import * as TestApp from "../support/TestApp.js"
 import { TestServer } from "../support/TestApp.js"
 import { uniqueEmail } from "../support/Users.js"
+import { connectIo, isEvent } from "../support/SocketIo.js"
 import { connect, is } from "../support/Ws.js"
 
 const metricsPort = await Effect.runPromise(freePort)
@@ -70,7 +71,8 @@ layer(
       yield* t.request("joinConversation", { conversationId })
       const before = samplesOf(yield* scrape)
 
-      // REST: three sends (one a retry of another), a 413, a 429, an unknown route.
+      // REST: three sends (one a retry of another), a 413, a 429, an unknown route; WebSocket: sends, a read
+      // receipt, a frame that is not JSON, an unknown event, typing past its limit.
       for (const [content, id] of [["rest one", "r-1"], ["rest two", "r-2"], ["rest one again", "r-1"]] as const) {
         const sent = yield* send(user.token, conversationId, content, id)
         expect([200, 201]).toContain(sent.status)
@@ -94,6 +96,17 @@ layer(
         expect((yield* u.request("sendMessage", { conversationId, content, clientMessageId: content })).event).toBe("ack")
       }
       yield* t.next(is("newMessage", (m) => m.content === "ws two"))
+      // Socket.IO: one send (without clientMessageId, as the original's apps send).
+      const io = yield* connectIo(user.token)
+      const ioAck = yield* io.request("sendMessage", { conversationId, content: "from socket.io" })
+      expect(ioAck.message.content).toBe("from socket.io")
+      yield* t.next(is("newMessage", (m) => m.content === "from socket.io"))
+      // The trainer answers: the user's Socket.IO connection, in no room, is notified.
+      expect((yield* t.request("sendMessage", { conversationId, content: "answer", clientMessageId: "t-1" })).event).toBe("ack")
+      yield* io.next(isEvent("newMessageNotification", (n) => n.message.content === "answer"))
+      // A read receipt: the trainer reads everything so far.
+      expect((yield* t.request("markAsRead", { conversationId })).event).toBe("ack")
+      yield* u.next(is("messageRead"))
       yield* u.raw("{ not json")
       yield* u.next(is("error", (e) => e.code === "BadJson"))
       expect((yield* u.request(`no-such-event-${user.id}`, {})).data.code).toBe("UnknownEvent")
@@ -112,17 +125,23 @@ layer(
 
       // The message path.
       expect(moved("chat_messages_sent_total", { door: "rest" })).toBe(2)
-      expect(moved("chat_messages_sent_total", { door: "websocket" })).toBe(2)
+      expect(moved("chat_messages_sent_total", { door: "websocket" })).toBe(3)
       expect(moved("chat_send_duration_seconds_count", { door: "rest" })).toBe(3)
-      expect(moved("chat_send_duration_seconds_count", { door: "websocket" })).toBe(2)
-      // Five sends, one of them a retry of a stored message: five flushed items, in one or more statements.
-      expect(moved("chat_append_batch_size_sum")).toBe(5)
+      expect(moved("chat_send_duration_seconds_count", { door: "websocket" })).toBe(3)
+      expect(moved("chat_messages_sent_total", { door: "socketio" })).toBe(1)
+      expect(moved("chat_send_duration_seconds_count", { door: "socketio" })).toBe(1)
+      // Seven sends, one of them a retry of a stored message: seven appended items, in one or more statements.
+      expect(moved("chat_append_batch_size_sum")).toBe(7)
       expect(moved("chat_append_batch_size_count")).toBeGreaterThanOrEqual(1)
       expect(moved("chat_append_duration_seconds_count")).toBe(moved("chat_append_batch_size_count"))
-      // Each of the four new messages reached the room's two sockets once (the retry's second announcement, none).
-      expect(moved("chat_messages_delivered_total", { kind: "room" })).toBe(2 * 4)
-      expect(moved("chat_delivery_lag_seconds_count")).toBe(4)
-      expect(moved("chat_bus_published_total", { event: "MessageCreated" })).toBe(5)
+      // Each of the six new messages reached the room's two sockets once (the retry's second announcement,
+      // none); the trainer's answer also reached the user's Socket.IO connection as a notification.
+      expect(moved("chat_messages_delivered_total", { kind: "room" })).toBe(2 * 6)
+      expect(moved("chat_messages_delivered_total", { kind: "notification" })).toBe(1)
+      expect(moved("chat_delivery_lag_seconds_count")).toBe(6)
+      expect(moved("chat_bus_published_total", { event: "MessageCreated" })).toBe(7)
+      expect(moved("chat_bus_published_total", { event: "MessagesRead" })).toBe(1)
+      expect(moved("chat_frames_received_total", { transport: "websocket", event: "markAsRead" })).toBe(1)
 
       // REST requests and refusals.
       expect(moved("chat_http_request_duration_seconds_count", { method: "POST", route: "/chat/messages", status_class: "2xx" })).toBe(3)
@@ -139,7 +158,9 @@ layer(
 
       // Sockets and frames.
       expect(valueOf(after, "chat_connections", { transport: "websocket" })).toBe(2)
-      expect(moved("chat_frames_received_total", { transport: "websocket", event: "sendMessage" })).toBe(2)
+      expect(valueOf(after, "chat_connections", { transport: "socketio" })).toBe(1)
+      expect(moved("chat_frames_received_total", { transport: "socketio", event: "sendMessage" })).toBe(1)
+      expect(moved("chat_frames_received_total", { transport: "websocket", event: "sendMessage" })).toBe(3)
       expect(moved("chat_frames_received_total", { transport: "websocket", event: "typing" })).toBe(3)
       expect(moved("chat_frames_received_total", { transport: "websocket", event: "invalid" })).toBe(2)
       expect(moved("chat_error_frames_total", { code: "BadJson" })).toBe(1)
