@@ -1,18 +1,9 @@
-import { Clock, Duration, Effect, Exit } from "effect"
+import { Duration, Effect, Exit } from "effect"
 
 /**
- * While a backlog drains, sweeps take at most this share of the time: each full sweep is followed by a rest
- * twice as long as it took. A backlog of a thousand pushes, sent back to back, held the event loop and the
- * database long enough to double the sends' ack p99; spread out, it costs them little, and a push that is
- * due anyway seconds after its message leaves a few hundred milliseconds later.
- */
-const backlogShare = 1 / 3
-
-/**
- * Runs `sweep` every `poll` while it works, and again (after a rest, see `backlogShare`) while it answers that
- * more is waiting. While it fails (the database is away) it backs off up to 10 s and says so once, not at
- * every poll: an outage is one warning ("<name> sweep failed…"), and its end one line more. `idle` runs after
- * each round that worked.
+ * Runs `sweep` every `poll` while it works, and again at once while it answers that more is waiting. While it
+ * fails (the database is away) it backs off up to 10 s and says so once, not at every poll: an outage is one
+ * warning ("<name> sweep failed…"), and its end one line more. `idle` runs after each round that worked.
  */
 export const sweepForever = <E, R, R2 = never>(options: {
   readonly name: string
@@ -22,14 +13,8 @@ export const sweepForever = <E, R, R2 = never>(options: {
 }): Effect.Effect<never, never, R | R2> => {
   const pollMs = Duration.toMillis(options.poll)
   let failures = 0
-  const paced = Effect.gen(function*() {
-    const began = yield* Clock.currentTimeMillis
-    const more = yield* options.sweep
-    if (more) yield* Effect.sleep(Duration.millis(((yield* Clock.currentTimeMillis) - began) * (1 / backlogShare - 1)))
-    return more
-  })
   const round = Effect.gen(function*() {
-    const exit = yield* Effect.exit(Effect.repeat(paced, { while: (more) => more }))
+    const exit = yield* Effect.exit(Effect.repeat(options.sweep, { while: (more) => more }))
     if (Exit.isSuccess(exit)) {
       if (failures > 0) yield* Effect.logInfo(`${options.name} sweeps work again`).pipe(Effect.annotateLogs({ failures }))
       failures = 0
