@@ -1,25 +1,56 @@
-import { Config, Context, Effect, Option, Redacted, type Scope } from "effect"
+import { Config, ConfigError, Context, Effect, Either, Option, Redacted, type Scope } from "effect"
 import { Redis as IoRedis, type RedisOptions } from "ioredis"
 import * as Crypto from "node:crypto"
 import { Metrics } from "../../domain/ports/Metrics.js"
 
-/** Redis when `REDIS_URL` or `REDIS_HOST` is set; otherwise none (one instance, in-memory layers). */
+/** `host:port,host:port,…` */
+const hostPorts = (name: string) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((text) => {
+      const nodes = text.split(",").map((part) => part.trim()).filter((part) => part !== "").map((part) => {
+        const at = part.lastIndexOf(":")
+        const port = Number(part.slice(at + 1))
+        return at > 0 && Number.isInteger(port) && port > 0 && port < 65536 ? { host: part.slice(0, at), port } : undefined
+      })
+      return nodes.length > 0 && nodes.every((node) => node !== undefined)
+        ? Either.right(nodes.filter((node) => node !== undefined))
+        : Either.left(ConfigError.InvalidData([], `${name} is a list of host:port, separated by commas`))
+    })
+  )
+
+/**
+ * Redis when `REDIS_URL`, `REDIS_HOST` or `REDIS_SENTINELS` is set; otherwise none (one instance, in-memory
+ * layers). With `REDIS_SENTINELS` (and `REDIS_SENTINEL_NAME`), the primary is asked of the sentinels, and
+ * asked again after a failover.
+ */
 export const RedisConfig = Config.all({
   url: Config.option(Config.redacted("REDIS_URL")),
   host: Config.option(Config.string("REDIS_HOST")),
   port: Config.integer("REDIS_PORT").pipe(Config.withDefault(6379)),
   password: Config.option(Config.redacted("REDIS_PASSWORD")),
+  sentinels: Config.option(hostPorts("REDIS_SENTINELS")),
+  sentinelName: Config.string("REDIS_SENTINEL_NAME").pipe(Config.withDefault("mymaster")),
   /** Every key and channel starts with this, so deployments (and test runs) sharing a Redis never meet. */
   prefix: Config.string("REDIS_PREFIX").pipe(Config.withDefault("trainer-chat:"))
-}).pipe(Config.map((c) => {
+}).pipe(Config.map((c): Option.Option<RedisSettings> => {
+  if (Option.isSome(c.sentinels)) {
+    return Option.some({
+      url: `sentinel://${c.sentinelName}`,
+      sentinels: { nodes: c.sentinels.value, name: c.sentinelName },
+      password: c.password,
+      prefix: c.prefix
+    })
+  }
   const url = Option.isSome(c.url)
     ? Option.some(Redacted.value(c.url.value))
     : Option.map(c.host, (host) => `redis://${host}:${c.port}`)
-  return Option.map(url, (url) => ({ url, password: c.password, prefix: c.prefix }))
+  return Option.map(url, (url) => ({ url, sentinels: undefined, password: c.password, prefix: c.prefix }))
 }))
 
 export interface RedisSettings {
+  /** Where Redis is (with sentinels, only a name for messages: the primary is asked of them). */
   readonly url: string
+  readonly sentinels: { readonly nodes: ReadonlyArray<{ readonly host: string; readonly port: number }>; readonly name: string } | undefined
   readonly password: Option.Option<Redacted.Redacted<string>>
   readonly prefix: string
 }
@@ -64,7 +95,14 @@ const countFailures = (client: IoRedis, failed: () => void) => {
 export const connect = (settings: RedisSettings, name: string, options: RedisOptions = {}, failed?: () => void) =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const client = new IoRedis(settings.url, { ...optionsOf(settings, name), ...options })
+      const client = settings.sentinels === undefined
+        ? new IoRedis(settings.url, { ...optionsOf(settings, name), ...options })
+        : new IoRedis({
+          ...optionsOf(settings, name),
+          sentinels: settings.sentinels.nodes.map((node) => ({ ...node })),
+          name: settings.sentinels.name,
+          ...options
+        })
       // Errors are reported through commands and readiness; the event must have a listener or Node throws.
       client.on("error", () => {})
       if (failed !== undefined) countFailures(client, failed)
