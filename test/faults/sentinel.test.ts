@@ -2,54 +2,33 @@ import { it } from "@effect/vitest"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { Effect, Logger, LogLevel, Schedule, type Scope } from "effect"
-import { Redis } from "ioredis"
+import { Effect, Logger, LogLevel, type Scope } from "effect"
 import { expect } from "vitest"
 import { exitOf, freePort, startInstance } from "../support/Instances.js"
-import { ownPostgres } from "../support/Services.js"
+import { ownPostgres, redisAnswer } from "../support/Services.js"
 import { tempDir } from "../support/TempDir.js"
 import { Client, clients, expectSound, pairs, settle, tally } from "./Traffic.js"
 
-const redisServer = (args: ReadonlyArray<string>) =>
+/** A redis-server whose files (a replica's RDB of its first sync, a sentinel's rewritten config) stay in `dir`. */
+const redisServer = (dir: string, args: ReadonlyArray<string>) =>
   Effect.acquireRelease(
-    Effect.sync(() => spawn("redis-server", [...args], { stdio: "ignore" })),
+    Effect.sync(() => spawn("redis-server", [...args], { stdio: "ignore", cwd: dir })),
     (child) =>
       child.exitCode !== null || child.signalCode !== null
         ? Effect.void
         : Effect.zipRight(Effect.sync(() => child.kill("SIGKILL")), Effect.asVoid(exitOf(child)))
   )
 
-/** Asks a Redis (or sentinel) on `port` one command, until `done` likes its answer. */
-const until = (port: number, command: ReadonlyArray<string>, done: (answer: unknown) => boolean, what: string) =>
-  Effect.tryPromise({
-    try: async () => {
-      const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
-      probe.on("error", () => {})
-      try {
-        await probe.connect()
-        const answer = await probe.call(command[0]!, ...command.slice(1))
-        if (!done(answer)) throw new Error("not yet")
-        return answer
-      } finally {
-        probe.disconnect()
-      }
-    },
-    catch: () => new Error(`not yet: ${what}`)
-  }).pipe(
-    Effect.retry(Schedule.spaced("100 millis")),
-    Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error(`timed out: ${what}`) })
-  )
-
 /** A primary, a replica and three sentinels watching them as `mymaster`, on free ports of their own. */
 const ownSentinels: Effect.Effect<{ readonly sentinels: string; readonly primary: ChildProcess; readonly sentinelPort: number }, Error, Scope.Scope> =
   Effect.gen(function*() {
     const [primaryPort, replicaPort] = [yield* freePort, yield* freePort]
-    const common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    const primary = yield* redisServer(["--port", String(primaryPort), ...common])
-    yield* until(primaryPort, ["PING"], (a) => a === "PONG", "the primary")
-    yield* redisServer(["--port", String(replicaPort), "--replicaof", "127.0.0.1", String(primaryPort), ...common])
-    yield* until(primaryPort, ["INFO", "replication"], (a) => String(a).includes("connected_slaves:1"), "the replica")
     const dir = yield* tempDir("chat-sentinels-")
+    const common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir]
+    const primary = yield* redisServer(dir, ["--port", String(primaryPort), ...common])
+    yield* redisAnswer(primaryPort, ["PING"], (a) => a === "PONG", "the primary")
+    yield* redisServer(dir, ["--port", String(replicaPort), "--replicaof", "127.0.0.1", String(primaryPort), ...common])
+    yield* redisAnswer(primaryPort, ["INFO", "replication"], (a) => String(a).includes("connected_slaves:1"), "the replica")
     const ports: Array<number> = []
     for (let i = 0; i < 3; i++) {
       const port = yield* freePort
@@ -64,12 +43,12 @@ const ownSentinels: Effect.Effect<{ readonly sentinels: string; readonly primary
         "sentinel parallel-syncs mymaster 1",
         ""
       ].join("\n"))
-      yield* redisServer([conf, "--sentinel"])
+      yield* redisServer(dir, [conf, "--sentinel"])
     }
     // Every sentinel knows the replica and the two others before anything fails.
     for (const port of ports) {
-      yield* until(port, ["SENTINEL", "REPLICAS", "mymaster"], (a) => Array.isArray(a) && a.length === 1, "the sentinels see the replica")
-      yield* until(port, ["SENTINEL", "SENTINELS", "mymaster"], (a) => Array.isArray(a) && a.length === 2, "the sentinels see each other")
+      yield* redisAnswer(port, ["SENTINEL", "REPLICAS", "mymaster"], (a) => Array.isArray(a) && a.length === 1, "the sentinels see the replica")
+      yield* redisAnswer(port, ["SENTINEL", "SENTINELS", "mymaster"], (a) => Array.isArray(a) && a.length === 2, "the sentinels see each other")
     }
     return { sentinels: ports.map((port) => `127.0.0.1:${port}`).join(","), primary, sentinelPort: ports[0]! }
   })
@@ -93,7 +72,7 @@ it.live("Sentinel: the primary killed under two instances' traffic → the repli
     primary.kill("SIGKILL")
     const killedAt = Date.now()
     // The sentinels promote the replica.
-    yield* until(sentinelPort, ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"], (addr) =>
+    yield* redisAnswer(sentinelPort, ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"], (addr) =>
       Array.isArray(addr) && addr[1] !== String(primary.spawnargs[2]), "a new primary")
     // Deliveries across the instances resume by themselves within 10 s of the kill.
     const promoted = delivered()

@@ -1,4 +1,4 @@
-import { Effect, Schedule, type Scope } from "effect"
+import { type Duration, Effect, Schedule, type Scope } from "effect"
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -115,6 +115,37 @@ export const ownPostgres: Effect.Effect<OwnPostgres, Error, Scope.Scope> = Effec
   return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, stop, start, stall, resume }
 })
 
+/**
+ * Asks the Redis (or sentinel) on `port` one command, again every 50 ms, until `done` likes its answer; fails
+ * after `timeout`.
+ */
+export const redisAnswer = (
+  port: number,
+  command: ReadonlyArray<string>,
+  done: (answer: unknown) => boolean,
+  what: string,
+  timeout: Duration.DurationInput = "20 seconds"
+) =>
+  Effect.tryPromise({
+    try: async () => {
+      const { Redis } = await import("ioredis")
+      const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+      probe.on("error", () => {})
+      try {
+        await probe.connect()
+        const answer = await probe.call(command[0]!, ...command.slice(1))
+        if (!done(answer)) throw new Error("not yet")
+        return answer
+      } finally {
+        probe.disconnect()
+      }
+    },
+    catch: () => new Error(`not yet: ${what}`)
+  }).pipe(
+    Effect.retry(Schedule.spaced("50 millis")),
+    Effect.timeoutFail({ duration: timeout, onTimeout: () => new Error(`timed out: ${what}`) })
+  )
+
 export interface OwnRedis {
   readonly url: string
   readonly kill: Effect.Effect<void>
@@ -137,23 +168,7 @@ export const ownRedis: Effect.Effect<OwnRedis, Error, Scope.Scope> = Effect.gen(
     current = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
       stdio: "ignore"
     })
-    yield* Effect.tryPromise({
-      try: async () => {
-        const { Redis } = await import("ioredis")
-        const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
-        probe.on("error", () => {})
-        try {
-          await probe.connect()
-          await probe.ping()
-        } finally {
-          probe.disconnect()
-        }
-      },
-      catch: () => new Error("redis not ready")
-    }).pipe(
-      Effect.retry(Schedule.spaced("50 millis")),
-      Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error(`redis on ${port} did not start`) })
-    )
+    yield* redisAnswer(port, ["PING"], (answer) => answer === "PONG", `redis on ${port} to start`, "10 seconds")
   })
   const stall = Effect.sync(() => void current?.kill("SIGSTOP"))
   const resume = Effect.sync(() => void current?.kill("SIGCONT"))

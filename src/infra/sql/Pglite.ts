@@ -63,7 +63,9 @@ export const make = (config: PgliteConfig) =>
     metrics.gauges({ dbPool: () => ({ in_use: running, idle: 1 - running, waiting: 0 }) })
 
     const run = (sql: string, params: ReadonlyArray<unknown>, rowMode: "object" | "array" = "object") =>
-      Effect.acquireUseRelease(Effect.sync(() => running = 1), () => statement(sql, params, rowMode), () => Effect.sync(() => running = 0))
+      metrics.enabled
+        ? Effect.acquireUseRelease(Effect.sync(() => running = 1), () => statement(sql, params, rowMode), () => Effect.sync(() => running = 0))
+        : statement(sql, params, rowMode)
     const statement = (sql: string, params: ReadonlyArray<unknown>, rowMode: "object" | "array") =>
       Effect.tryPromise({
         // Statements without parameters go through the simple protocol, which runs several at once (migrations).
